@@ -1,0 +1,112 @@
+import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
+import type { z } from 'zod';
+import { DuplicateExternalIdError, DuplicateFingerprintError } from '../shared/conflicts.js';
+import { ConflictError, NotFoundError, ValidationError, type InvalidField } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { sendJson } from './json-response.js';
+import { toTransactionResponse, toWalletResponse } from './schemas.js';
+
+/** RFC 9457 problem details; `type` names one of the problems listed in README.md. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  [extension: string]: unknown;
+}
+
+const PROBLEM_JSON = 'application/problem+json';
+
+export function problem(status: number, slug: string, title: string, detail: string, extra: object = {}): Problem {
+  return { type: `/problems/${slug}`, title, status, detail, ...extra };
+}
+
+export function sendProblem(res: Response, body: Problem): void {
+  sendJson(res, body.status, body, PROBLEM_JSON);
+}
+
+/** Parses one part of a request; a mismatch becomes a 400 naming each invalid field. */
+export function parseRequest<S extends z.ZodTypeAny>(schema: S, value: unknown, part: 'body' | 'path'): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data as z.output<S>;
+  const invalidParams: InvalidField[] = parsed.error.issues.map((issue) => ({
+    name: issue.path.length > 0 ? issue.path.join('.') : part,
+    reason: issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,
+  }));
+  throw new ValidationError(`the request ${part} is invalid`, invalidParams);
+}
+
+/** POST bodies must be JSON; anything else is refused before it is read. */
+export const requireJsonBody: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
+  if (req.is('application/json')) return next();
+  sendProblem(
+    res,
+    problem(415, 'unsupported-media-type', 'Unsupported Media Type', 'send the body as application/json'),
+  );
+};
+
+export const notFoundRoute: RequestHandler = (req, res) => {
+  sendProblem(res, problem(404, 'not-found', 'Not Found', `no route for ${req.method} ${req.path}`));
+};
+
+/** body-parser's errors carry a `type` and a 4xx status. */
+interface BodyParserError {
+  type?: string;
+  status?: number;
+  expose?: boolean;
+}
+
+function bodyParserProblem(error: BodyParserError): Problem | null {
+  switch (error.type) {
+    case 'entity.parse.failed':
+      return problem(400, 'malformed-json', 'Malformed JSON', 'the request body is not valid JSON');
+    case 'entity.too.large':
+      return problem(413, 'body-too-large', 'Content Too Large', 'the request body exceeds the size limit');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return problem(415, 'unsupported-media-type', 'Unsupported Media Type', 'send the body as UTF-8 JSON');
+    default:
+      if (error.expose && error.status && error.status >= 400 && error.status < 500) {
+        return problem(error.status, 'bad-request', 'Bad Request', 'the request could not be read');
+      }
+      return null;
+  }
+}
+
+export function toProblem(error: unknown): Problem | null {
+  if (error instanceof ValidationError) {
+    return problem(400, 'validation-error', 'Invalid request', error.message, { invalidParams: error.invalidParams });
+  }
+  if (error instanceof NotFoundError) return problem(404, 'not-found', 'Not Found', error.message);
+  if (error instanceof DuplicateExternalIdError) {
+    return problem(409, 'duplicate-external-id', 'Wallet already exists', error.message, {
+      walletId: error.existing.id,
+      wallet: toWalletResponse(error.existing),
+    });
+  }
+  if (error instanceof DuplicateFingerprintError) {
+    return problem(409, 'duplicate-fingerprint', 'Fingerprint already used', error.message, {
+      transaction: toTransactionResponse(error.existing),
+    });
+  }
+  if (error instanceof ConflictError) return problem(409, 'conflict', 'Conflict', error.message);
+  if (error && typeof error === 'object' && 'type' in error) return bodyParserProblem(error as BodyParserError);
+  return null;
+}
+
+/** The one place errors become HTTP answers. Anything unexpected is a 500 that reveals nothing. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, next) => {
+    if (res.headersSent) return next(error);
+    const known = toProblem(error);
+    if (known) {
+      if (error instanceof DuplicateFingerprintError) {
+        res.location(`/wallets/${error.existing.walletId}/transactions/${error.existing.id}`);
+      }
+      if (error instanceof DuplicateExternalIdError) res.location(`/wallets/${error.existing.id}`);
+      return sendProblem(res, known);
+    }
+    logger.error({ err: error, method: req.method, path: req.path }, 'request failed');
+    sendProblem(res, problem(500, 'internal-error', 'Internal Server Error', 'the request could not be completed'));
+  };
+}

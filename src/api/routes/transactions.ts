@@ -1,0 +1,70 @@
+import { Router, type Response } from 'express';
+import type { DatabasePool } from 'slonik';
+import type { FinalizationListener } from '../../shared/finalization-notices.js';
+import type { ApplyQueue } from '../../shared/queue.js';
+import type { TransactionRow } from '../../shared/transaction-repository.js';
+import { getLatestApplied, getTransaction, isFinal, reserveTransaction } from '../../shared/transactions.js';
+import { findWalletTransaction } from '../../shared/transaction-repository.js';
+import { sendJson } from '../json-response.js';
+import { preferredWaitSeconds } from '../prefer-wait.js';
+import { parseRequest, requireJsonBody } from '../problem.js';
+import {
+  createTransactionBody,
+  toLatestTransactionResponse,
+  toTransactionResponse,
+  transactionParams,
+  walletParams,
+} from '../schemas.js';
+
+export interface TransactionRouteDeps {
+  pool: DatabasePool;
+  queue: ApplyQueue;
+  finalization: FinalizationListener;
+  maxPreferWaitSeconds: number;
+}
+
+/** 202 while pending; with `Prefer: wait`, 201 once applied and 422 once rejected. */
+function statusFor(transaction: TransactionRow): number {
+  if (transaction.status === 'applied') return 201;
+  if (transaction.status === 'rejected') return 422;
+  return 202;
+}
+
+function sendTransaction(res: Response, status: number, transaction: TransactionRow): void {
+  sendJson(res, status, toTransactionResponse(transaction));
+}
+
+export function transactionRoutes(deps: TransactionRouteDeps): Router {
+  const router = Router();
+
+  router.post('/wallets/:id/transactions', requireJsonBody, async (req, res) => {
+    const { id: walletId } = parseRequest(walletParams, req.params, 'path');
+    const body = parseRequest(createTransactionBody, req.body, 'body');
+    const waitSeconds = preferredWaitSeconds(req.get('prefer'), deps.maxPreferWaitSeconds);
+
+    const reserved = await reserveTransaction({ db: deps.pool, queue: deps.queue }, walletId, body);
+    res.location(`/wallets/${walletId}/transactions/${reserved.id}`);
+    if (waitSeconds === 0) return sendTransaction(res, 202, reserved);
+
+    res.set('Preference-Applied', `wait=${waitSeconds}`);
+    const final = await deps.finalization.waitFor(walletId, waitSeconds * 1000, async () => {
+      const current = await findWalletTransaction(deps.pool, walletId, reserved.id);
+      return current && isFinal(current) ? current : null;
+    });
+    const latest = final ?? reserved;
+    sendTransaction(res, statusFor(latest), latest);
+  });
+
+  // Registered before `/:txId` so that "latest" is not read as a transaction id.
+  router.get('/wallets/:id/transactions/latest', async (req, res) => {
+    const { id } = parseRequest(walletParams, req.params, 'path');
+    sendJson(res, 200, toLatestTransactionResponse(await getLatestApplied(deps.pool, id)));
+  });
+
+  router.get('/wallets/:id/transactions/:txId', async (req, res) => {
+    const { id, txId } = parseRequest(transactionParams, req.params, 'path');
+    sendTransaction(res, 200, await getTransaction(deps.pool, id, txId));
+  });
+
+  return router;
+}

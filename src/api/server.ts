@@ -1,0 +1,53 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../shared/config.js';
+import { createDatabasePool } from '../shared/db.js';
+import { FinalizationListener, finalizationChannel } from '../shared/finalization-notices.js';
+import type { Logger } from '../shared/logger.js';
+import { createApplyQueue } from '../shared/queue.js';
+import { createRedis } from '../shared/redis.js';
+import { createApp } from './app.js';
+
+export interface RunningApi {
+  server: Server;
+  port: number;
+  /** Stops accepting connections, lets requests in flight finish, then closes connections. */
+  close(): Promise<void>;
+}
+
+export async function startApi(config: Config, logger: Logger): Promise<RunningApi> {
+  const pool = await createDatabasePool(config);
+  const redis = createRedis(config, 'wallet-api');
+  const subscriber = createRedis(config, 'wallet-api-finalized');
+  const queue = createApplyQueue(redis, config.QUEUE_PREFIX);
+  const finalization = new FinalizationListener(subscriber, finalizationChannel(config.QUEUE_PREFIX));
+  await finalization.start();
+
+  const app = createApp({ config, pool, queue, finalization, logger });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const listening = app.listen(config.PORT, config.HOST, (error?: Error) =>
+      error ? reject(error) : resolve(listening),
+    );
+  });
+  // Keep-alive sockets from load balancers must outlive their idle timeout.
+  server.keepAliveTimeout = 65_000;
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ port }, 'api listening');
+
+  return {
+    server,
+    port,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // Requests waiting on `Prefer: wait` answer now with what they have.
+      await finalization.close();
+      await closed;
+      await queue.close();
+      await subscriber.quit();
+      await redis.quit();
+      await pool.end();
+      logger.info('api stopped');
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import { z } from 'zod';
+
+const integer = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+
+/**
+ * Every setting the service reads, parsed once from the environment.
+ * Defaults work on a developer machine with Postgres and Redis on their standard local ports.
+ */
+export const configSchema = z.object({
+  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/wallet'),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  PORT: integer(3000),
+  HOST: z.string().default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Prefix of every BullMQ key; lets several deployments (or test files) share one Redis. */
+  QUEUE_PREFIX: z.string().min(1).default('wallet'),
+  DB_POOL_SIZE: integer(20, 1),
+  /** Jobs (wallets) one worker process applies at the same time. */
+  WORKER_CONCURRENCY: integer(16, 1),
+  /** Most pending transactions applied in one database transaction. */
+  APPLY_BATCH_SIZE: integer(500, 1),
+  /** How long a worker holds a job before BullMQ considers it stalled (e.g. its process died). */
+  WORKER_LOCK_DURATION_MS: integer(30_000, 1000),
+  WORKER_STALLED_INTERVAL_MS: integer(15_000, 500),
+  SWEEP_INTERVAL_MS: integer(5_000, 100),
+  /** A pending transaction older than this is re-enqueued by the sweeper. */
+  SWEEP_STALE_AFTER_MS: integer(10_000, 0),
+  /** Longest `Prefer: wait=N` the API honours, in seconds. */
+  MAX_PREFER_WAIT_S: integer(30, 0),
+  BODY_LIMIT: z.string().default('16kb'),
+  SHUTDOWN_TIMEOUT_MS: integer(25_000, 0),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // The original service read DB_DATABASE and LOGLEVEL; keep honouring them.
+  const withLegacyNames = {
+    ...env,
+    DATABASE_URL: env.DATABASE_URL ?? env.DB_DATABASE,
+    LOG_LEVEL: env.LOG_LEVEL ?? env.LOGLEVEL,
+  };
+  const parsed = configSchema.safeParse(withLegacyNames);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,17 @@
+import { ConflictError } from './errors.js';
+import type { TransactionRow } from './transaction-repository.js';
+import type { WalletRow } from './wallet-repository.js';
+
+/** The externalId names a wallet that exists: the client's earlier create (or someone else's). */
+export class DuplicateExternalIdError extends ConflictError {
+  constructor(readonly existing: WalletRow) {
+    super(`a wallet with this externalId exists: wallet ${existing.id}`);
+  }
+}
+
+/** The fingerprint was reserved before: a retry, answered with the transaction it made. */
+export class DuplicateFingerprintError extends ConflictError {
+  constructor(readonly existing: TransactionRow) {
+    super(`this fingerprint is already used by transaction ${existing.id} (${existing.status})`);
+  }
+}

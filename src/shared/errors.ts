@@ -1,0 +1,27 @@
+/** The few ways a request can fail that a client can act on; mapped to HTTP in src/api/problem.ts. */
+
+export class DomainError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export interface InvalidField {
+  name: string;
+  reason: string;
+}
+
+export class ValidationError extends DomainError {
+  constructor(
+    message: string,
+    readonly invalidParams: InvalidField[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export class NotFoundError extends DomainError {}
+
+/** A create that collides with something that already exists. */
+export class ConflictError extends DomainError {}

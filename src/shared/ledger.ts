@@ -1,0 +1,52 @@
+import { MAX_BALANCE, type Cents } from './money.js';
+
+/** The rules for moving a wallet's balance, applied to its pending transactions in order. */
+
+export type RejectionReason = 'insufficient_funds' | 'balance_limit_exceeded';
+
+export interface WalletLedgerState {
+  balance: Cents;
+  lastRefno: number;
+}
+
+export interface PendingEntry {
+  id: string;
+  amount: Cents;
+}
+
+export type Outcome =
+  | { id: string; status: 'applied'; refno: number; oldBalance: Cents; newBalance: Cents }
+  | { id: string; status: 'rejected'; reason: RejectionReason };
+
+export interface LedgerResult {
+  outcomes: Outcome[];
+  state: WalletLedgerState;
+}
+
+/** Decides one transaction against the balance: applied with the next refno, or rejected. */
+export function decide(state: WalletLedgerState, entry: PendingEntry): { outcome: Outcome; state: WalletLedgerState } {
+  const newBalance = state.balance + entry.amount;
+  if (newBalance < 0n) {
+    return { outcome: { id: entry.id, status: 'rejected', reason: 'insufficient_funds' }, state };
+  }
+  if (newBalance > MAX_BALANCE) {
+    return { outcome: { id: entry.id, status: 'rejected', reason: 'balance_limit_exceeded' }, state };
+  }
+  const refno = state.lastRefno + 1;
+  return {
+    outcome: { id: entry.id, status: 'applied', refno, oldBalance: state.balance, newBalance },
+    state: { balance: newBalance, lastRefno: refno },
+  };
+}
+
+/** Applies entries in the given order; rejected ones leave the balance and the refno sequence untouched. */
+export function applyInOrder(initial: WalletLedgerState, entries: readonly PendingEntry[]): LedgerResult {
+  let state = initial;
+  const outcomes: Outcome[] = [];
+  for (const entry of entries) {
+    const decision = decide(state, entry);
+    outcomes.push(decision.outcome);
+    state = decision.state;
+  }
+  return { outcomes, state };
+}

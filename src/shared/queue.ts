@@ -1,0 +1,42 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from './redis.js';
+
+/**
+ * One BullMQ queue carries "apply the pending transactions of wallet W" jobs.
+ * Deduplicating on the wallet id (keepLastIfActive) keeps at most one active and one waiting job
+ * per wallet: that is the per-wallet serialization, and the waiting job coalesces every
+ * transaction reserved meanwhile. See docs/design.md.
+ */
+export const APPLY_QUEUE_NAME = 'wallet-apply';
+export const APPLY_JOB_NAME = 'apply';
+
+export interface ApplyJobData {
+  walletId: number;
+}
+
+export type ApplyQueue = Queue<ApplyJobData, void, typeof APPLY_JOB_NAME>;
+
+const applyJobOptions: JobsOptions = {
+  removeOnComplete: true,
+  removeOnFail: { count: 1000 },
+  // Failures here are infrastructure failures (database or Redis away); the sweeper is the last resort.
+  attempts: 8,
+  backoff: { type: 'exponential', delay: 250 },
+};
+
+export function createApplyQueue(connection: Redis, prefix: string): ApplyQueue {
+  return new Queue(APPLY_QUEUE_NAME, { connection, prefix, defaultJobOptions: applyJobOptions });
+}
+
+export function walletDeduplicationId(walletId: number): string {
+  return `wallet:${walletId}`;
+}
+
+/** Asks for the wallet's pending transactions to be applied; cheap to call many times. */
+export async function enqueueApply(queue: ApplyQueue, walletId: number): Promise<void> {
+  await queue.add(
+    APPLY_JOB_NAME,
+    { walletId },
+    { deduplication: { id: walletDeduplicationId(walletId), keepLastIfActive: true } },
+  );
+}

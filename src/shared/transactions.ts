@@ -1,0 +1,66 @@
+import type { CommonQueryMethods } from 'slonik';
+import { DuplicateFingerprintError } from './conflicts.js';
+import { NotFoundError } from './errors.js';
+import { centsToDecimal, type Cents } from './money.js';
+import { enqueueApply, type ApplyQueue } from './queue.js';
+import {
+  findLatestAppliedTransaction,
+  findTransactionByFingerprint,
+  findWalletTransaction,
+  insertPendingTransaction,
+  type TransactionRow,
+} from './transaction-repository.js';
+
+export interface TransactionRequest {
+  amount: Cents;
+  fingerprint: string;
+  labels: Record<string, string>;
+  description: string | null;
+}
+
+/**
+ * Reserves the fingerprint with a pending row, then asks a worker to apply the wallet's pending
+ * transactions. If the process dies between the two, the sweeper enqueues the wallet later.
+ */
+export async function reserveTransaction(
+  deps: { db: CommonQueryMethods; queue: ApplyQueue },
+  walletId: number,
+  request: TransactionRequest,
+): Promise<TransactionRow> {
+  const reserved = await insertPendingTransaction(deps.db, {
+    walletId,
+    amount: centsToDecimal(request.amount),
+    fingerprint: request.fingerprint,
+    labels: request.labels,
+    description: request.description,
+  });
+  if (!reserved) throw await explainRefusedReservation(deps.db, walletId, request.fingerprint);
+  await enqueueApply(deps.queue, walletId);
+  return reserved;
+}
+
+async function explainRefusedReservation(db: CommonQueryMethods, walletId: number, fingerprint: string) {
+  const existing = await findTransactionByFingerprint(db, fingerprint);
+  if (existing) return new DuplicateFingerprintError(existing);
+  return new NotFoundError(`wallet ${walletId} does not exist`);
+}
+
+export function isFinal(transaction: TransactionRow): boolean {
+  return transaction.status !== 'pending';
+}
+
+export async function getTransaction(
+  db: CommonQueryMethods,
+  walletId: number,
+  transactionId: string,
+): Promise<TransactionRow> {
+  const transaction = await findWalletTransaction(db, walletId, transactionId);
+  if (!transaction) throw new NotFoundError(`wallet ${walletId} has no transaction ${transactionId}`);
+  return transaction;
+}
+
+export async function getLatestApplied(db: CommonQueryMethods, walletId: number): Promise<TransactionRow> {
+  const transaction = await findLatestAppliedTransaction(db, walletId);
+  if (!transaction) throw new NotFoundError(`wallet ${walletId} has no applied transaction`);
+  return transaction;
+}

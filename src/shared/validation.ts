@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { parseAmount } from './money.js';
+
+/**
+ * Field rules shared by every entry point. Postgres text cannot hold NUL, and jsonb rejects
+ * lone UTF-16 surrogates, so both are refused here rather than failing in the database.
+ */
+const storableText = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((value) => !value.includes('\u0000'), 'must not contain NUL characters')
+    .refine((value) => value.isWellFormed(), 'must be well-formed Unicode');
+
+export const MAX_LABELS = 50;
+
+export const labelsSchema = z
+  .record(storableText(255).pipe(z.string().min(1)), storableText(1024))
+  .refine((labels) => Object.keys(labels).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`);
+
+export const externalIdSchema = storableText(255).pipe(z.string().min(1));
+export const fingerprintSchema = storableText(255).pipe(z.string().min(1));
+export const descriptionSchema = storableText(1024);
+
+/** A JSON number or decimal string; becomes exact cents. */
+export const amountSchema = z.union([z.number(), z.string()]).transform((input, context) => {
+  const parsed = parseAmount(input);
+  if (!parsed.ok) {
+    context.addIssue({ code: z.ZodIssueCode.custom, message: parsed.message });
+    return z.NEVER;
+  }
+  return parsed.cents;
+});
+
+/** Path ids: a positive integer. Ids past 2^53 cannot exist, so they are simply not found. */
+export const walletIdSchema = z
+  .string()
+  .regex(/^[1-9][0-9]*$/, 'must be a positive integer')
+  .transform((text) => (text.length > 15 ? Number.MAX_SAFE_INTEGER : Number(text)));
+
+export const transactionIdSchema = z.string().uuid('must be a UUID');

@@ -1,0 +1,73 @@
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+
+/** Data access for the wallets table. */
+
+const labelsSchema = z.record(z.string());
+
+export const walletRowSchema = z.object({
+  id: z.number(),
+  externalId: z.string(),
+  labels: labelsSchema,
+  balance: z.string(),
+  created: z.string(),
+});
+export type WalletRow = z.infer<typeof walletRowSchema>;
+
+const walletColumns = sql.fragment`id, external_id AS "externalId", labels, balance::text AS balance, created`;
+
+export interface NewWallet {
+  externalId: string;
+  labels: Record<string, string>;
+}
+
+/** Inserts the wallet; null when its externalId is taken. */
+export async function insertWallet(db: CommonQueryMethods, wallet: NewWallet): Promise<WalletRow | null> {
+  return db.maybeOne(sql.type(walletRowSchema)`
+    INSERT INTO wallets (external_id, labels)
+    VALUES (${wallet.externalId}, ${sql.jsonb(wallet.labels)})
+    ON CONFLICT (external_id) DO NOTHING
+    RETURNING ${walletColumns}
+  `);
+}
+
+export async function findWalletById(db: CommonQueryMethods, id: number): Promise<WalletRow | null> {
+  return db.maybeOne(sql.type(walletRowSchema)`SELECT ${walletColumns} FROM wallets WHERE id = ${id}`);
+}
+
+export async function findWalletByExternalId(db: CommonQueryMethods, externalId: string): Promise<WalletRow | null> {
+  return db.maybeOne(sql.type(walletRowSchema)`SELECT ${walletColumns} FROM wallets WHERE external_id = ${externalId}`);
+}
+
+export async function findWalletBalance(db: CommonQueryMethods, id: number): Promise<string | null> {
+  return db.maybeOneFirst(sql.type(z.object({ balance: z.string() }))`
+    SELECT balance::text AS balance FROM wallets WHERE id = ${id}
+  `);
+}
+
+const ledgerStateSchema = z.object({ balance: z.string(), lastRefno: z.number(), version: z.number() });
+export type WalletLedgerRow = z.infer<typeof ledgerStateSchema>;
+
+export async function findLedgerState(db: CommonQueryMethods, id: number): Promise<WalletLedgerRow | null> {
+  return db.maybeOne(sql.type(ledgerStateSchema)`
+    SELECT balance::text AS balance, last_refno AS "lastRefno", version FROM wallets WHERE id = ${id}
+  `);
+}
+
+/**
+ * Writes a new balance if the wallet is still at `expectedVersion`.
+ * False means another writer got there first: the caller must roll back and start over.
+ */
+export async function updateLedgerState(
+  db: CommonQueryMethods,
+  id: number,
+  expectedVersion: number,
+  next: { balance: string; lastRefno: number },
+): Promise<boolean> {
+  const result = await db.query(sql.unsafe`
+    UPDATE wallets
+    SET balance = ${next.balance}, last_refno = ${next.lastRefno}, version = version + 1
+    WHERE id = ${id} AND version = ${expectedVersion}
+  `);
+  return result.rowCount === 1;
+}

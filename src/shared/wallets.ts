@@ -1,0 +1,32 @@
+import type { CommonQueryMethods } from 'slonik';
+import { DuplicateExternalIdError } from './conflicts.js';
+import { NotFoundError } from './errors.js';
+import {
+  findWalletBalance,
+  findWalletByExternalId,
+  findWalletById,
+  insertWallet,
+  type NewWallet,
+  type WalletRow,
+} from './wallet-repository.js';
+
+export async function createWallet(db: CommonQueryMethods, wallet: NewWallet): Promise<WalletRow> {
+  const created = await insertWallet(db, wallet);
+  if (created) return created;
+  const existing = await findWalletByExternalId(db, wallet.externalId);
+  // Null only if the wallet vanished after the conflict; wallets are never deleted, so it cannot.
+  if (!existing) throw new Error(`wallet with externalId ${wallet.externalId} conflicted but is missing`);
+  throw new DuplicateExternalIdError(existing);
+}
+
+export async function getWallet(db: CommonQueryMethods, id: number): Promise<WalletRow> {
+  const wallet = await findWalletById(db, id);
+  if (!wallet) throw new NotFoundError(`wallet ${id} does not exist`);
+  return wallet;
+}
+
+export async function getBalance(db: CommonQueryMethods, id: number): Promise<string> {
+  const balance = await findWalletBalance(db, id);
+  if (balance === null) throw new NotFoundError(`wallet ${id} does not exist`);
+  return balance;
+}

@@ -1,0 +1,70 @@
+import { Worker } from 'bullmq';
+import type { Config } from '../shared/config.js';
+import { createDatabasePool } from '../shared/db.js';
+import type { Logger } from '../shared/logger.js';
+import { APPLY_QUEUE_NAME, createApplyQueue, type ApplyJobData } from '../shared/queue.js';
+import { createRedis } from '../shared/redis.js';
+import { sweepStalePending } from '../shared/sweep-stale-pending.js';
+import { createApplyProcessor } from './apply-processor.js';
+
+export interface RunningWorker {
+  /** Stops taking jobs, finishes the ones in flight, then closes connections. */
+  close(): Promise<void>;
+}
+
+export async function startWorker(config: Config, logger: Logger): Promise<RunningWorker> {
+  const pool = await createDatabasePool(config);
+  const redis = createRedis(config, 'wallet-worker');
+  const queue = createApplyQueue(redis, config.QUEUE_PREFIX);
+  const jobsConnection = createRedis(config, 'wallet-worker-jobs');
+
+  const worker = new Worker<ApplyJobData>(
+    APPLY_QUEUE_NAME,
+    createApplyProcessor({ pool, redis, queuePrefix: config.QUEUE_PREFIX, batchSize: config.APPLY_BATCH_SIZE, logger }),
+    {
+      connection: jobsConnection,
+      prefix: config.QUEUE_PREFIX,
+      concurrency: config.WORKER_CONCURRENCY,
+      lockDuration: config.WORKER_LOCK_DURATION_MS,
+      stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
+      // A job that stalls twice (its worker died twice) fails; the sweeper then enqueues the wallet again.
+      maxStalledCount: 2,
+    },
+  );
+  worker.on('failed', (job, error) => {
+    logger.warn(
+      { walletId: job?.data.walletId, jobId: job?.id, attempts: job?.attemptsMade, err: error },
+      'apply job failed',
+    );
+  });
+  worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
+
+  let sweeping = false;
+  const sweeper = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    sweepStalePending({ db: pool, queue }, config.SWEEP_STALE_AFTER_MS)
+      .then((enqueued) => {
+        if (enqueued > 0) logger.info({ enqueued }, 'sweeper re-enqueued wallets with stale pending transactions');
+      })
+      .catch((error: unknown) => logger.error({ err: error }, 'sweep failed'))
+      .finally(() => {
+        sweeping = false;
+      });
+  }, config.SWEEP_INTERVAL_MS);
+
+  await worker.waitUntilReady();
+  logger.info({ concurrency: config.WORKER_CONCURRENCY, queuePrefix: config.QUEUE_PREFIX }, 'worker started');
+
+  return {
+    async close() {
+      clearInterval(sweeper);
+      await worker.close();
+      await queue.close();
+      await jobsConnection.quit();
+      await redis.quit();
+      await pool.end();
+      logger.info('worker stopped');
+    },
+  };
+}
