@@ -6,7 +6,8 @@ export type Cents = bigint;
 
 export const MIN_ABS_AMOUNT: Cents = 100n; // 1.00
 export const MAX_ABS_AMOUNT: Cents = 100_000_000_000n; // 1,000,000,000.00
-export const MAX_BALANCE: Cents = 99_999_999_999_999_99n; // NUMERIC(17,2) upper bound
+// 9,999,999,999,999.99: 15 significant digits, so every balance survives a client's JSON float parse.
+export const MAX_BALANCE: Cents = 999_999_999_999_999n;
 
 const DECIMAL = /^(-?)(\d+)(?:\.(\d{1,2}))?$/;
 

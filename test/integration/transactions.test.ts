@@ -1,0 +1,271 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'slonik';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
+import { request } from '../support/http.js';
+import { createTestEnv, silentLogger, startTestApi, waitUntil, type TestEnv } from '../support/test-env.js';
+
+let env: TestEnv;
+let api: Awaited<ReturnType<typeof startTestApi>>;
+let worker: RunningWorker;
+
+beforeAll(async () => {
+  env = await createTestEnv('transactions');
+  api = await startTestApi(env);
+  worker = await startWorker(env.config, silentLogger);
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await api?.close();
+  await env?.destroy();
+});
+
+let walletSerial = 0;
+async function newWallet(): Promise<number> {
+  const response = await request(api.url, 'POST', '/wallets', { json: { externalId: `tx-wallet-${++walletSerial}` } });
+  return response.body.id as number;
+}
+
+function post(walletId: number, body: unknown, headers: Record<string, string> = {}) {
+  return request(api.url, 'POST', `/wallets/${walletId}/transactions`, { json: body, headers });
+}
+
+const wait = { prefer: 'wait=10' };
+const transactionCount = () =>
+  env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM transactions`);
+
+describe('POST /wallets/:id/transactions', () => {
+  it('When a deposit is posted, then it answers 202 with the pending transaction and a Location that later shows it applied', async () => {
+    const walletId = await newWallet();
+    const response = await post(walletId, {
+      amount: 10.0,
+      fingerprint: 'TX123A001',
+      labels: { couponId: '10004871', reason: 'prize' },
+      description: 'won ticket #10004870',
+    });
+    expect(response.status).toBe(202);
+    expect(response.body).toMatchObject({
+      walletId,
+      amount: 10,
+      fingerprint: 'TX123A001',
+      labels: { couponId: '10004871', reason: 'prize' },
+      description: 'won ticket #10004870',
+      status: 'pending',
+    });
+    expect(response.body.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(response.body).not.toHaveProperty('refno');
+    const location = response.headers.get('location');
+    expect(location).toBe(`/wallets/${walletId}/transactions/${response.body.id}`);
+
+    await waitUntil('the deposit is applied', async () => {
+      return (await request(api.url, 'GET', location!)).body.status === 'applied';
+    });
+    const applied = await request(api.url, 'GET', location!);
+    expect(applied.body).toMatchObject({ status: 'applied', refno: 1, oldbalance: 0, newbalance: 10 });
+    expect((await request(api.url, 'GET', `/wallets/${walletId}/balance`)).text).toBe('10.0');
+  });
+
+  it('When the client prefers to wait, then it answers 201 with the applied transaction', async () => {
+    const walletId = await newWallet();
+    const response = await post(walletId, { amount: '25.50', fingerprint: randomUUID() }, wait);
+    expect(response.status).toBe(201);
+    expect(response.headers.get('preference-applied')).toBe('wait=10');
+    expect(response.body).toMatchObject({ status: 'applied', refno: 1, amount: 25.5, oldbalance: 0, newbalance: 25.5 });
+  });
+
+  it('When a withdrawal would overdraw, then it ends rejected (422 when waiting), keeps the balance and consumes no refno', async () => {
+    const walletId = await newWallet();
+    await post(walletId, { amount: 5, fingerprint: randomUUID() }, wait);
+    const rejected = await post(walletId, { amount: -5.01, fingerprint: randomUUID() }, wait);
+    expect(rejected.status).toBe(422);
+    expect(rejected.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(rejected.body).toMatchObject({ status: 'rejected', reason: 'insufficient_funds', amount: -5.01 });
+    expect(rejected.body).not.toHaveProperty('refno');
+    expect((await request(api.url, 'GET', `/wallets/${walletId}/balance`)).text).toBe('5.0');
+
+    const next = await post(walletId, { amount: -5, fingerprint: randomUUID() }, wait);
+    expect(next.body).toMatchObject({ status: 'applied', refno: 2, oldbalance: 5, newbalance: 0 });
+  });
+
+  it('When a fingerprint is posted twice, then the second gets 409 with the existing transaction and the balance moves once', async () => {
+    const walletId = await newWallet();
+    const body = { amount: 7, fingerprint: randomUUID() };
+    const first = await post(walletId, body, wait);
+    const retry = await post(walletId, body);
+    expect(retry.status).toBe(409);
+    expect(retry.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(retry.body).toMatchObject({ status: 409, type: '/problems/duplicate-fingerprint' });
+    expect(retry.body.transaction).toMatchObject({ id: first.body.id, status: 'applied', refno: 1 });
+    expect(retry.headers.get('location')).toBe(`/wallets/${walletId}/transactions/${first.body.id}`);
+    expect((await request(api.url, 'GET', `/wallets/${walletId}/balance`)).text).toBe('7.0');
+  });
+
+  it('When a fingerprint is retried with a different amount or on another wallet, then it is still 409 and nothing changes', async () => {
+    const walletId = await newWallet();
+    const otherWalletId = await newWallet();
+    const fingerprint = randomUUID();
+    await post(walletId, { amount: 3, fingerprint }, wait);
+    const before = await transactionCount();
+    expect((await post(walletId, { amount: 300, fingerprint })).status).toBe(409);
+    expect((await post(otherWalletId, { amount: 3, fingerprint })).status).toBe(409);
+    expect(await transactionCount()).toBe(before);
+    expect((await request(api.url, 'GET', `/wallets/${otherWalletId}/balance`)).text).toBe('0.0');
+  });
+
+  it('When one fingerprint is posted by many clients at once, then exactly one is accepted and it is applied once', async () => {
+    const walletId = await newWallet();
+    const body = { amount: 1, fingerprint: randomUUID() };
+    const responses = await Promise.all(Array.from({ length: 25 }, () => post(walletId, body)));
+    expect(responses.filter((response) => response.status === 202)).toHaveLength(1);
+    expect(responses.filter((response) => response.status === 409)).toHaveLength(24);
+    await waitUntil(
+      'applied',
+      async () => (await request(api.url, 'GET', `/wallets/${walletId}/balance`)).text === '1.0',
+    );
+  });
+
+  it('When the wallet does not exist, then it answers 404 and reserves nothing', async () => {
+    const before = await transactionCount();
+    const fingerprint = randomUUID();
+    const response = await post(987654321, { amount: 1, fingerprint });
+    expect(response.status).toBe(404);
+    expect(response.body.type).toBe('/problems/not-found');
+    expect(await transactionCount()).toBe(before);
+    // The fingerprint was not used up: it works on a real wallet.
+    expect((await post(await newWallet(), { amount: 1, fingerprint })).status).toBe(202);
+  });
+
+  it.each([
+    ['amount 0.99', { amount: 0.99 }, 'amount'],
+    ['amount -0.5', { amount: -0.5 }, 'amount'],
+    ['amount 0', { amount: 0 }, 'amount'],
+    ['three fractional digits', { amount: 1.005 }, 'amount'],
+    ['a string with three fractional digits', { amount: '1.005' }, 'amount'],
+    ['an amount past the bound', { amount: 1e10 }, 'amount'],
+    ['a string amount past the bound', { amount: '99999999999' }, 'amount'],
+    ['"NaN"', { amount: 'NaN' }, 'amount'],
+    ['"Infinity"', { amount: 'Infinity' }, 'amount'],
+    ['an amount of true', { amount: true }, 'amount'],
+    ['an amount of null', { amount: null }, 'amount'],
+    ['no amount', { amount: undefined }, 'amount'],
+    ['no fingerprint', { fingerprint: undefined }, 'fingerprint'],
+    ['an empty fingerprint', { fingerprint: '' }, 'fingerprint'],
+    ['a 256-character fingerprint', { fingerprint: 'f'.repeat(256) }, 'fingerprint'],
+    ['a numeric fingerprint', { fingerprint: 12 }, 'fingerprint'],
+    ['a description of 1025 characters', { description: 'd'.repeat(1025) }, 'description'],
+    ['labels with a number', { labels: { a: 1 } }, 'labels.a'],
+    ['a status field', { status: 'applied' }, 'body'],
+    ['a NUL in the description', { description: 'a\u0000' }, 'description'],
+  ])('When the body has %s, then it answers 400 naming the field and reserves nothing', async (_, change, field) => {
+    const walletId = await newWallet();
+    const before = await transactionCount();
+    const response = await post(walletId, { amount: 10, fingerprint: randomUUID(), ...change });
+    expect(response.status).toBe(400);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(response.body.invalidParams.map((param: { name: string }) => param.name)).toContain(field);
+    expect(await transactionCount()).toBe(before);
+  });
+
+  it('When the amount is 1e400 in the JSON text, then it answers 400', async () => {
+    const walletId = await newWallet();
+    const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+      raw: '{"amount": 1e400, "fingerprint": "huge"}',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(response.status).toBe(400);
+    expect(response.body.invalidParams).toEqual([{ name: 'amount', reason: 'amount must be a finite number' }]);
+  });
+
+  it.each([
+    ['malformed JSON', { raw: '{"amount": 1,', headers: { 'content-type': 'application/json' } }, 400],
+    ['a text body', { raw: 'amount=1', headers: { 'content-type': 'text/plain' } }, 415],
+    ['a body over the limit', { json: { amount: 1, fingerprint: 'big', description: 'x'.repeat(17_000) } }, 413],
+  ])('When the request has %s, then it answers %i and reserves nothing', async (_, options, status) => {
+    const walletId = await newWallet();
+    const before = await transactionCount();
+    const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, options);
+    expect(response.status).toBe(status);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await transactionCount()).toBe(before);
+  });
+
+  it('When the wallet id in the path is not a positive integer, then it answers 400', async () => {
+    const response = await request(api.url, 'POST', '/wallets/abc/transactions', {
+      json: { amount: 1, fingerprint: randomUUID() },
+    });
+    expect(response.status).toBe(400);
+  });
+});
+
+describe('GET /wallets/:id/transactions/:txId', () => {
+  it('When the transaction belongs to another wallet, then it answers 404', async () => {
+    const walletId = await newWallet();
+    const posted = await post(walletId, { amount: 1, fingerprint: randomUUID() });
+    const other = await newWallet();
+    expect((await request(api.url, 'GET', `/wallets/${other}/transactions/${posted.body.id}`)).status).toBe(404);
+    expect((await request(api.url, 'GET', `/wallets/${walletId}/transactions/${posted.body.id}`)).status).toBe(200);
+  });
+
+  it('When the transaction id is not a UUID, then it answers 400; unknown, 404', async () => {
+    const walletId = await newWallet();
+    const bad = await request(api.url, 'GET', `/wallets/${walletId}/transactions/not-a-uuid`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.invalidParams).toEqual([{ name: 'txId', reason: 'must be a UUID' }]);
+    expect((await request(api.url, 'GET', `/wallets/${walletId}/transactions/${randomUUID()}`)).status).toBe(404);
+  });
+});
+
+describe('GET /wallets/:id/transactions/latest', () => {
+  it('When nothing was applied yet, then it answers 404', async () => {
+    const walletId = await newWallet();
+    await post(walletId, { amount: -1, fingerprint: randomUUID() }, wait); // rejected: not "applied"
+    const response = await request(api.url, 'GET', `/wallets/${walletId}/transactions/latest`);
+    expect(response.status).toBe(404);
+  });
+
+  it("When transactions were applied, then it answers the last one with exactly the original's fields", async () => {
+    const walletId = await newWallet();
+    await post(walletId, { amount: 25, fingerprint: randomUUID() }, wait);
+    const last = await post(
+      walletId,
+      {
+        amount: 10.0,
+        fingerprint: randomUUID(),
+        labels: { couponId: '10004871' },
+        description: 'won ticket #10004870',
+      },
+      wait,
+    );
+    await post(walletId, { amount: -1000, fingerprint: randomUUID() }, wait); // rejected, so not the latest
+    const response = await request(api.url, 'GET', `/wallets/${walletId}/transactions/latest`);
+    expect(response.status).toBe(200);
+    expect(Object.keys(response.body).sort()).toEqual(
+      ['amount', 'created', 'description', 'fingerprint', 'id', 'labels', 'newbalance', 'oldbalance', 'refno'].sort(),
+    );
+    expect(response.body).toMatchObject({
+      id: last.body.id,
+      refno: 2,
+      amount: 10,
+      labels: { couponId: '10004871' },
+      description: 'won ticket #10004870',
+      oldbalance: 25,
+      newbalance: 35,
+    });
+    expect(response.text).toContain('"oldbalance":25.0,"newbalance":35.0');
+    expect((await request(api.url, 'GET', `/wallets/${walletId}/balance`)).text).toBe('35.0');
+  });
+});
+
+describe('exact money', () => {
+  it('When cents are added many times, then the balance is exact (no float drift)', async () => {
+    const walletId = await newWallet();
+    for (let i = 0; i < 10; i += 1) await post(walletId, { amount: '1.10', fingerprint: randomUUID() });
+    await post(walletId, { amount: '1.20', fingerprint: randomUUID() }, wait);
+    await waitUntil(
+      'all applied',
+      async () => (await request(api.url, 'GET', `/wallets/${walletId}/balance`)).text === '12.2',
+    );
+  });
+});

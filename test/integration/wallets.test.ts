@@ -1,0 +1,161 @@
+import { sql } from 'slonik';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { request } from '../support/http.js';
+import { createTestEnv, startTestApi, type TestEnv } from '../support/test-env.js';
+
+let env: TestEnv;
+let api: Awaited<ReturnType<typeof startTestApi>>;
+
+beforeAll(async () => {
+  env = await createTestEnv('wallets');
+  api = await startTestApi(env);
+});
+
+afterAll(async () => {
+  await api?.close();
+  await env?.destroy();
+});
+
+const walletCount = () =>
+  env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM wallets`);
+
+describe('POST /wallets', () => {
+  it('When a wallet is created, then it answers 201 with an integer id, its fields and a Location', async () => {
+    const response = await request(api.url, 'POST', '/wallets', {
+      json: { externalId: 'userid-123', labels: { somekey: 'somevalue' } },
+    });
+    expect(response.status).toBe(201);
+    expect(response.body).toMatchObject({
+      externalId: 'userid-123',
+      labels: { somekey: 'somevalue' },
+      balance: 0,
+    });
+    expect(Number.isInteger(response.body.id)).toBe(true);
+    expect(new Date(response.body.created).toISOString()).toBe(response.body.created);
+    expect(response.headers.get('location')).toBe(`/wallets/${response.body.id}`);
+  });
+
+  it('When labels are left out, then the wallet has none', async () => {
+    const response = await request(api.url, 'POST', '/wallets', { json: { externalId: 'no-labels' } });
+    expect(response.status).toBe(201);
+    expect(response.body.labels).toEqual({});
+  });
+
+  it('When an externalId is used twice, then the second answers 409 naming the existing wallet and nothing is added', async () => {
+    const first = await request(api.url, 'POST', '/wallets', { json: { externalId: 'twice' } });
+    const before = await walletCount();
+    const second = await request(api.url, 'POST', '/wallets', { json: { externalId: 'twice', labels: { a: 'b' } } });
+    expect(second.status).toBe(409);
+    expect(second.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(second.body).toMatchObject({
+      status: 409,
+      type: '/problems/duplicate-external-id',
+      walletId: first.body.id,
+    });
+    expect(second.body.wallet).toMatchObject({ id: first.body.id, labels: {} });
+    expect(await walletCount()).toBe(before);
+  });
+
+  it('When the same externalId is created by many clients at once, then exactly one wins', async () => {
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => request(api.url, 'POST', '/wallets', { json: { externalId: 'race' } })),
+    );
+    const statuses = responses.map((response) => response.status).sort();
+    expect(statuses.filter((status) => status === 201)).toHaveLength(1);
+    expect(statuses.filter((status) => status === 409)).toHaveLength(19);
+  });
+
+  it.each([
+    ['no externalId', {}, 'externalId'],
+    ['an empty externalId', { externalId: '' }, 'externalId'],
+    ['an externalId of 256 characters', { externalId: 'x'.repeat(256) }, 'externalId'],
+    ['a numeric externalId', { externalId: 42 }, 'externalId'],
+    ['labels that are not strings', { externalId: 'a', labels: { k: 1 } }, 'labels.k'],
+    ['labels as an array', { externalId: 'a', labels: ['x'] }, 'labels'],
+    ['an unknown field', { externalId: 'a', balance: 100 }, 'body'],
+    ['a NUL character', { externalId: 'a\u0000b' }, 'externalId'],
+    ['a lone surrogate', { externalId: 'a\ud800' }, 'externalId'],
+    [
+      'too many labels',
+      { externalId: 'a', labels: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 'v'])) },
+      'labels',
+    ],
+  ])('When the body has %s, then it answers 400 naming the field and creates nothing', async (_, body, field) => {
+    const before = await walletCount();
+    const response = await request(api.url, 'POST', '/wallets', { json: body });
+    expect(response.status).toBe(400);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(response.body).toMatchObject({ type: '/problems/validation-error', title: 'Invalid request', status: 400 });
+    expect(response.body.invalidParams.map((param: { name: string }) => param.name)).toContain(field);
+    expect(await walletCount()).toBe(before);
+  });
+
+  it.each([
+    ['malformed JSON', { raw: '{"externalId": ', headers: { 'content-type': 'application/json' } }, 400],
+    ['a JSON array', { raw: '[]', headers: { 'content-type': 'application/json' } }, 400],
+    ['a JSON string', { raw: '"x"', headers: { 'content-type': 'application/json' } }, 400],
+    ['a form body', { raw: 'externalId=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415],
+    ['no content type', { raw: '{"externalId":"a"}' }, 415],
+    [
+      'a latin1 charset',
+      { raw: '{"externalId":"a"}', headers: { 'content-type': 'application/json; charset=latin1' } },
+      415,
+    ],
+    ['a body over the limit', { json: { externalId: 'a', labels: { k: 'v'.repeat(20_000) } } }, 413],
+  ])('When the request has %s, then it answers %i problem+json and creates nothing', async (_, options, status) => {
+    const before = await walletCount();
+    const response = await request(api.url, 'POST', '/wallets', options);
+    expect(response.status).toBe(status);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(response.body.status).toBe(status);
+    expect(await walletCount()).toBe(before);
+  });
+});
+
+describe('GET /wallets/:id', () => {
+  it('When a wallet exists, then it answers its id, labels, externalId, created and balance', async () => {
+    const created = await request(api.url, 'POST', '/wallets', { json: { externalId: 'get-me', labels: { x: 'y' } } });
+    const response = await request(api.url, 'GET', `/wallets/${created.body.id}`);
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual(created.body);
+  });
+
+  it('When the wallet does not exist, then it answers 404 problem+json', async () => {
+    const response = await request(api.url, 'GET', '/wallets/987654321');
+    expect(response.status).toBe(404);
+    expect(response.body).toMatchObject({ status: 404, type: '/problems/not-found' });
+  });
+
+  it.each(['abc', '0', '-1', '1.5', '1e3', '%20'])('When the id is %j, then it answers 400', async (id) => {
+    const response = await request(api.url, 'GET', `/wallets/${id}`);
+    expect(response.status).toBe(400);
+    expect(response.body.invalidParams).toEqual([{ name: 'id', reason: 'must be a positive integer' }]);
+  });
+
+  it('When the id is past any bigint, then it answers 404, not 500', async () => {
+    expect((await request(api.url, 'GET', `/wallets/${'9'.repeat(40)}`)).status).toBe(404);
+  });
+});
+
+describe('GET /wallets/:id/balance', () => {
+  it('When a wallet is new, then its balance is the bare number 0.0', async () => {
+    const created = await request(api.url, 'POST', '/wallets', { json: { externalId: 'balance-new' } });
+    const response = await request(api.url, 'GET', `/wallets/${created.body.id}/balance`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(response.text).toBe('0.0');
+  });
+
+  it('When the wallet does not exist, then it answers 404', async () => {
+    expect((await request(api.url, 'GET', '/wallets/987654321/balance')).status).toBe(404);
+  });
+});
+
+describe('unknown routes', () => {
+  it('When a path matches nothing, then it answers 404 problem+json', async () => {
+    const response = await request(api.url, 'GET', '/nothing-here');
+    expect(response.status).toBe(404);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  });
+});

@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { createPool, type DatabasePool } from 'slonik';
+import { startApi, type RunningApi } from '../../src/api/server.js';
+import { loadConfig, type Config } from '../../src/shared/config.js';
+import { createDatabasePool } from '../../src/shared/db.js';
+import { createDatabaseIfMissing, dropDatabase, migrate } from '../../src/shared/migrate.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BASE_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export const silentLogger = pino({ level: 'silent' });
+
+/** A database and a queue prefix of this test file's own, migrated, with config pointing at them. */
+export interface TestEnv {
+  config: Config;
+  /** Environment for child processes (workers) of this test file. */
+  env: NodeJS.ProcessEnv;
+  pool: DatabasePool;
+  destroy(): Promise<void>;
+}
+
+export async function createTestEnv(name: string, overrides: Record<string, string> = {}): Promise<TestEnv> {
+  const suffix = `${name}_${randomBytes(4).toString('hex')}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
+  const url = new URL(BASE_DATABASE_URL);
+  url.pathname = `/wallet_test_${suffix}`;
+  const databaseUrl = url.toString();
+  await createDatabaseIfMissing(databaseUrl);
+  await migrate(databaseUrl);
+  const env: Record<string, string> = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL,
+    QUEUE_PREFIX: `test_${suffix}`,
+    LOG_LEVEL: 'silent',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DB_POOL_SIZE: '10',
+    SWEEP_INTERVAL_MS: '500',
+    SWEEP_STALE_AFTER_MS: '2000',
+    WORKER_LOCK_DURATION_MS: '4000',
+    WORKER_STALLED_INTERVAL_MS: '1000',
+    ...overrides,
+  };
+  const config = loadConfig(env);
+  const pool = await createDatabasePool(config);
+  return {
+    config,
+    env: { ...process.env, ...env },
+    pool,
+    async destroy() {
+      await pool.end();
+      await deleteQueueKeys(config.QUEUE_PREFIX);
+      await dropDatabase(databaseUrl);
+    },
+  };
+}
+
+async function deleteQueueKeys(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** The HTTP API in this process, on a free port. */
+export async function startTestApi(env: TestEnv): Promise<RunningApi & { url: string }> {
+  const api = await startApi(env.config, silentLogger);
+  return Object.assign(api, { url: `http://127.0.0.1:${api.port}` });
+}
+
+/** A worker as its own OS process (`wallet worker`), as operators run it. */
+export function spawnWorker(env: TestEnv, extraEnv: Record<string, string> = {}): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'worker'], {
+    cwd: ROOT,
+    env: { ...env.env, ...extraEnv },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+  child.on('exit', (code, signal) => {
+    if (code !== 0 && code !== null && signal === null) console.error(`worker ${child.pid} exited ${code}: ${stderr}`);
+  });
+  return child;
+}
+
+export function waitForExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  }
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await waitForExit(child);
+  clearTimeout(timer);
+}
+
+export async function waitUntil(what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export { createPool };

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { applyInOrder } from '../../src/shared/ledger.js';
+import { MAX_BALANCE } from '../../src/shared/money.js';
+
+const entry = (id: string, amount: bigint) => ({ id, amount });
+
+describe('applyInOrder', () => {
+  it('applies deposits and withdrawals in order with contiguous refnos and chained balances', () => {
+    const result = applyInOrder({ balance: 0n, lastRefno: 0 }, [entry('a', 1000n), entry('b', -300n), entry('c', 50n)]);
+    expect(result.outcomes).toEqual([
+      { id: 'a', status: 'applied', refno: 1, oldBalance: 0n, newBalance: 1000n },
+      { id: 'b', status: 'applied', refno: 2, oldBalance: 1000n, newBalance: 700n },
+      { id: 'c', status: 'applied', refno: 3, oldBalance: 700n, newBalance: 750n },
+    ]);
+    expect(result.state).toEqual({ balance: 750n, lastRefno: 3 });
+  });
+
+  it('rejects a withdrawal that would overdraw, keeping the balance and consuming no refno', () => {
+    const result = applyInOrder({ balance: 500n, lastRefno: 7 }, [entry('a', -501n), entry('b', -500n)]);
+    expect(result.outcomes).toEqual([
+      { id: 'a', status: 'rejected', reason: 'insufficient_funds' },
+      { id: 'b', status: 'applied', refno: 8, oldBalance: 500n, newBalance: 0n },
+    ]);
+    expect(result.state).toEqual({ balance: 0n, lastRefno: 8 });
+  });
+
+  it('lets a withdrawal succeed when an earlier deposit in the same batch covers it', () => {
+    const result = applyInOrder({ balance: 0n, lastRefno: 0 }, [
+      entry('a', -100n),
+      entry('b', 100n),
+      entry('c', -100n),
+    ]);
+    expect(result.outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'applied', 'applied']);
+    expect(result.state.balance).toBe(0n);
+  });
+
+  it('rejects a deposit past the largest balance the ledger can hold', () => {
+    const result = applyInOrder({ balance: MAX_BALANCE - 100n, lastRefno: 1 }, [entry('a', 101n), entry('b', 100n)]);
+    expect(result.outcomes).toEqual([
+      { id: 'a', status: 'rejected', reason: 'balance_limit_exceeded' },
+      { id: 'b', status: 'applied', refno: 2, oldBalance: MAX_BALANCE - 100n, newBalance: MAX_BALANCE },
+    ]);
+  });
+
+  it('changes nothing for an empty batch', () => {
+    expect(applyInOrder({ balance: 5n, lastRefno: 2 }, [])).toEqual({
+      outcomes: [],
+      state: { balance: 5n, lastRefno: 2 },
+    });
+  });
+});
