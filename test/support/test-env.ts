@@ -80,19 +80,28 @@ export async function startTestApi(env: TestEnv): Promise<RunningApi & { url: st
   return Object.assign(api, { url: `http://127.0.0.1:${api.port}` });
 }
 
-/** A worker as its own OS process (`wallet worker`), as operators run it. */
-export function spawnWorker(env: TestEnv, extraEnv: Record<string, string> = {}): ChildProcess {
+export type WorkerProcess = ChildProcess & { ready: Promise<void> };
+
+/** A worker as its own OS process (`wallet worker`), as operators run it; `ready` once it takes jobs. */
+export function spawnWorker(env: TestEnv, extraEnv: Record<string, string> = {}): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'worker'], {
     cwd: ROOT,
-    env: { ...env.env, ...extraEnv },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...env.env, LOG_LEVEL: 'info', ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-  child.on('exit', (code, signal) => {
-    if (code !== 0 && code !== null && signal === null) console.error(`worker ${child.pid} exited ${code}: ${stderr}`);
+  let output = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-4000);
+      if (output.includes('"msg":"worker started"')) resolve();
+    });
+    child.stderr.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
+    child.once('exit', (code, signal) =>
+      reject(new Error(`worker exited (${code ?? signal}) before ready: ${output}`)),
+    );
   });
-  return child;
+  ready.catch(() => undefined); // a worker killed on purpose later must not raise here
+  return Object.assign(child, { ready });
 }
 
 export function waitForExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {

@@ -1,0 +1,200 @@
+import { randomUUID } from 'node:crypto';
+import { Worker } from 'bullmq';
+import { sql } from 'slonik';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { applyPendingTransactions } from '../../src/shared/apply-pending-transactions.js';
+import { APPLY_QUEUE_NAME, createApplyQueue, enqueueApply, type ApplyJobData } from '../../src/shared/queue.js';
+import { createRedis } from '../../src/shared/redis.js';
+import { insertPendingTransaction } from '../../src/shared/transaction-repository.js';
+import { findLedgerState, insertWallet, updateLedgerState } from '../../src/shared/wallet-repository.js';
+import { startWorker } from '../../src/worker/worker.js';
+import { findLedgerViolations } from '../support/ledger-invariants.js';
+import { createTestEnv, silentLogger, waitUntil, type TestEnv } from '../support/test-env.js';
+
+let env: TestEnv;
+
+beforeAll(async () => {
+  env = await createTestEnv('apply');
+});
+
+afterAll(async () => {
+  await env?.destroy();
+});
+
+async function walletWithPending(amounts: string[]): Promise<number> {
+  const wallet = await insertWallet(env.pool, { externalId: randomUUID(), labels: {} });
+  for (const amount of amounts) {
+    await insertPendingTransaction(env.pool, {
+      walletId: wallet!.id,
+      amount,
+      fingerprint: randomUUID(),
+      labels: {},
+      description: null,
+    });
+  }
+  return wallet!.id;
+}
+
+const statusCounts = (walletId: number) =>
+  env.pool.any(sql.type(z.object({ status: z.string(), n: z.number() }))`
+    SELECT status, count(*)::int AS n FROM transactions WHERE wallet_id = ${walletId} GROUP BY status ORDER BY status
+  `);
+
+describe('applyPendingTransactions', () => {
+  it('When a wallet has many pending transactions, then one call applies them all in bounded batches', async () => {
+    const walletId = await walletWithPending(Array.from({ length: 50 }, () => '2.00'));
+    const summary = await applyPendingTransactions(env.pool, walletId, { batchSize: 20 });
+    expect(summary).toEqual({ applied: 50, rejected: 0, batches: 3, conflictRetries: 0 });
+    expect(await statusCounts(walletId)).toEqual([{ status: 'applied', n: 50 }]);
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
+  });
+
+  it('When transactions are applied, then they follow reservation order', async () => {
+    // 10 then -10 then -1: in order the last is rejected; any other order would reject another one.
+    const walletId = await walletWithPending(['10.00', '-10.00', '-1.00']);
+    await applyPendingTransactions(env.pool, walletId, { batchSize: 2 });
+    const rows = await env.pool.any(sql.type(z.object({ amount: z.string(), status: z.string() }))`
+      SELECT amount::text AS amount, status FROM transactions WHERE wallet_id = ${walletId} ORDER BY seq
+    `);
+    expect(rows).toEqual([
+      { amount: '10.00', status: 'applied' },
+      { amount: '-10.00', status: 'applied' },
+      { amount: '-1.00', status: 'rejected' },
+    ]);
+  });
+
+  it('When several appliers race on one wallet, then each transaction is applied exactly once', async () => {
+    const walletId = await walletWithPending(Array.from({ length: 200 }, (_, i) => (i % 3 === 2 ? '-2.00' : '1.00')));
+    const summaries = await Promise.all(
+      Array.from({ length: 4 }, () => applyPendingTransactions(env.pool, walletId, { batchSize: 10 })),
+    );
+    const total = summaries.reduce((sum, summary) => sum + summary.applied + summary.rejected, 0);
+    expect(total).toBe(200);
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
+  });
+
+  it('When the wallet row moved on since it was read, then the versioned update refuses to write', async () => {
+    const walletId = await walletWithPending([]);
+    const seen = await findLedgerState(env.pool, walletId);
+    expect(await updateLedgerState(env.pool, walletId, seen!.version, { balance: '1.00', lastRefno: 0 })).toBe(true);
+    expect(await updateLedgerState(env.pool, walletId, seen!.version, { balance: '9.00', lastRefno: 0 })).toBe(false);
+    expect((await findLedgerState(env.pool, walletId))!.balance).toBe('1.00');
+  });
+
+  it('When the wallet has nothing pending or does not exist, then nothing happens', async () => {
+    const empty = await walletWithPending([]);
+    expect(await applyPendingTransactions(env.pool, empty, { batchSize: 5 })).toMatchObject({ applied: 0, batches: 0 });
+    expect(await applyPendingTransactions(env.pool, 99_999_999, { batchSize: 5 })).toMatchObject({ applied: 0 });
+  });
+});
+
+describe('the per-wallet queue', () => {
+  it('When jobs for a wallet are added while its job is active, then exactly one more runs after it, never in parallel', async () => {
+    const prefix = `${env.config.QUEUE_PREFIX}_dedup`;
+    const connection = createRedis(env.config, 'test-queue');
+    const workerConnection = createRedis(env.config, 'test-worker');
+    const queue = createApplyQueue(connection, prefix);
+    let running = 0;
+    let maxRunning = 0;
+    const runs: number[] = [];
+    let release!: () => void;
+    const firstRunHolds = new Promise<void>((resolve) => (release = resolve));
+    const worker = new Worker<ApplyJobData>(
+      APPLY_QUEUE_NAME,
+      async (job) => {
+        running += 1;
+        maxRunning = Math.max(maxRunning, running);
+        runs.push(job.data.walletId);
+        if (runs.length === 1) await firstRunHolds;
+        running -= 1;
+      },
+      { connection: workerConnection, prefix, concurrency: 8 },
+    );
+    try {
+      await enqueueApply(queue, 1);
+      await waitUntil('the first job is active', () => Promise.resolve(runs.length === 1));
+      for (let i = 0; i < 10; i += 1) await enqueueApply(queue, 1);
+      await enqueueApply(queue, 2); // another wallet runs beside it
+      await waitUntil('wallet 2 ran', () => Promise.resolve(runs.includes(2)));
+      release();
+      await waitUntil('the kept job ran', () => Promise.resolve(runs.filter((id) => id === 1).length === 2));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(runs.filter((id) => id === 1)).toHaveLength(2);
+      expect(maxRunning).toBe(2); // wallet 1 and wallet 2 together, never wallet 1 twice
+      expect(await queue.getJobCounts('waiting', 'active', 'delayed')).toEqual({ waiting: 0, active: 0, delayed: 0 });
+    } finally {
+      release();
+      await worker.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+      await Promise.all([connection.quit(), workerConnection.quit()]);
+    }
+  });
+});
+
+describe('the sweeper', () => {
+  it('When a pending transaction was never enqueued (the API died after reserving), then a worker applies it anyway', async () => {
+    const walletId = await walletWithPending(['4.00', '-1.00']);
+    // Make the reservation look old enough to be stale.
+    await env.pool.query(
+      sql.unsafe`UPDATE transactions SET created = now() - interval '1 minute' WHERE wallet_id = ${walletId}`,
+    );
+    const worker = await startWorker(env.config, silentLogger);
+    try {
+      await waitUntil(
+        'the sweeper re-enqueued the wallet',
+        async () => {
+          const counts = await statusCounts(walletId);
+          return counts.length === 1 && counts[0]!.status === 'applied';
+        },
+        20_000,
+      );
+    } finally {
+      await worker.close();
+    }
+    const state = await findLedgerState(env.pool, walletId);
+    expect(state).toMatchObject({ balance: '3.00', lastRefno: 2 });
+  });
+});
+
+describe('the ledger check used by the concurrency tests', () => {
+  it('When a ledger is corrupted in any of the ways it checks, then it reports each', async () => {
+    const check = await createTestEnv('ledger_check');
+    try {
+      const walletId = (await insertWallet(check.pool, { externalId: 'broken', labels: {} }))!.id;
+      for (const amount of ['5.00', '3.00', '-1.00']) {
+        await insertPendingTransaction(check.pool, {
+          walletId,
+          amount,
+          fingerprint: randomUUID(),
+          labels: {},
+          description: null,
+        });
+      }
+      await applyPendingTransactions(check.pool, walletId, { batchSize: 10 });
+      expect(await findLedgerViolations(check.pool)).toEqual([]);
+
+      await check.pool.query(sql.unsafe`UPDATE transactions SET refno = 5 WHERE wallet_id = ${walletId} AND refno = 3`);
+      await check.pool.query(
+        sql.unsafe`UPDATE transactions SET oldbalance = 4 WHERE wallet_id = ${walletId} AND refno = 2`,
+      );
+      await check.pool.query(sql.unsafe`UPDATE wallets SET balance = 8 WHERE id = ${walletId}`);
+      await insertPendingTransaction(check.pool, {
+        walletId,
+        amount: '1.00',
+        fingerprint: 'left',
+        labels: {},
+        description: null,
+      });
+      expect(await findLedgerViolations(check.pool)).toEqual([
+        '1 transactions still pending',
+        `wallet ${walletId}: balanceMatches is false`,
+        `wallet ${walletId}: refnosContiguous is false`,
+        `wallet ${walletId}: chainUnbroken is false`,
+      ]);
+    } finally {
+      await check.destroy();
+    }
+  });
+});

@@ -1,0 +1,106 @@
+import type { ChildProcess } from 'node:child_process';
+import { sql } from 'slonik';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { findLedgerViolations } from '../support/ledger-invariants.js';
+import { createWallets, postTransactionLoad } from '../support/load.js';
+import {
+  createTestEnv,
+  spawnWorker,
+  startTestApi,
+  stopProcess,
+  waitForExit,
+  waitUntil,
+  type TestEnv,
+} from '../support/test-env.js';
+
+let env: TestEnv;
+let api: Awaited<ReturnType<typeof startTestApi>>;
+const workers: ChildProcess[] = [];
+
+beforeAll(async () => {
+  // Small batches keep jobs busy, so the kill lands mid-job; a short lock lets BullMQ notice quickly.
+  env = await createTestEnv('crash', { WORKER_CONCURRENCY: '4', APPLY_BATCH_SIZE: '5' });
+  api = await startTestApi(env);
+});
+
+afterAll(async () => {
+  await Promise.all(workers.map(stopProcess));
+  await api?.close();
+  await env?.destroy();
+});
+
+const pendingCount = () =>
+  env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM transactions WHERE status = 'pending'
+  `);
+const finalCount = () =>
+  env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM transactions WHERE status <> 'pending'
+  `);
+
+describe('workers that die', () => {
+  it('When a worker is SIGKILLed mid-run and another starts, then every transaction still ends final exactly once', async () => {
+    const doomed = spawnWorker(env);
+    const survivor = spawnWorker(env);
+    workers.push(doomed, survivor);
+    await Promise.all([doomed.ready, survivor.ready]);
+    const walletIds = await createWallets(api.url, 4, 'crash');
+
+    let killed = false;
+    const load = postTransactionLoad({
+      apiUrl: api.url,
+      walletIds,
+      count: 2000,
+      concurrency: 32,
+      seed: 4242,
+      onAccepted: async (accepted) => {
+        if (killed || accepted < 600) return;
+        killed = true;
+        // Only once the workers are really applying, so the kill interrupts work in progress.
+        if ((await finalCount()) === 0) killed = false;
+        else doomed.kill('SIGKILL');
+      },
+    });
+    const result = await load;
+    expect(killed).toBe(true);
+    expect(await waitForExit(doomed)).toEqual({ code: null, signal: 'SIGKILL' });
+    workers.push(spawnWorker(env));
+
+    expect(result.unexpected).toEqual([]);
+    await waitUntil('every transaction is final', async () => (await pendingCount()) === 0, 120_000);
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
+    const stored = await env.pool.anyFirst(
+      sql.type(z.object({ fingerprint: z.string() }))`SELECT fingerprint FROM transactions`,
+    );
+    expect(new Set(stored)).toEqual(result.accepted);
+  }, 180_000);
+
+  it('When a worker gets SIGTERM while busy, then it finishes its jobs and exits 0, and nothing is lost', async () => {
+    const walletIds = await createWallets(api.url, 3, 'sigterm');
+    // The leaving worker is the only one running, so it is surely busy when the signal comes.
+    await Promise.all(workers.map(stopProcess));
+    const leaving = spawnWorker(env);
+    workers.push(leaving);
+    await leaving.ready;
+    let stopped: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
+    const result = await postTransactionLoad({
+      apiUrl: api.url,
+      walletIds,
+      count: 600,
+      concurrency: 16,
+      seed: 99,
+      onAccepted: (accepted) => {
+        if (accepted === 300) {
+          leaving.kill('SIGTERM');
+          stopped = waitForExit(leaving);
+        }
+      },
+    });
+    expect(await stopped).toEqual({ code: 0, signal: null });
+    expect(result.unexpected).toEqual([]);
+    workers.push(spawnWorker(env));
+    await waitUntil('every transaction is final', async () => (await pendingCount()) === 0, 60_000);
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
+  }, 120_000);
+});
