@@ -26,6 +26,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(walletRoutes(deps));
   app.use(
     transactionRoutes({
+      logger: deps.logger,
       pool: deps.pool,
       queue: deps.queue,
       finalization: deps.finalization,

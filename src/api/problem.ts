@@ -1,3 +1,9 @@
+import {
+  BackendTerminatedError,
+  BackendTerminatedUnexpectedlyError,
+  ConnectionError,
+  StatementTimeoutError,
+} from 'slonik';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
 import { DuplicateExternalIdError, DuplicateFingerprintError } from '../shared/conflicts.js';
@@ -73,6 +79,16 @@ function bodyParserProblem(error: BodyParserError): Problem | null {
   }
 }
 
+/** The database is down, restarting or overloaded: not the client's doing, and worth a retry. */
+function isDatabaseUnavailable(error: unknown): boolean {
+  return (
+    error instanceof ConnectionError ||
+    error instanceof BackendTerminatedError ||
+    error instanceof BackendTerminatedUnexpectedlyError ||
+    error instanceof StatementTimeoutError
+  );
+}
+
 export function toProblem(error: unknown): Problem | null {
   if (error instanceof ValidationError) {
     return problem(400, 'validation-error', 'Invalid request', error.message, { invalidParams: error.invalidParams });
@@ -90,6 +106,9 @@ export function toProblem(error: unknown): Problem | null {
     });
   }
   if (error instanceof ConflictError) return problem(409, 'conflict', 'Conflict', error.message);
+  if (isDatabaseUnavailable(error)) {
+    return problem(503, 'service-unavailable', 'Service Unavailable', 'a dependency is unavailable; retry later');
+  }
   if (error && typeof error === 'object' && 'type' in error) return bodyParserProblem(error as BodyParserError);
   return null;
 }
@@ -104,6 +123,10 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
         res.location(`/wallets/${error.existing.walletId}/transactions/${error.existing.id}`);
       }
       if (error instanceof DuplicateExternalIdError) res.location(`/wallets/${error.existing.id}`);
+      if (known.status === 503) {
+        res.set('Retry-After', '5');
+        logger.warn({ err: error, method: req.method, path: req.path }, 'dependency unavailable');
+      }
       return sendProblem(res, known);
     }
     logger.error({ err: error, method: req.method, path: req.path }, 'request failed');

@@ -5,7 +5,7 @@ import { createDatabasePool } from '../shared/db.js';
 import { FinalizationListener, finalizationChannel } from '../shared/finalization-notices.js';
 import type { Logger } from '../shared/logger.js';
 import { createApplyQueue } from '../shared/queue.js';
-import { createRedis } from '../shared/redis.js';
+import { createFailFastRedis, createRedis } from '../shared/redis.js';
 import { createApp } from './app.js';
 
 export interface RunningApi {
@@ -17,8 +17,8 @@ export interface RunningApi {
 
 export async function startApi(config: Config, logger: Logger): Promise<RunningApi> {
   const pool = await createDatabasePool(config);
-  const redis = createRedis(config, 'wallet-api');
-  const subscriber = createRedis(config, 'wallet-api-finalized');
+  const redis = createFailFastRedis(config, 'wallet-api', logger);
+  const subscriber = createRedis(config, 'wallet-api-finalized', logger);
   const queue = createApplyQueue(redis, config.QUEUE_PREFIX);
   const finalization = new FinalizationListener(subscriber, finalizationChannel(config.QUEUE_PREFIX));
   await finalization.start();

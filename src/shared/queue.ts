@@ -32,11 +32,26 @@ export function walletDeduplicationId(walletId: number): string {
   return `wallet:${walletId}`;
 }
 
-/** Asks for the wallet's pending transactions to be applied; cheap to call many times. */
+const ENQUEUE_TIMEOUT_MS = 2000;
+
+/**
+ * Asks for the wallet's pending transactions to be applied; cheap to call many times.
+ * Fails after a bounded wait, because BullMQ itself waits as long as Redis is away.
+ */
 export async function enqueueApply(queue: ApplyQueue, walletId: number): Promise<void> {
-  await queue.add(
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('enqueue timed out: Redis unreachable')), ENQUEUE_TIMEOUT_MS);
+  });
+  const add = queue.add(
     APPLY_JOB_NAME,
     { walletId },
     { deduplication: { id: walletDeduplicationId(walletId), keepLastIfActive: true } },
   );
+  add.catch(() => undefined); // settles after the timeout when Redis comes back; nobody waits then
+  try {
+    await Promise.race([add, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

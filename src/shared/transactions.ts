@@ -18,15 +18,22 @@ export interface TransactionRequest {
   description: string | null;
 }
 
+export interface Reservation {
+  transaction: TransactionRow;
+  /** False when the queue could not be reached; the sweeper enqueues the wallet later. */
+  enqueued: boolean;
+}
+
 /**
  * Reserves the fingerprint with a pending row, then asks a worker to apply the wallet's pending
- * transactions. If the process dies between the two, the sweeper enqueues the wallet later.
+ * transactions. The row in Postgres is the promise to the client; the job is only a nudge. If the
+ * enqueue fails, or the process dies between the two, the sweeper enqueues the wallet later.
  */
 export async function reserveTransaction(
   deps: { db: CommonQueryMethods; queue: ApplyQueue },
   walletId: number,
   request: TransactionRequest,
-): Promise<TransactionRow> {
+): Promise<Reservation> {
   const reserved = await insertPendingTransaction(deps.db, {
     walletId,
     amount: centsToDecimal(request.amount),
@@ -35,8 +42,11 @@ export async function reserveTransaction(
     description: request.description,
   });
   if (!reserved) throw await explainRefusedReservation(deps.db, walletId, request.fingerprint);
-  await enqueueApply(deps.queue, walletId);
-  return reserved;
+  const enqueued = await enqueueApply(deps.queue, walletId).then(
+    () => true,
+    () => false,
+  );
+  return { transaction: reserved, enqueued };
 }
 
 async function explainRefusedReservation(db: CommonQueryMethods, walletId: number, fingerprint: string) {

@@ -14,9 +14,9 @@ export interface RunningWorker {
 
 export async function startWorker(config: Config, logger: Logger): Promise<RunningWorker> {
   const pool = await createDatabasePool(config);
-  const redis = createRedis(config, 'wallet-worker');
+  const redis = createRedis(config, 'wallet-worker', logger);
   const queue = createApplyQueue(redis, config.QUEUE_PREFIX);
-  const jobsConnection = createRedis(config, 'wallet-worker-jobs');
+  const jobsConnection = createRedis(config, 'wallet-worker-jobs', logger);
 
   const worker = new Worker<ApplyJobData>(
     APPLY_QUEUE_NAME,

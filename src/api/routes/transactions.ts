@@ -1,6 +1,7 @@
 import { Router, type Response } from 'express';
 import type { DatabasePool } from 'slonik';
 import type { FinalizationListener } from '../../shared/finalization-notices.js';
+import type { Logger } from '../../shared/logger.js';
 import type { ApplyQueue } from '../../shared/queue.js';
 import type { TransactionRow } from '../../shared/transaction-repository.js';
 import { getLatestApplied, getTransaction, isFinal, reserveTransaction } from '../../shared/transactions.js';
@@ -17,6 +18,7 @@ import {
 } from '../schemas.js';
 
 export interface TransactionRouteDeps {
+  logger: Logger;
   pool: DatabasePool;
   queue: ApplyQueue;
   finalization: FinalizationListener;
@@ -42,7 +44,17 @@ export function transactionRoutes(deps: TransactionRouteDeps): Router {
     const body = parseRequest(createTransactionBody, req.body, 'body');
     const waitSeconds = preferredWaitSeconds(req.get('prefer'), deps.maxPreferWaitSeconds);
 
-    const reserved = await reserveTransaction({ db: deps.pool, queue: deps.queue }, walletId, body);
+    const { transaction: reserved, enqueued } = await reserveTransaction(
+      { db: deps.pool, queue: deps.queue },
+      walletId,
+      body,
+    );
+    if (!enqueued) {
+      deps.logger.warn(
+        { walletId, transactionId: reserved.id },
+        'queue unreachable; the sweeper will enqueue the wallet',
+      );
+    }
     res.location(`/wallets/${walletId}/transactions/${reserved.id}`);
     if (waitSeconds === 0) return sendTransaction(res, 202, reserved);
 
