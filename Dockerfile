@@ -1,0 +1,45 @@
+# Wallet service image: one image for every role. The command picks the role:
+#   docker run --init wallet-service db --initdb   create and migrate the database
+#   docker run --init wallet-service api           the HTTP API on $PORT (default 3000)
+#   docker run --init wallet-service worker        a queue worker (run as many as you like)
+#
+# The app handles SIGTERM and SIGINT itself; `--init` (or `init: true` in compose) adds a tiny
+# init as PID 1 that forwards signals and reaps zombies, so `docker stop` shuts down cleanly.
+#
+# Only classic Dockerfile syntax is used, so it builds with BuildKit and with the legacy
+# builder alike (docker-compose 1.29 uses the latter by default).
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# --- build: full install (dev deps for tsc), compile src/ to dist/ ---------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# --- prod-deps: production dependencies only --------------------------------------------------
+FROM ${NODE_IMAGE} AS prod-deps
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev && npm cache clean --force
+
+# --- runtime ----------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    PORT=3000 \
+    HOST=0.0.0.0
+WORKDIR /app
+# Owned by root and read-only to the app user: the service writes nothing to disk.
+# package.json is needed at run time ("type": "module"); the lockfile lets image scanners list deps.
+COPY package.json package-lock.json ./
+COPY --from=prod-deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# Read at run time from <package root>/migrations (../../migrations from dist/shared/migrate.js).
+COPY migrations ./migrations
+USER node
+EXPOSE 3000
+ENTRYPOINT ["node", "dist/cli.js"]
+CMD ["api"]
