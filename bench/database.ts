@@ -1,0 +1,175 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/migrate.js';
+
+/** Drops the database if it is there, then creates and migrates it: every phase starts empty. */
+export async function freshDatabase(url: string): Promise<void> {
+  await dropDatabase(url);
+  await createDatabaseIfMissing(url);
+  await migrate(url);
+}
+
+export async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  return client;
+}
+
+export async function pendingCount(db: pg.Client): Promise<number> {
+  const result = await db.query<{ n: string }>("SELECT count(*) AS n FROM transactions WHERE status = 'pending'");
+  return Number(result.rows[0]!.n);
+}
+
+/**
+ * Polls until no transaction is pending. Fails when a service process died, or when the pending
+ * count has not moved for `stallMs`.
+ */
+export async function waitUntilFinal(
+  db: pg.Client,
+  isServiceDown: () => string | null,
+  stallMs = 60_000,
+): Promise<number> {
+  let last = -1;
+  let lastChange = Date.now();
+  for (;;) {
+    const pending = await pendingCount(db);
+    if (pending === 0) return Date.now();
+    const down = isServiceDown();
+    if (down) throw new Error(`${down} exited while ${pending} transactions were pending`);
+    if (pending !== last) {
+      last = pending;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > stallMs) {
+      throw new Error(`${pending} transactions still pending, no progress for ${stallMs} ms`);
+    }
+    await sleep(25);
+  }
+}
+
+export interface MeasuredOutcome {
+  count: number;
+  applied: number;
+  rejected: number;
+  pending: number;
+  mustRejectNotRejected: number;
+  /** Epoch ms (Postgres clock, same host) of the first and last finalization of a measured transaction. */
+  firstFinalizedAt: number;
+  lastFinalizedAt: number;
+}
+
+/** Outcome of the measured transactions (fingerprints m-*), seeds excluded. */
+export async function measuredOutcome(db: pg.Client): Promise<MeasuredOutcome> {
+  const result = await db.query<Record<string, string>>(`
+    SELECT count(*) AS count,
+           count(*) FILTER (WHERE status = 'applied') AS applied,
+           count(*) FILTER (WHERE status = 'rejected') AS rejected,
+           count(*) FILTER (WHERE status = 'pending') AS pending,
+           count(*) FILTER (WHERE fingerprint LIKE '%-x' AND status <> 'rejected') AS must_reject_not_rejected,
+           (extract(epoch FROM min(finalized)) * 1000)::text AS first_finalized,
+           (extract(epoch FROM max(finalized)) * 1000)::text AS last_finalized
+      FROM transactions
+     WHERE fingerprint LIKE 'm-%'`);
+  const row = result.rows[0]!;
+  return {
+    count: Number(row.count),
+    applied: Number(row.applied),
+    rejected: Number(row.rejected),
+    pending: Number(row.pending),
+    mustRejectNotRejected: Number(row.must_reject_not_rejected),
+    firstFinalizedAt: Number(row.first_finalized),
+    lastFinalizedAt: Number(row.last_finalized),
+  };
+}
+
+export interface LedgerCheck {
+  wallets: number;
+  /** Wallets whose balance differs from the sum of their applied amounts (NUMERIC, in SQL). */
+  balanceMismatch: number;
+  negativeBalance: number;
+  /** Wallets whose refnos are not exactly 1..n with n = last_refno. */
+  refnoGaps: number;
+  /** Applied rows with newbalance <> oldbalance + amount, or a negative old/new balance. */
+  badRows: number;
+  /** Applied rows whose oldbalance is not the newbalance of the row before (0 for the first). */
+  brokenChain: number;
+  /**
+   * Informational, not a failure: applied rows whose refno order differs from their seq order.
+   * seq is taken at insert, and concurrent reservations commit in any order; a batch only sees
+   * committed rows, so of two concurrent POSTs the later seq can be applied first. A POST that
+   * answered before another was sent always has the lower seq and the lower refno.
+   */
+  outOfSeqOrder: number;
+  ok: boolean;
+}
+
+/** Every money check runs in SQL on NUMERIC values; nothing here goes through floating point. */
+export async function checkLedger(db: pg.Client): Promise<LedgerCheck> {
+  const totals = await db.query<Record<string, string>>(`
+    WITH applied AS (
+      SELECT wallet_id,
+             sum(amount) AS total,
+             count(*) AS n,
+             min(refno) AS min_refno,
+             max(refno) AS max_refno,
+             count(DISTINCT refno) AS distinct_refnos,
+             count(*) FILTER (WHERE newbalance <> oldbalance + amount OR newbalance < 0 OR oldbalance < 0) AS bad_rows
+        FROM transactions
+       WHERE status = 'applied'
+       GROUP BY wallet_id
+    )
+    SELECT count(*) AS wallets,
+           count(*) FILTER (WHERE w.balance <> coalesce(a.total, 0)) AS balance_mismatch,
+           count(*) FILTER (WHERE w.balance < 0) AS negative_balance,
+           count(*) FILTER (
+             WHERE coalesce(a.n, 0) <> w.last_refno
+                OR (a.n > 0 AND (a.min_refno <> 1 OR a.max_refno <> a.n OR a.distinct_refnos <> a.n))
+           ) AS refno_gaps,
+           coalesce(sum(a.bad_rows), 0) AS bad_rows
+      FROM wallets w
+      LEFT JOIN applied a ON a.wallet_id = w.id`);
+  const chain = await db.query<Record<string, string>>(`
+    SELECT count(*) FILTER (WHERE oldbalance <> previous_newbalance) AS broken_chain,
+           count(*) FILTER (WHERE refno <> seq_rank) AS out_of_order
+      FROM (
+        SELECT oldbalance,
+               refno,
+               lag(newbalance, 1, 0::numeric) OVER (PARTITION BY wallet_id ORDER BY refno) AS previous_newbalance,
+               row_number() OVER (PARTITION BY wallet_id ORDER BY seq) AS seq_rank
+          FROM transactions
+         WHERE status = 'applied'
+      ) AS t`);
+  const row = totals.rows[0]!;
+  const chainRow = chain.rows[0]!;
+  const check = {
+    wallets: Number(row.wallets),
+    balanceMismatch: Number(row.balance_mismatch),
+    negativeBalance: Number(row.negative_balance),
+    refnoGaps: Number(row.refno_gaps),
+    badRows: Number(row.bad_rows),
+    brokenChain: Number(chainRow.broken_chain),
+    outOfSeqOrder: Number(chainRow.out_of_order),
+  };
+  const ok =
+    check.balanceMismatch === 0 &&
+    check.negativeBalance === 0 &&
+    check.refnoGaps === 0 &&
+    check.badRows === 0 &&
+    check.brokenChain === 0;
+  return { ...check, ok };
+}
+
+/** Backend pids of `database` and Postgres' own background processes, for CPU accounting. */
+export async function postgresPids(
+  db: pg.Client,
+  database: string,
+): Promise<{ bench: number[]; background: number[] }> {
+  const result = await db.query<{ pid: number; datname: string | null; backend_type: string }>(
+    'SELECT pid, datname, backend_type FROM pg_stat_activity',
+  );
+  return {
+    bench: result.rows
+      .filter((row) => row.datname === database && row.backend_type === 'client backend')
+      .map((row) => row.pid),
+    background: result.rows.filter((row) => row.backend_type !== 'client backend').map((row) => row.pid),
+  };
+}
