@@ -23,19 +23,21 @@ function closeOnSignals(parts: Closable[], config: Config, logger: Logger): void
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    const timer = setTimeout(() => {
-      logger.error('shutdown timed out');
-      process.exit(1);
-    }, config.SHUTDOWN_TIMEOUT_MS);
+    // Exit even if logging fails (a closed stdout pipe throws EPIPE).
+    const exit = (code: number, log: () => void) => {
+      try {
+        log();
+      } finally {
+        process.exit(code);
+      }
+    };
+    const timer = setTimeout(() => exit(1, () => logger.error('shutdown timed out')), config.SHUTDOWN_TIMEOUT_MS);
     timer.unref();
     (async () => {
       for (const part of [...parts].reverse()) await part.close();
     })()
-      .then(() => process.exit(0))
-      .catch((error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      });
+      .then(() => exit(0, () => undefined))
+      .catch((error: unknown) => exit(1, () => logger.error({ err: error }, 'shutdown failed')));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../shared/config.js';
 import { createDatabasePool } from '../shared/db.js';
@@ -24,10 +24,15 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
   await finalization.start();
 
   const app = createApp({ config, pool, queue, finalization, logger });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const listening = app.listen(config.PORT, config.HOST, (error?: Error) =>
-      error ? reject(error) : resolve(listening),
-    );
+  let stopping = false;
+  const server = createServer((req, res) => {
+    // While stopping, every answer closes its connection, so keep-alive clients move elsewhere.
+    if (stopping) res.setHeader('Connection', 'close');
+    void app(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, config.HOST, () => resolve());
   });
   // Keep-alive sockets from load balancers must outlive their idle timeout.
   server.keepAliveTimeout = 65_000;
@@ -38,11 +43,15 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
     server,
     port,
     async close() {
+      stopping = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      // Requests that started before the stop leave their keep-alive connection idle when they
+      // end; close those as they appear.
+      const closeIdle = setInterval(() => server.closeIdleConnections(), 100);
       // Requests waiting on `Prefer: wait` answer now with what they have.
       await finalization.close();
       await closed;
+      clearInterval(closeIdle);
       await queue.close();
       await subscriber.quit();
       await redis.quit();

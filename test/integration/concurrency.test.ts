@@ -10,12 +10,12 @@ import {
   stopProcess,
   waitUntil,
   type TestEnv,
-  type WorkerProcess,
+  type ServiceProcess,
 } from '../support/test-env.js';
 
 let env: TestEnv;
 let api: Awaited<ReturnType<typeof startTestApi>>;
-const workers: WorkerProcess[] = [];
+const workers: ServiceProcess[] = [];
 
 beforeAll(async () => {
   env = await createTestEnv('concurrency', { WORKER_CONCURRENCY: '4', APPLY_BATCH_SIZE: '50' });

@@ -4,8 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createWallets, postTransactionLoad } from '../support/load.js';
+import { request } from '../support/http.js';
 import {
   createTestEnv,
+  spawnService,
   spawnWorker,
   startTestApi,
   stopProcess,
@@ -103,4 +105,47 @@ describe('workers that die', () => {
     await waitUntil('every transaction is final', async () => (await pendingCount()) === 0, 60_000);
     expect(await findLedgerViolations(env.pool)).toEqual([]);
   }, 120_000);
+});
+
+describe('an API that is stopped', () => {
+  it('When the API gets SIGTERM under load, then it answers the requests it took, closes keep-alive connections and exits 0', async () => {
+    const walletIds = await createWallets(api.url, 2, 'api-sigterm');
+    const leaving = spawnService(env, 'api');
+    workers.push(leaving);
+    await leaving.ready;
+    const leavingUrl = `http://127.0.0.1:${leaving.port}`;
+
+    let stopped: ReturnType<typeof waitForExit> | undefined;
+    const accepted: string[] = [];
+    const failures: string[] = [];
+    let next = 0;
+    const lane = async () => {
+      while (next < 3000) {
+        const fingerprint = `api-sigterm-${next++}`;
+        if (next === 400) {
+          leaving.kill('SIGTERM');
+          stopped = waitForExit(leaving);
+        }
+        try {
+          const response = await request(leavingUrl, 'POST', `/wallets/${walletIds[next % 2]}/transactions`, {
+            json: { amount: 1, fingerprint },
+          });
+          if (response.status === 202) accepted.push(fingerprint);
+          else failures.push(`${response.status}`);
+        } catch {
+          return; // connection refused: the API stopped listening, as it should
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, lane));
+    expect(stopped).toBeDefined();
+    expect(await stopped, leaving.output()).toEqual({ code: 0, signal: null });
+    expect(failures).toEqual([]);
+    expect(accepted.length).toBeGreaterThanOrEqual(399 - 16);
+    expect(accepted.length).toBeLessThan(3000);
+    const stored = await env.pool.anyFirst(sql.type(z.object({ fingerprint: z.string() }))`
+      SELECT fingerprint FROM transactions WHERE fingerprint LIKE 'api-sigterm-%'
+    `);
+    expect(new Set(stored)).toEqual(new Set(accepted));
+  }, 60_000);
 });

@@ -80,28 +80,50 @@ export async function startTestApi(env: TestEnv): Promise<RunningApi & { url: st
   return Object.assign(api, { url: `http://127.0.0.1:${api.port}` });
 }
 
-export type WorkerProcess = ChildProcess & { ready: Promise<void> };
+export type ServiceProcess = ChildProcess & {
+  /** Resolves once the process logged that it is up: the worker takes jobs, the API listens. */
+  ready: Promise<void>;
+  /** The API's port, once ready. */
+  port: number;
+  /** The last lines the process wrote, for failure messages. */
+  output: () => string;
+};
 
-/** A worker as its own OS process (`wallet worker`), as operators run it; `ready` once it takes jobs. */
-export function spawnWorker(env: TestEnv, extraEnv: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'worker'], {
+const READY_MESSAGE = { worker: 'worker started', api: 'api listening' } as const;
+
+/** `wallet worker` or `wallet api` as its own OS process, as operators run it. */
+export function spawnService(
+  env: TestEnv,
+  role: 'worker' | 'api',
+  extraEnv: Record<string, string> = {},
+): ServiceProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), role], {
     cwd: ROOT,
     env: { ...env.env, LOG_LEVEL: 'info', ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const ready = new Promise<void>((resolve, reject) => {
+  const service = Object.assign(child, { ready: Promise.resolve(), port: 0, output: () => output });
+  service.ready = new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-4000);
-      if (output.includes('"msg":"worker started"')) resolve();
+      for (const line of output.split('\n')) {
+        if (!line.includes(`"msg":"${READY_MESSAGE[role]}"`)) continue;
+        service.port = (JSON.parse(line) as { port?: number }).port ?? 0;
+        resolve();
+      }
     });
     child.stderr.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
     child.once('exit', (code, signal) =>
-      reject(new Error(`worker exited (${code ?? signal}) before ready: ${output}`)),
+      reject(new Error(`${role} exited (${code ?? signal}) before ready: ${output}`)),
     );
   });
-  ready.catch(() => undefined); // a worker killed on purpose later must not raise here
-  return Object.assign(child, { ready });
+  service.ready.catch(() => undefined); // a process killed on purpose later must not raise here
+  return service;
+}
+
+export function spawnWorker(env: TestEnv, extraEnv: Record<string, string> = {}): ServiceProcess {
+  return spawnService(env, 'worker', extraEnv);
 }
 
 export function waitForExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
