@@ -27,8 +27,9 @@ CREATE TABLE transactions (
   created     timestamptz NOT NULL DEFAULT now(),
   finalized   timestamptz,
   UNIQUE (wallet_id, refno),
-  CHECK ((status = 'applied') = (refno IS NOT NULL AND oldbalance IS NOT NULL AND newbalance IS NOT NULL)),
-  CHECK ((status = 'rejected') = (reason IS NOT NULL))
+  CONSTRAINT transactions_applied_has_refno
+    CHECK ((status = 'applied') = (refno IS NOT NULL AND oldbalance IS NOT NULL AND newbalance IS NOT NULL)),
+  CONSTRAINT transactions_rejected_has_reason CHECK ((status = 'rejected') = (reason IS NOT NULL))
 );
 
 -- What the worker reads: a wallet's pending transactions in reservation order; and the sweeper's scan.
