@@ -9,7 +9,7 @@ import { transactionRoutes } from './routes/transactions.js';
 import { walletRoutes } from './routes/wallets.js';
 
 export interface AppDeps {
-  config: Pick<Config, 'BODY_LIMIT' | 'MAX_PREFER_WAIT_S'>;
+  config: Pick<Config, 'BODY_LIMIT' | 'MAX_PREFER_WAIT_S' | 'VOID_WINDOW_HOURS'>;
   pool: DatabasePool;
   queue: ApplyQueue;
   finalization: FinalizationListener;
@@ -31,6 +31,7 @@ export function createApp(deps: AppDeps): Express {
       queue: deps.queue,
       finalization: deps.finalization,
       maxPreferWaitSeconds: deps.config.MAX_PREFER_WAIT_S,
+      voidWindowMs: deps.config.VOID_WINDOW_HOURS * 3_600_000,
     }),
   );
 

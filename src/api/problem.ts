@@ -6,8 +6,14 @@ import {
 } from 'slonik';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
-import { DuplicateExternalIdError, DuplicateFingerprintError } from '../shared/conflicts.js';
-import { ConflictError, NotFoundError, ValidationError, type InvalidField } from '../shared/errors.js';
+import { DuplicateExternalIdError, DuplicateFingerprintError, NotVoidableError } from '../shared/conflicts.js';
+import {
+  ConflictError,
+  NotFoundError,
+  RuleViolationError,
+  ValidationError,
+  type InvalidField,
+} from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { sendJson } from './json-response.js';
 import { toTransactionResponse, toWalletResponse } from './schemas.js';
@@ -105,7 +111,15 @@ export function toProblem(error: unknown): Problem | null {
       transaction: toTransactionResponse(error.existing),
     });
   }
+  if (error instanceof NotVoidableError) {
+    return problem(409, 'not-voidable', 'Transaction cannot be voided', error.message, {
+      transaction: toTransactionResponse(error.transaction),
+    });
+  }
   if (error instanceof ConflictError) return problem(409, 'conflict', 'Conflict', error.message);
+  if (error instanceof RuleViolationError) {
+    return problem(422, error.slug, 'Request cannot be carried out', error.message);
+  }
   if (isDatabaseUnavailable(error)) {
     return problem(503, 'service-unavailable', 'Service Unavailable', 'a dependency is unavailable; retry later');
   }

@@ -30,6 +30,13 @@ export const createTransactionBody = z
   })
   .strict();
 
+export const voidTransactionBody = z
+  .object({
+    fingerprint: fingerprintSchema.optional(),
+    reason: descriptionSchema.optional(),
+  })
+  .strict();
+
 export const walletParams = z.object({ id: walletIdSchema });
 export const transactionParams = z.object({ id: walletIdSchema, txId: transactionIdSchema });
 
@@ -58,6 +65,8 @@ export function toTransactionResponse(transaction: TransactionRow) {
     ...(transaction.refno === null ? {} : { refno: transaction.refno }),
     ...(transaction.oldbalance === null ? {} : { oldbalance: new Decimal(transaction.oldbalance) }),
     ...(transaction.newbalance === null ? {} : { newbalance: new Decimal(transaction.newbalance) }),
+    ...(transaction.voids === null ? {} : { voids: transaction.voids }),
+    ...(transaction.voidedBy === null ? {} : { voidedBy: transaction.voidedBy }),
     created: transaction.created,
   };
 }

@@ -1,7 +1,12 @@
 import type { DatabasePool } from 'slonik';
 import { applyInOrder, type Outcome } from './ledger.js';
 import { centsToDecimal, decimalToCents } from './money.js';
-import { findPendingEntries, recordOutcomes } from './transaction-repository.js';
+import {
+  appendOutcomeEvents,
+  findPendingEntries,
+  markOriginalsVoided,
+  recordOutcomes,
+} from './transaction-repository.js';
 import { findLedgerState, updateLedgerState } from './wallet-repository.js';
 
 export interface ApplyOptions {
@@ -59,7 +64,11 @@ async function applyOneBatch(pool: DatabasePool, walletId: number, batchSize: nu
 
     const { outcomes, state } = applyInOrder(
       { balance: toCents(wallet.balance), lastRefno: wallet.lastRefno },
-      pending.map((entry) => ({ id: entry.id, amount: toCents(entry.amount) })),
+      pending.map((entry) => ({
+        id: entry.id,
+        amount: toCents(entry.amount),
+        ...(entry.voids ? { voids: { id: entry.voids, stillApplied: entry.originalStillApplied === true } } : {}),
+      })),
     );
     const won = await updateLedgerState(tx, walletId, wallet.version, {
       balance: centsToDecimal(state.balance),
@@ -70,6 +79,16 @@ async function applyOneBatch(pool: DatabasePool, walletId: number, batchSize: nu
     if (finalized !== outcomes.length) {
       throw new VersionConflictError(`wallet ${walletId}: ${outcomes.length - finalized} transactions already final`);
     }
+    const reversals = outcomes.flatMap((outcome) =>
+      outcome.status === 'applied' && outcome.voids ? [{ reversalId: outcome.id, originalId: outcome.voids }] : [],
+    );
+    if ((await markOriginalsVoided(tx, reversals)) !== reversals.length) {
+      throw new VersionConflictError(`wallet ${walletId}: an original was voided meanwhile`);
+    }
+    await appendOutcomeEvents(
+      tx,
+      outcomes.map((outcome) => outcome.id),
+    );
     return outcomes;
   });
 }

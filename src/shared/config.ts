@@ -28,7 +28,22 @@ export const configSchema = z.object({
   /** Longest `Prefer: wait=N` the API honours, in seconds. */
   MAX_PREFER_WAIT_S: integer(30, 0),
   BODY_LIMIT: z.string().default('16kb'),
+  /** How old (since it was posted) a transaction may be and still be voided. */
+  VOID_WINDOW_HOURS: z.coerce.number().positive().default(24),
   SHUTDOWN_TIMEOUT_MS: integer(25_000, 0),
+  /**
+   * Only the exact text `true` turns API key checks off (local development); the process then
+   * warns at every start. Anything else, or nothing, keeps them on.
+   */
+  AUTH_DISABLED: z
+    .enum(['true', 'false', ''])
+    .default('false')
+    .transform((value) => value === 'true'),
+  /** How long an API process trusts a key it verified; also the longest a revoked key keeps working. */
+  API_KEY_CACHE_TTL_MS: integer(5_000, 0),
+  /** Per API key: sustained requests per second (0 turns rate limiting off) and the burst above it. */
+  RATE_LIMIT_PER_SECOND: integer(100, 0),
+  RATE_LIMIT_BURST: integer(200, 1),
 });
 
 export type Config = z.infer<typeof configSchema>;

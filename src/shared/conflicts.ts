@@ -15,3 +15,13 @@ export class DuplicateFingerprintError extends ConflictError {
     super(`this fingerprint is already used by transaction ${existing.id} (${existing.status})`);
   }
 }
+
+/** The transaction cannot be voided in its state: pending, rejected, already voided, or a reversal itself. */
+export class NotVoidableError extends ConflictError {
+  constructor(
+    readonly transaction: TransactionRow,
+    why: string,
+  ) {
+    super(`transaction ${transaction.id} cannot be voided: ${why}`);
+  }
+}

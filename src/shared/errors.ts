@@ -25,3 +25,13 @@ export class NotFoundError extends DomainError {}
 
 /** A create that collides with something that already exists. */
 export class ConflictError extends DomainError {}
+
+/** The request is well-formed but the rules say no, e.g. a void past its window; `slug` names the rule. */
+export class RuleViolationError extends DomainError {
+  constructor(
+    message: string,
+    readonly slug: string,
+  ) {
+    super(message);
+  }
+}

@@ -2,7 +2,7 @@ import { MAX_BALANCE, type Cents } from './money.js';
 
 /** The rules for moving a wallet's balance, applied to its pending transactions in order. */
 
-export type RejectionReason = 'insufficient_funds' | 'balance_limit_exceeded';
+export type RejectionReason = 'insufficient_funds' | 'balance_limit_exceeded' | 'not_voidable';
 
 export interface WalletLedgerState {
   balance: Cents;
@@ -12,10 +12,12 @@ export interface WalletLedgerState {
 export interface PendingEntry {
   id: string;
   amount: Cents;
+  /** For a reversal: the transaction it voids, and whether that one is still applied. */
+  voids?: { id: string; stillApplied: boolean };
 }
 
 export type Outcome =
-  | { id: string; status: 'applied'; refno: number; oldBalance: Cents; newBalance: Cents }
+  | { id: string; status: 'applied'; refno: number; oldBalance: Cents; newBalance: Cents; voids?: string }
   | { id: string; status: 'rejected'; reason: RejectionReason };
 
 export interface LedgerResult {
@@ -25,6 +27,10 @@ export interface LedgerResult {
 
 /** Decides one transaction against the balance: applied with the next refno, or rejected. */
 export function decide(state: WalletLedgerState, entry: PendingEntry): { outcome: Outcome; state: WalletLedgerState } {
+  // The original may have been voided (or never applied) since the void was requested.
+  if (entry.voids && !entry.voids.stillApplied) {
+    return { outcome: { id: entry.id, status: 'rejected', reason: 'not_voidable' }, state };
+  }
   const newBalance = state.balance + entry.amount;
   if (newBalance < 0n) {
     return { outcome: { id: entry.id, status: 'rejected', reason: 'insufficient_funds' }, state };
@@ -34,7 +40,14 @@ export function decide(state: WalletLedgerState, entry: PendingEntry): { outcome
   }
   const refno = state.lastRefno + 1;
   return {
-    outcome: { id: entry.id, status: 'applied', refno, oldBalance: state.balance, newBalance },
+    outcome: {
+      id: entry.id,
+      status: 'applied',
+      refno,
+      oldBalance: state.balance,
+      newBalance,
+      ...(entry.voids ? { voids: entry.voids.id } : {}),
+    },
     state: { balance: newBalance, lastRefno: refno },
   };
 }

@@ -5,7 +5,7 @@ import { centsToDecimal } from './money.js';
 
 /** Data access for the transactions table. */
 
-export const transactionStatusSchema = z.enum(['pending', 'applied', 'rejected']);
+export const transactionStatusSchema = z.enum(['pending', 'applied', 'rejected', 'voided']);
 export type TransactionStatus = z.infer<typeof transactionStatusSchema>;
 
 export const transactionRowSchema = z.object({
@@ -20,13 +20,15 @@ export const transactionRowSchema = z.object({
   refno: z.number().nullable(),
   oldbalance: z.string().nullable(),
   newbalance: z.string().nullable(),
+  voids: z.string().nullable(),
+  voidedBy: z.string().nullable(),
   created: z.string(),
 });
 export type TransactionRow = z.infer<typeof transactionRowSchema>;
 
 const transactionColumns = sql.fragment`
   id, wallet_id AS "walletId", amount::text AS amount, fingerprint, labels, description, status, reason,
-  refno, oldbalance::text AS oldbalance, newbalance::text AS newbalance, created
+  refno, oldbalance::text AS oldbalance, newbalance::text AS newbalance, voids, voided_by AS "voidedBy", created
 `;
 
 export interface NewTransaction {
@@ -35,10 +37,13 @@ export interface NewTransaction {
   fingerprint: string;
   labels: Record<string, string>;
   description: string | null;
+  /** For a reversal: the id of the transaction it voids. */
+  voids?: string;
 }
 
 /**
- * Reserves the fingerprint with a pending row, only if the wallet exists.
+ * Reserves the fingerprint with a pending row, only if the wallet exists, and records the
+ * TransactionCreated event in the same statement (so in the same database transaction).
  * Null when the fingerprint is taken or the wallet does not exist; the caller tells which.
  */
 export async function insertPendingTransaction(
@@ -46,12 +51,21 @@ export async function insertPendingTransaction(
   transaction: NewTransaction,
 ): Promise<TransactionRow | null> {
   return db.maybeOne(sql.type(transactionRowSchema)`
-    INSERT INTO transactions (wallet_id, amount, fingerprint, labels, description)
-    SELECT id, ${transaction.amount}, ${transaction.fingerprint}, ${sql.jsonb(transaction.labels)},
-           ${transaction.description}
-    FROM wallets WHERE id = ${transaction.walletId}
-    ON CONFLICT (fingerprint) DO NOTHING
-    RETURNING ${transactionColumns}
+    WITH reserved AS (
+      INSERT INTO transactions (wallet_id, amount, fingerprint, labels, description, voids)
+      SELECT id, ${transaction.amount}, ${transaction.fingerprint}, ${sql.jsonb(transaction.labels)},
+             ${transaction.description}, ${transaction.voids ?? null}
+      FROM wallets WHERE id = ${transaction.walletId}
+      ON CONFLICT (fingerprint) DO NOTHING
+      RETURNING *
+    ), created_event AS (
+      INSERT INTO outbox_events (wallet_id, type, subject, data)
+      SELECT wallet_id, 'TransactionCreated', id::text, jsonb_build_object(
+        'id', id, 'walletId', wallet_id, 'amount', amount, 'fingerprint', fingerprint, 'labels', labels,
+        'description', description, 'status', status, 'voids', voids, 'created', created)
+      FROM reserved
+    )
+    SELECT ${transactionColumns} FROM reserved
   `);
 }
 
@@ -61,6 +75,13 @@ export async function findTransactionByFingerprint(
 ): Promise<TransactionRow | null> {
   return db.maybeOne(sql.type(transactionRowSchema)`
     SELECT ${transactionColumns} FROM transactions WHERE fingerprint = ${fingerprint}
+  `);
+}
+
+/** The live (pending or applied) reversal of a transaction, if any. */
+export async function findVoidOf(db: CommonQueryMethods, originalId: string): Promise<TransactionRow | null> {
+  return db.maybeOne(sql.type(transactionRowSchema)`
+    SELECT ${transactionColumns} FROM transactions WHERE voids = ${originalId} AND status IN ('pending', 'applied')
   `);
 }
 
@@ -85,18 +106,25 @@ export async function findLatestAppliedTransaction(
   `);
 }
 
-const pendingEntrySchema = z.object({ id: z.string(), amount: z.string() });
+const pendingEntrySchema = z.object({
+  id: z.string(),
+  amount: z.string(),
+  voids: z.string().nullable(),
+  originalStillApplied: z.boolean().nullable(),
+});
 
-/** The wallet's oldest pending transactions, in reservation order. */
+/** The wallet's oldest pending transactions, in reservation order; reversals with their original's state. */
 export async function findPendingEntries(
   db: CommonQueryMethods,
   walletId: number,
   limit: number,
 ): Promise<readonly z.infer<typeof pendingEntrySchema>[]> {
   return db.any(sql.type(pendingEntrySchema)`
-    SELECT id, amount::text AS amount FROM transactions
-    WHERE wallet_id = ${walletId} AND status = 'pending'
-    ORDER BY seq LIMIT ${limit}
+    SELECT t.id, t.amount::text AS amount, t.voids, original.status = 'applied' AS "originalStillApplied"
+    FROM transactions t
+    LEFT JOIN transactions original ON original.id = t.voids
+    WHERE t.wallet_id = ${walletId} AND t.status = 'pending'
+    ORDER BY t.seq LIMIT ${limit}
   `);
 }
 
@@ -123,6 +151,49 @@ export async function recordOutcomes(db: CommonQueryMethods, outcomes: readonly 
     WHERE t.id = o.id AND t.status = 'pending'
   `);
   return result.rowCount;
+}
+
+/** Marks the originals of applied reversals voided; returns how many it marked. */
+export async function markOriginalsVoided(
+  db: CommonQueryMethods,
+  reversals: readonly { reversalId: string; originalId: string }[],
+): Promise<number> {
+  if (reversals.length === 0) return 0;
+  const result = await db.query(sql.unsafe`
+    UPDATE transactions AS t SET status = 'voided', voided_by = r.reversal_id
+    FROM ${sql.unnest(
+      reversals.map((reversal) => [reversal.reversalId, reversal.originalId]),
+      ['uuid', 'uuid'],
+    )} AS r (reversal_id, original_id)
+    WHERE t.id = r.original_id AND t.status = 'applied'
+  `);
+  return result.rowCount;
+}
+
+/**
+ * Records what a batch did as events, in the order it did it: BalanceChanged (and TransactionVoid
+ * for a reversal) per applied transaction, TransactionRejected per rejected one.
+ */
+export async function appendOutcomeEvents(db: CommonQueryMethods, transactionIds: readonly string[]): Promise<void> {
+  await db.query(sql.unsafe`
+    INSERT INTO outbox_events (wallet_id, type, subject, data)
+    SELECT wallet_id, type, subject, data FROM (
+      SELECT t.seq, 0 AS step, t.wallet_id, t.id::text AS subject,
+        CASE WHEN t.status = 'rejected' THEN 'TransactionRejected' ELSE 'BalanceChanged' END AS type,
+        CASE WHEN t.status = 'rejected'
+          THEN jsonb_build_object('walletId', t.wallet_id, 'transactionId', t.id, 'amount', t.amount, 'reason', t.reason)
+          ELSE jsonb_build_object('walletId', t.wallet_id, 'transactionId', t.id, 'refno', t.refno, 'amount', t.amount,
+                                  'oldbalance', t.oldbalance, 'newbalance', t.newbalance)
+        END AS data
+      FROM transactions t WHERE t.id = ANY(${sql.array(transactionIds, 'uuid')})
+      UNION ALL
+      SELECT t.seq, 1, t.wallet_id, t.voids::text, 'TransactionVoid',
+        jsonb_build_object('walletId', t.wallet_id, 'transactionId', t.voids, 'reversalId', t.id, 'amount', t.amount)
+      FROM transactions t
+      WHERE t.id = ANY(${sql.array(transactionIds, 'uuid')}) AND t.voids IS NOT NULL AND t.status = 'applied'
+    ) AS events
+    ORDER BY seq, step
+  `);
 }
 
 /** Wallets with a transaction pending for longer than `olderThanMs`: candidates for a new apply job. */

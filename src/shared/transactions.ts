@@ -42,7 +42,12 @@ export async function reserveTransaction(
     description: request.description,
   });
   if (!reserved) throw await explainRefusedReservation(deps.db, walletId, request.fingerprint);
-  const enqueued = await enqueueApply(deps.queue, walletId).then(
+  return nudgeWorker(deps.queue, reserved);
+}
+
+/** Enqueues the wallet of a just-reserved transaction; a failure is left to the sweeper. */
+export async function nudgeWorker(queue: ApplyQueue, reserved: TransactionRow): Promise<Reservation> {
+  const enqueued = await enqueueApply(queue, reserved.walletId).then(
     () => true,
     () => false,
   );

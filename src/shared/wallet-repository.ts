@@ -21,13 +21,21 @@ export interface NewWallet {
   labels: Record<string, string>;
 }
 
-/** Inserts the wallet; null when its externalId is taken. */
+/** Inserts the wallet and its WalletCreated event in one statement; null when its externalId is taken. */
 export async function insertWallet(db: CommonQueryMethods, wallet: NewWallet): Promise<WalletRow | null> {
   return db.maybeOne(sql.type(walletRowSchema)`
-    INSERT INTO wallets (external_id, labels)
-    VALUES (${wallet.externalId}, ${sql.jsonb(wallet.labels)})
-    ON CONFLICT (external_id) DO NOTHING
-    RETURNING ${walletColumns}
+    WITH created AS (
+      INSERT INTO wallets (external_id, labels)
+      VALUES (${wallet.externalId}, ${sql.jsonb(wallet.labels)})
+      ON CONFLICT (external_id) DO NOTHING
+      RETURNING *
+    ), created_event AS (
+      INSERT INTO outbox_events (wallet_id, type, subject, data)
+      SELECT id, 'WalletCreated', id::text,
+             jsonb_build_object('id', id, 'externalId', external_id, 'labels', labels, 'created', created)
+      FROM created
+    )
+    SELECT ${walletColumns} FROM created
   `);
 }
 

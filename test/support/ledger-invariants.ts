@@ -26,7 +26,7 @@ export async function findLedgerViolations(pool: DatabasePool): Promise<string[]
       SELECT wallet_id, refno, amount, oldbalance, newbalance,
              lag(newbalance) OVER (PARTITION BY wallet_id ORDER BY refno) AS previous_newbalance,
              row_number() OVER (PARTITION BY wallet_id ORDER BY refno) AS position
-      FROM transactions WHERE status = 'applied'
+      FROM transactions WHERE status IN ('applied', 'voided')
     )
     SELECT w.id,
       w.balance = coalesce((SELECT sum(amount) FROM applied a WHERE a.wallet_id = w.id), 0) AS "balanceMatches",

@@ -49,3 +49,29 @@ describe('applyInOrder', () => {
     });
   });
 });
+
+describe('reversals (voids)', () => {
+  it('applies a reversal like any transaction and says which transaction it voids', () => {
+    const result = applyInOrder({ balance: 1000n, lastRefno: 4 }, [
+      { id: 'r', amount: -400n, voids: { id: 'orig', stillApplied: true } },
+    ]);
+    expect(result.outcomes).toEqual([
+      { id: 'r', status: 'applied', refno: 5, oldBalance: 1000n, newBalance: 600n, voids: 'orig' },
+    ]);
+  });
+
+  it('rejects a reversal that would overdraw, so the original stays applied', () => {
+    const result = applyInOrder({ balance: 300n, lastRefno: 4 }, [
+      { id: 'r', amount: -400n, voids: { id: 'orig', stillApplied: true } },
+    ]);
+    expect(result.outcomes).toEqual([{ id: 'r', status: 'rejected', reason: 'insufficient_funds' }]);
+    expect(result.state).toEqual({ balance: 300n, lastRefno: 4 });
+  });
+
+  it('rejects a reversal whose original is no longer applied', () => {
+    const result = applyInOrder({ balance: 1000n, lastRefno: 4 }, [
+      { id: 'r', amount: 400n, voids: { id: 'orig', stillApplied: false } },
+    ]);
+    expect(result.outcomes).toEqual([{ id: 'r', status: 'rejected', reason: 'not_voidable' }]);
+  });
+});
