@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decodeCursor } from '../shared/pagination.js';
+import { transactionStatusSchema } from '../shared/transaction-repository.js';
+import { labelsSchema } from '../shared/validation.js';
+import { parseRequest } from './problem.js';
+
+/**
+ * Query of a listing: `labels[key]=value` (all must match), `limit` (1..500), `cursor` (from the
+ * previous page's nextCursor) and, where it applies, `status`. Unknown parameters are refused.
+ */
+const pageQuery = z
+  .object({
+    limit: z
+      .string()
+      .regex(/^\d{1,3}$/, `must be an integer from 1 to ${MAX_PAGE_SIZE}`)
+      .transform(Number)
+      .pipe(z.number().min(1, `must be an integer from 1 to ${MAX_PAGE_SIZE}`).max(MAX_PAGE_SIZE))
+      .default(String(DEFAULT_PAGE_SIZE)),
+    cursor: z
+      .string()
+      .max(200)
+      .transform((cursor, context) => {
+        const key = decodeCursor(cursor);
+        if (key === null) context.addIssue({ code: z.ZodIssueCode.custom, message: 'is not a cursor this API issued' });
+        return key ?? 0;
+      })
+      .optional(),
+    labels: labelsSchema,
+  })
+  .strict();
+
+export const walletListQuery = pageQuery;
+export const transactionListQuery = pageQuery.extend({ status: transactionStatusSchema.optional() }).strict();
+
+const LABEL_PARAMETER = /^labels\[(.+)\]$/;
+
+/** Gathers `labels[key]=value` parameters into one `labels` object, then validates the whole query. */
+export function parseListQuery<S extends typeof walletListQuery | typeof transactionListQuery>(
+  schema: S,
+  query: Record<string, unknown>,
+): { labels: Record<string, string>; after: number | null; limit: number } & Omit<z.output<S>, 'cursor'> {
+  const labels: Record<string, unknown> = {};
+  const rest: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(query)) {
+    const label = LABEL_PARAMETER.exec(name);
+    if (label) labels[label[1]!] = value;
+    else rest[name] = value;
+  }
+  const parsed = parseRequest(schema, { ...rest, labels }, 'query') as z.output<S>;
+  const { cursor, ...page } = parsed;
+  return { ...page, after: cursor ?? null };
+}

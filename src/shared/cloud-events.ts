@@ -1,0 +1,41 @@
+/** The outbox's event types, as published (CloudEvents `type`). */
+export const EVENT_TYPES = [
+  'WalletCreated',
+  'TransactionCreated',
+  'BalanceChanged',
+  'TransactionRejected',
+  'TransactionVoid',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface OutboxEvent {
+  /** Position in the outbox; increases in the order events were written. */
+  id: number;
+  eventId: string;
+  walletId: number;
+  type: string;
+  subject: string | null;
+  /** The event's data as JSON text, exactly as stored (NUMERIC amounts stay exact). */
+  data: string;
+  created: string;
+}
+
+/**
+ * The event as a CloudEvents 1.0 JSON document (structured mode). `walletid` and `sequence`
+ * are extension attributes: consumers order and partition by them.
+ */
+export function toCloudEvent(event: OutboxEvent): string {
+  const envelope = {
+    specversion: '1.0',
+    id: event.eventId,
+    source: `/wallets/${event.walletId}`,
+    type: event.type,
+    ...(event.subject === null ? {} : { subject: event.subject }),
+    time: event.created,
+    datacontenttype: 'application/json',
+    walletid: String(event.walletId),
+    sequence: String(event.id),
+  };
+  // Spliced in as text so that amounts are never re-read as JS floats.
+  return `${JSON.stringify(envelope).slice(0, -1)},"data":${event.data}}`;
+}

@@ -1,0 +1,58 @@
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import type { OutboxEvent } from './cloud-events.js';
+
+/** Data access for outbox_events and webhook deliveries (what the relay reads and marks). */
+
+const outboxEventSchema = z.object({
+  id: z.number(),
+  eventId: z.string(),
+  walletId: z.number(),
+  type: z.string(),
+  subject: z.string().nullable(),
+  data: z.string(),
+  created: z.string(),
+});
+
+// Any constant; the same in every process: only one relay publishes at a time, in outbox order.
+const RELAY_LOCK_KEY = 7_312_604_119;
+
+export async function tryTakeRelayLock(db: CommonQueryMethods): Promise<boolean> {
+  return db.oneFirst(sql.type(z.object({ locked: z.boolean() }))`
+    SELECT pg_try_advisory_xact_lock(${RELAY_LOCK_KEY}) AS locked
+  `);
+}
+
+export async function findUnpublishedEvents(db: CommonQueryMethods, limit: number): Promise<readonly OutboxEvent[]> {
+  return db.any(sql.type(outboxEventSchema)`
+    SELECT id, event_id AS "eventId", wallet_id AS "walletId", type, subject, data::text AS data, created
+    FROM outbox_events WHERE published_at IS NULL ORDER BY id LIMIT ${limit}
+  `);
+}
+
+export async function markPublished(db: CommonQueryMethods, ids: readonly number[]): Promise<void> {
+  await db.query(sql.unsafe`UPDATE outbox_events SET published_at = now() WHERE id = ANY(${sql.array(ids, 'int8')})`);
+}
+
+/** Queues each event for every active subscription that wants its type; returns those subscriptions. */
+export async function addWebhookDeliveries(
+  db: CommonQueryMethods,
+  eventIds: readonly number[],
+): Promise<readonly number[]> {
+  return db.anyFirst(sql.type(z.object({ subscriptionId: z.number() }))`
+    WITH added AS (
+      INSERT INTO webhook_deliveries (subscription_id, event_id)
+      SELECT s.id, e.id FROM outbox_events e JOIN webhook_subscriptions s ON e.type = ANY(s.events)
+      WHERE s.active AND e.id = ANY(${sql.array(eventIds, 'int8')})
+      ON CONFLICT DO NOTHING
+      RETURNING subscription_id
+    )
+    SELECT DISTINCT subscription_id AS "subscriptionId" FROM added
+  `);
+}
+
+export async function countUnpublishedEvents(db: CommonQueryMethods): Promise<number> {
+  return db.oneFirst(sql.type(z.object({ count: z.number() }))`
+    SELECT count(*)::int AS count FROM outbox_events WHERE published_at IS NULL
+  `);
+}

@@ -1,0 +1,33 @@
+/**
+ * Keyset pagination: a page holds at most `limit` items, newest first, and an opaque cursor that
+ * names the last item's sort key. The next page starts strictly after it, so concurrent inserts
+ * never shift or repeat items the way OFFSET would.
+ */
+export const MAX_PAGE_SIZE = 500;
+export const DEFAULT_PAGE_SIZE = 50;
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export function encodeCursor(key: number): string {
+  return Buffer.from(JSON.stringify({ k: key })).toString('base64url');
+}
+
+/** The sort key a cursor names, or null when it is not one of ours. */
+export function decodeCursor(cursor: string): number | null {
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { k?: unknown };
+    return typeof parsed.k === 'number' && Number.isSafeInteger(parsed.k) && parsed.k > 0 ? parsed.k : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Cuts a result fetched with `limit + 1` rows into a page. */
+export function toPage<T>(rows: readonly T[], limit: number, keyOf: (row: T) => number): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null };
+}

@@ -1,0 +1,110 @@
+import { Worker } from 'bullmq';
+import type { DatabasePool } from 'slonik';
+import type { Config } from '../shared/config.js';
+import { EventStreamPublisher } from '../shared/event-stream.js';
+import type { Logger } from '../shared/logger.js';
+import { relayOutbox } from '../shared/outbox-relay.js';
+import {
+  WEBHOOK_QUEUE_NAME,
+  createWebhookQueue,
+  enqueueWebhookDelivery,
+  type WebhookJobData,
+} from '../shared/queue.js';
+import { createRedis, type Redis } from '../shared/redis.js';
+import { findSubscriptionsWithBacklog } from '../shared/webhook-repository.js';
+import { deliverPendingWebhooks } from '../shared/webhooks.js';
+
+const RELAY_BATCH_SIZE = 500;
+
+export interface RunningRelay {
+  close(): Promise<void>;
+}
+
+/** Calls `pass` every `intervalMs`, never two at once; a pass that did a full batch runs again at once. */
+function repeat(intervalMs: number, pass: () => Promise<boolean>, onError: (error: unknown) => void) {
+  let stopped = false;
+  let running: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const tick = () => {
+    running = (async () => {
+      try {
+        while (!stopped && (await pass()));
+      } catch (error) {
+        onError(error);
+      }
+      if (!stopped) timer = setTimeout(tick, intervalMs);
+    })();
+  };
+  timer = setTimeout(tick, intervalMs);
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await running;
+  };
+}
+
+/**
+ * The outbox relay (publishes events to the Redis Stream and queues webhook deliveries), the
+ * webhook delivery worker, and the sweep that re-enqueues subscriptions whose retries ran out.
+ * Every worker process runs them; an advisory lock lets one relay publish at a time.
+ */
+export function startEventRelay(deps: {
+  pool: DatabasePool;
+  redis: Redis;
+  config: Config;
+  logger: Logger;
+}): RunningRelay {
+  const { pool, redis, config, logger } = deps;
+  const publisher = new EventStreamPublisher(redis, config.QUEUE_PREFIX, config.EVENT_STREAM_MAX_LENGTH);
+  const webhookQueue = createWebhookQueue(redis, config.QUEUE_PREFIX);
+  const deliveryConnection = createRedis(config, 'wallet-webhooks', logger);
+
+  const deliveries = new Worker<WebhookJobData>(
+    WEBHOOK_QUEUE_NAME,
+    async (job) => {
+      await deliverPendingWebhooks(pool, job.data.subscriptionId, {
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        batchSize: 100,
+      });
+    },
+    { connection: deliveryConnection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY },
+  );
+  deliveries.on('failed', (job, error) =>
+    logger.warn(
+      { subscriptionId: job?.data.subscriptionId, attempts: job?.attemptsMade, err: error },
+      'webhook delivery failed',
+    ),
+  );
+  deliveries.on('error', (error) => logger.error({ err: error }, 'webhook worker error'));
+
+  const stopRelay = repeat(
+    config.RELAY_INTERVAL_MS,
+    async () => {
+      const { relayed, subscriptionsToNotify } = await relayOutbox(pool, publisher, RELAY_BATCH_SIZE);
+      for (const subscriptionId of subscriptionsToNotify) await enqueueWebhookDelivery(webhookQueue, subscriptionId);
+      return relayed === RELAY_BATCH_SIZE;
+    },
+    (error) => logger.error({ err: error }, 'outbox relay pass failed'),
+  );
+
+  const stopSweep = repeat(
+    config.WEBHOOK_SWEEP_INTERVAL_MS,
+    async () => {
+      for (const subscriptionId of await findSubscriptionsWithBacklog(pool)) {
+        await enqueueWebhookDelivery(webhookQueue, subscriptionId);
+      }
+      return false;
+    },
+    (error) => logger.error({ err: error }, 'webhook sweep failed'),
+  );
+
+  return {
+    async close() {
+      await stopRelay();
+      await stopSweep();
+      await deliveries.close();
+      await webhookQueue.close();
+      await deliveryConnection.quit();
+    },
+  };
+}

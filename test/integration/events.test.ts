@@ -1,0 +1,291 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import { sql } from 'slonik';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { EventStreamPublisher, eventStreamKey } from '../../src/shared/event-stream.js';
+import { relayOutbox } from '../../src/shared/outbox-relay.js';
+import { verifyWebhook } from '../../src/shared/webhook-signature.js';
+import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
+import { request } from '../support/http.js';
+import { createTestEnv, silentLogger, startTestApi, waitUntil, type TestEnv } from '../support/test-env.js';
+
+let env: TestEnv;
+let api: Awaited<ReturnType<typeof startTestApi>>;
+let redis: Redis;
+
+beforeAll(async () => {
+  env = await createTestEnv('events', { RELAY_INTERVAL_MS: '50', WEBHOOK_SWEEP_INTERVAL_MS: '1000' });
+  api = await startTestApi(env);
+  redis = new Redis(env.config.REDIS_URL);
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await api?.close();
+  await env?.destroy();
+});
+
+const outboxTypes = async (walletId: number) =>
+  env.pool.anyFirst(sql.type(z.object({ type: z.string() }))`
+    SELECT type FROM outbox_events WHERE wallet_id = ${walletId} ORDER BY id
+  `);
+
+interface StreamEvent {
+  streamId: string;
+  event: any;
+}
+
+/** Reads everything new for a consumer group (creating it at the stream's start) and acknowledges it. */
+async function readGroup(group: string): Promise<StreamEvent[]> {
+  const stream = eventStreamKey(env.config.QUEUE_PREFIX);
+  await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM').catch(() => undefined);
+  const events: StreamEvent[] = [];
+  for (;;) {
+    const reply = (await redis.xreadgroup('GROUP', group, 'test-consumer', 'COUNT', 1000, 'STREAMS', stream, '>')) as
+      [string, [string, string[]][]][] | null;
+    const entries = reply?.[0]?.[1] ?? [];
+    if (entries.length === 0) return events;
+    for (const [streamId, fields] of entries) {
+      events.push({ streamId, event: JSON.parse(fields[fields.indexOf('event') + 1]!) });
+      await redis.xack(stream, group, streamId);
+    }
+  }
+}
+
+async function newWallet(externalId = randomUUID()): Promise<number> {
+  return (await request(api.url, 'POST', '/wallets', { json: { externalId } })).body.id;
+}
+
+describe('the outbox', () => {
+  it('When wallets and transactions change, then each change writes its event in the same transaction, in order', async () => {
+    const worker = await startWorker(env.config, silentLogger);
+    try {
+      const walletId = await newWallet();
+      const wait = { prefer: 'wait=10' };
+      const deposit = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+        json: { amount: '10.10', fingerprint: randomUUID() },
+        headers: wait,
+      });
+      await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+        json: { amount: -50, fingerprint: randomUUID() },
+        headers: wait,
+      });
+      await request(api.url, 'POST', `/wallets/${walletId}/transactions/${deposit.body.id}/void`, {
+        json: {},
+        headers: wait,
+      });
+      expect(await outboxTypes(walletId)).toEqual([
+        'WalletCreated',
+        'TransactionCreated',
+        'BalanceChanged',
+        'TransactionCreated',
+        'TransactionRejected',
+        'TransactionCreated',
+        'BalanceChanged',
+        'TransactionVoid',
+      ]);
+      const balanceChanged = await env.pool.oneFirst(sql.type(z.object({ data: z.string() }))`
+        SELECT data::text AS data FROM outbox_events WHERE wallet_id = ${walletId} AND type = 'BalanceChanged' ORDER BY id LIMIT 1
+      `);
+      expect(balanceChanged).toContain('"amount": 10.10');
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('When a change is refused or rolled back, then no event is written for it', async () => {
+    const before = await env.pool.oneFirst(
+      sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM outbox_events`,
+    );
+    await request(api.url, 'POST', '/wallets', { json: { externalId: 'dup-events' } });
+    await request(api.url, 'POST', '/wallets', { json: { externalId: 'dup-events' } }); // 409
+    await request(api.url, 'POST', '/wallets', { json: { externalId: '' } }); // 400
+    await request(api.url, 'POST', '/wallets/987654/transactions', { json: { amount: 1, fingerprint: randomUUID() } }); // 404
+    const after = await env.pool.oneFirst(
+      sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM outbox_events`,
+    );
+    expect(after - before).toBe(1);
+  });
+});
+
+describe('publishing to the Redis Stream', () => {
+  it('When the relay dies after publishing but before marking, then the next pass publishes nothing twice: each event arrives once per consumer group', async () => {
+    await readGroup('before-crash'); // a group that has seen everything so far
+    const walletId = await newWallet();
+    for (let i = 0; i < 5; i += 1) {
+      await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+        json: { amount: 1, fingerprint: randomUUID() },
+      });
+    }
+    const publisher = new EventStreamPublisher(redis, env.config.QUEUE_PREFIX);
+    const dying = {
+      publish: async (events: Parameters<EventStreamPublisher['publish']>[0]) => {
+        await publisher.publish(events);
+        throw new Error('killed between publish and commit');
+      },
+    };
+    await expect(relayOutbox(env.pool, dying, 500)).rejects.toThrow('killed');
+    const unpublished = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL
+    `);
+    expect(unpublished).toBeGreaterThanOrEqual(6);
+
+    const { relayed } = await relayOutbox(env.pool, publisher, 500);
+    expect(relayed).toBe(unpublished);
+    expect((await relayOutbox(env.pool, publisher, 500)).relayed).toBe(0);
+
+    for (const group of ['before-crash', 'fresh-group']) {
+      const events = await readGroup(group);
+      const ids = events.map((entry) => entry.event.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      const ofWallet = events.filter((entry) => entry.event.walletid === String(walletId));
+      expect(ofWallet.map((entry) => entry.event.type)).toEqual([
+        'WalletCreated',
+        ...Array(5).fill('TransactionCreated'),
+      ]);
+    }
+  });
+
+  it('When events are published, then they are CloudEvents 1.0 with exact amounts, ordered per wallet', async () => {
+    const walletId = await newWallet();
+    await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+      json: { amount: '12.34', fingerprint: 'cloud-event' },
+    });
+    await relayOutbox(env.pool, new EventStreamPublisher(redis, env.config.QUEUE_PREFIX), 500);
+    const events = (await readGroup('shape')).filter((entry) => entry.event.walletid === String(walletId));
+    const created = events.find((entry) => entry.event.type === 'TransactionCreated')!.event;
+    expect(created).toMatchObject({
+      specversion: '1.0',
+      source: `/wallets/${walletId}`,
+      type: 'TransactionCreated',
+      datacontenttype: 'application/json',
+      data: { walletId, fingerprint: 'cloud-event', status: 'pending' },
+    });
+    expect(created.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(new Date(created.time).toString()).not.toBe('Invalid Date');
+    const sequences = events.map((entry) => Number(entry.event.sequence));
+    expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
+    const raw = await redis.xrange(eventStreamKey(env.config.QUEUE_PREFIX), '-', '+');
+    expect(raw.some(([, fields]) => /"amount": ?12\.34[,}]/.test(fields.join()))).toBe(true);
+  });
+});
+
+/** A webhook receiver that verifies each signature and can be told to fail. */
+function startReceiver(secretOf: () => string, failFirst = 0) {
+  const received: any[] = [];
+  let calls = 0;
+  let badSignatures = 0;
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      calls += 1;
+      if (calls <= failFirst) {
+        res.writeHead(500).end();
+        return;
+      }
+      const headers = req.headers as Record<string, string>;
+      if (!verifyWebhook(secretOf(), headers, body)) badSignatures += 1;
+      else received.push({ ...JSON.parse(body), headerId: headers['webhook-id'] });
+      res.writeHead(204).end();
+    });
+  });
+  return new Promise<{ url: string; received: any[]; badSignatures: () => number; close: () => Promise<void> }>(
+    (resolve) =>
+      server.listen(0, '127.0.0.1', () =>
+        resolve({
+          url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+          received,
+          badSignatures: () => badSignatures,
+          close: () => new Promise((done) => server.close(() => done())),
+        }),
+      ),
+  );
+}
+
+describe('webhooks', () => {
+  let worker: RunningWorker | undefined;
+  afterAll(async () => {
+    await worker?.close();
+  });
+
+  it('When a subscriber is registered, then it receives signed events in order, even after failing at first, and a dead subscriber blocks no one', async () => {
+    let secret = '';
+    const receiver = await startReceiver(() => secret, 2);
+    try {
+      const subscribed = await request(api.url, 'POST', '/webhooks', {
+        json: { url: receiver.url, events: ['TransactionCreated', 'BalanceChanged', 'TransactionRejected'] },
+      });
+      expect(subscribed.status).toBe(201);
+      expect(subscribed.body.secret).toMatch(/^whsec_/);
+      secret = subscribed.body.secret;
+      const dead = await request(api.url, 'POST', '/webhooks', {
+        json: { url: 'http://127.0.0.1:1/unreachable', events: ['BalanceChanged'] },
+      });
+      expect(dead.status).toBe(201);
+
+      worker = await startWorker(env.config, silentLogger);
+      const walletId = await newWallet();
+      const fingerprints = Array.from({ length: 8 }, (_, i) => `hook-${i}`);
+      for (const [i, fingerprint] of fingerprints.entries()) {
+        await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+          json: { amount: i === 5 ? -1000 : 2, fingerprint },
+          headers: { prefer: 'wait=10' },
+        });
+      }
+      await waitUntil(
+        'the receiver got 16 events of the wallet',
+        () => Promise.resolve(receiver.received.filter((event) => event.walletid === String(walletId)).length === 16),
+        30_000,
+      );
+      const ofWallet = receiver.received.filter((event) => event.walletid === String(walletId));
+      expect(receiver.badSignatures()).toBe(0);
+      expect(
+        ofWallet.map((event) => `${event.type}:${event.data.fingerprint ?? event.data.transactionId}`),
+      ).toHaveLength(16);
+      const sequences = ofWallet.map((event) => Number(event.sequence));
+      expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
+      expect(ofWallet.every((event) => event.headerId === event.id)).toBe(true);
+      expect(ofWallet.filter((event) => event.type === 'TransactionRejected')).toHaveLength(1);
+
+      const deadAttempts = await env.pool.oneFirst(sql.type(z.object({ attempts: z.number() }))`
+        SELECT coalesce(max(attempts), 0)::int AS attempts FROM webhook_deliveries WHERE subscription_id = ${dead.body.id}
+      `);
+      expect(deadAttempts).toBeGreaterThanOrEqual(1);
+      const deadDelivered = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+        SELECT count(*)::int AS n FROM webhook_deliveries WHERE subscription_id = ${dead.body.id} AND delivered_at IS NOT NULL
+      `);
+      expect(deadDelivered).toBe(0);
+    } finally {
+      await receiver.close();
+    }
+  }, 60_000);
+
+  it('When subscriptions are listed or removed, then secrets never show and removed ones stop', async () => {
+    const created = await request(api.url, 'POST', '/webhooks', {
+      json: { url: 'https://example.test/hook', events: ['WalletCreated'] },
+    });
+    const listed = await request(api.url, 'GET', '/webhooks');
+    expect(listed.status).toBe(200);
+    expect(listed.text).not.toContain('whsec_');
+    expect(listed.body.items.map((item: any) => item.id)).toContain(created.body.id);
+    expect((await request(api.url, 'DELETE', `/webhooks/${created.body.id}`)).status).toBe(204);
+    expect((await request(api.url, 'DELETE', `/webhooks/${created.body.id}`)).status).toBe(404);
+  });
+
+  it.each([
+    ['no url', { events: ['WalletCreated'] }, 'url'],
+    ['a non-http url', { url: 'ftp://x.test/a', events: ['WalletCreated'] }, 'url'],
+    ['not a url', { url: 'hook', events: ['WalletCreated'] }, 'url'],
+    ['no events', { url: 'https://x.test/a', events: [] }, 'events'],
+    ['an unknown event type', { url: 'https://x.test/a', events: ['MoneyPrinted'] }, 'events.0'],
+    ['an unknown field', { url: 'https://x.test/a', events: ['WalletCreated'], secret: 'mine' }, 'body'],
+  ])('When the subscription has %s, then it answers 400 naming the field', async (_, body, field) => {
+    const response = await request(api.url, 'POST', '/webhooks', { json: body });
+    expect(response.status).toBe(400);
+    expect(response.body.invalidParams.map((param: any) => param.name)).toContain(field);
+  });
+});

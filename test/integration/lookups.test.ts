@@ -1,0 +1,152 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
+import { request } from '../support/http.js';
+import { createTestEnv, silentLogger, startTestApi, type TestEnv } from '../support/test-env.js';
+
+let env: TestEnv;
+let api: Awaited<ReturnType<typeof startTestApi>>;
+let worker: RunningWorker;
+let walletId: number;
+const posted: any[] = [];
+
+beforeAll(async () => {
+  env = await createTestEnv('lookups');
+  api = await startTestApi(env);
+  worker = await startWorker(env.config, silentLogger);
+  walletId = (
+    await request(api.url, 'POST', '/wallets', {
+      json: { externalId: 'user/123 ü', labels: { tier: 'gold', region: 'eu' } },
+    })
+  ).body.id;
+  // 10 transactions: 7 deposits labelled by kind, then 3 withdrawals of which one overdraws.
+  const amounts = ['5', '6', '7', '8', '9', '10', '11', '-20', '-100', '-1'];
+  for (const [i, amount] of amounts.entries()) {
+    const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+      json: {
+        amount,
+        fingerprint: `lookup-${i}`,
+        labels: { kind: Number(amount) > 0 ? 'prize' : 'withdraw', n: String(i) },
+      },
+      headers: { prefer: 'wait=10' },
+    });
+    posted.push(response.body);
+  }
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await api?.close();
+  await env?.destroy();
+});
+
+const get = (path: string) => request(api.url, 'GET', path);
+
+describe('lookups by the client’s own keys', () => {
+  it('When a wallet is looked up by its externalId, then it is found (any characters, URL-encoded)', async () => {
+    const response = await get(`/wallets/by-external-id/${encodeURIComponent('user/123 ü')}`);
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ id: walletId, externalId: 'user/123 ü' });
+    expect((await get('/wallets/by-external-id/nobody')).status).toBe(404);
+  });
+
+  it('When a transaction is looked up by fingerprint, then it is found whatever its status', async () => {
+    const rejected = await get('/transactions/by-fingerprint/lookup-8');
+    expect(rejected.status).toBe(200);
+    expect(rejected.body).toMatchObject({ id: posted[8].id, status: 'rejected', reason: 'insufficient_funds' });
+    expect((await get('/transactions/by-fingerprint/lookup-0')).body.status).toBe('applied');
+    expect((await get(`/transactions/by-fingerprint/${randomUUID()}`)).status).toBe(404);
+  });
+});
+
+describe('GET /wallets/:id/transactions', () => {
+  it('When a wallet’s transactions are listed, then they come newest first', async () => {
+    const response = await get(`/wallets/${walletId}/transactions`);
+    expect(response.status).toBe(200);
+    expect(response.body.items.map((item: any) => item.id)).toEqual(posted.map((item) => item.id).reverse());
+    expect(response.body.nextCursor).toBeNull();
+  });
+
+  it('When the list is paged, then following nextCursor visits every transaction exactly once', async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query: string = cursor ? `?limit=3&cursor=${cursor}` : '?limit=3';
+      const page: any = (await get(`/wallets/${walletId}/transactions${query}`)).body;
+      expect(page.items.length).toBeLessThanOrEqual(3);
+      seen.push(...page.items.map((item: any) => item.id));
+      cursor = page.nextCursor;
+      pages += 1;
+    } while (cursor);
+    expect(pages).toBe(4);
+    expect(seen).toEqual(posted.map((item) => item.id).reverse());
+  });
+
+  it('When filtered by status and by labels, then only matching transactions come back', async () => {
+    const rejected = await get(`/wallets/${walletId}/transactions?status=rejected`);
+    expect(rejected.body.items.map((item: any) => item.fingerprint)).toEqual(['lookup-8']);
+    const withdrawals = await get(`/wallets/${walletId}/transactions?labels[kind]=withdraw&status=applied`);
+    expect(withdrawals.body.items.map((item: any) => item.fingerprint)).toEqual(['lookup-9', 'lookup-7']);
+    const both = await get(`/wallets/${walletId}/transactions?labels[kind]=prize&labels[n]=3`);
+    expect(both.body.items.map((item: any) => item.fingerprint)).toEqual(['lookup-3']);
+  });
+
+  it.each([
+    ['limit=0', 'limit'],
+    ['limit=501', 'limit'],
+    ['limit=abc', 'limit'],
+    ['cursor=not-a-cursor', 'cursor'],
+    ['status=lost', 'status'],
+    ['sort=amount', 'query'],
+    ['status=applied&status=rejected', 'status'],
+    [`labels[k]=${'v'.repeat(1025)}`, 'labels.k'],
+  ])('When the query has %s, then it answers 400 naming %s', async (query, field) => {
+    const response = await get(`/wallets/${walletId}/transactions?${query}`);
+    expect(response.status).toBe(400);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(response.body.invalidParams.map((param: any) => param.name)).toContain(field);
+  });
+
+  it('When the wallet does not exist, then it answers 404', async () => {
+    expect((await get('/wallets/987654/transactions')).status).toBe(404);
+  });
+});
+
+describe('label search', () => {
+  it('When wallets are searched by labels, then every label must match, newest first, paged', async () => {
+    const made = [];
+    for (const [i, labels] of [
+      { tier: 'gold', region: 'us' },
+      { tier: 'gold', region: 'eu' },
+      { tier: 'silver', region: 'eu' },
+    ].entries()) {
+      made.push((await request(api.url, 'POST', '/wallets', { json: { externalId: `search-${i}`, labels } })).body.id);
+    }
+    const goldEu = await get('/wallets?labels[tier]=gold&labels[region]=eu');
+    expect(goldEu.body.items.map((item: any) => item.id)).toEqual([made[1], walletId]);
+    const firstPage = await get('/wallets?labels[tier]=gold&limit=1');
+    expect(firstPage.body.items.map((item: any) => item.id)).toEqual([made[1]]);
+    const secondPage = await get(`/wallets?labels[tier]=gold&limit=2&cursor=${firstPage.body.nextCursor}`);
+    expect(secondPage.body.items.map((item: any) => item.id)).toEqual([made[0], walletId]);
+    expect((await get('/wallets?labels[tier]=platinum')).body).toEqual({ items: [], nextCursor: null });
+  });
+
+  it('When transactions are searched by labels across wallets, then only those with all labels come back', async () => {
+    const other = (await request(api.url, 'POST', '/wallets', { json: { externalId: 'other-searcher' } })).body.id;
+    await request(api.url, 'POST', `/wallets/${other}/transactions`, {
+      json: { amount: 3, fingerprint: randomUUID(), labels: { kind: 'prize', campaign: 'x' } },
+    });
+    const prizes = await get('/transactions?labels[kind]=prize&limit=500');
+    expect(prizes.body.items).toHaveLength(8);
+    expect(prizes.body.items[0]).toMatchObject({ walletId: other, labels: { kind: 'prize', campaign: 'x' } });
+    const campaign = await get('/transactions?labels[campaign]=x&labels[kind]=prize');
+    expect(campaign.body.items).toHaveLength(1);
+  });
+
+  it('When a label looks like SQL, then it is only data', async () => {
+    const response = await get(`/transactions?labels[kind]=${encodeURIComponent("prize' OR '1'='1")}`);
+    expect(response.status).toBe(200);
+    expect(response.body.items).toEqual([]);
+  });
+});
