@@ -1,0 +1,108 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
+import { request } from '../support/http.js';
+import { findLedgerViolations } from '../support/ledger-invariants.js';
+import { createTestEnv, silentLogger, startTestApi, type TestEnv } from '../support/test-env.js';
+
+/**
+ * The withdraw flow of docs/withdrawals.md, as a client runs it against this API and a payout
+ * provider (a stand-in for PayPal here): debit first, pay out, void the debit if the payout fails.
+ */
+let env: TestEnv;
+let api: Awaited<ReturnType<typeof startTestApi>>;
+let worker: RunningWorker;
+let provider: { url: string; payouts: Map<string, string>; failNext: Set<string>; server: Server };
+
+beforeAll(async () => {
+  env = await createTestEnv('withdraw');
+  api = await startTestApi(env);
+  worker = await startWorker(env.config, silentLogger);
+  // The provider pays each job id at most once (its own idempotency key), and can be told to fail.
+  const payouts = new Map<string, string>();
+  const failNext = new Set<string>();
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      const { jobId, amount } = JSON.parse(body) as { jobId: string; amount: string };
+      if (failNext.delete(jobId)) return void res.writeHead(502).end('{"error":"declined"}');
+      if (!payouts.has(jobId)) payouts.set(jobId, amount);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ reference: `PP-${jobId}` }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  provider = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, payouts, failNext, server };
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => provider?.server.close(resolve));
+  await worker?.close();
+  await api?.close();
+  await env?.destroy();
+});
+
+/** The client's side of a withdrawal; returns how it ended. */
+async function withdraw(walletId: number, jobId: string, amount: string): Promise<'paid' | 'refused' | 'refunded'> {
+  // 1. Debit first, with the payout job id as fingerprint: a retry can never debit twice.
+  const debit = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+    json: {
+      amount: `-${amount}`,
+      fingerprint: jobId,
+      labels: { reason: 'withdraw', withdraw_target: 'paypal', withdraw_jobid: jobId },
+    },
+    headers: { prefer: 'wait=10' },
+  });
+  const transaction = debit.status === 409 ? debit.body.transaction : debit.body;
+  if (transaction.status === 'rejected') return 'refused'; // insufficient funds: nothing to undo
+  if (transaction.status !== 'applied') throw new Error(`debit still ${transaction.status}; poll its Location`);
+
+  // 2. Pay out, with the same job id as the provider's idempotency key.
+  const payout = await fetch(`${provider.url}/payouts`, { method: 'POST', body: JSON.stringify({ jobId, amount }) });
+  if (payout.ok) return 'paid';
+
+  // 3. The payout failed for good: void the debit (idempotent: the default fingerprint is void:<id>).
+  const refund = await request(api.url, 'POST', `/wallets/${walletId}/transactions/${transaction.id}/void`, {
+    json: { reason: 'payout failed' },
+    headers: { prefer: 'wait=10' },
+  });
+  const reversal = refund.status === 409 ? refund.body.transaction : refund.body;
+  if (reversal.status !== 'applied' && reversal.status !== 'voided') throw new Error(`refund ${reversal.status}`);
+  return 'refunded';
+}
+
+describe('withdrawing to an external payout', () => {
+  it('When the payout succeeds, then the debit stays and the provider paid once, even if the client retries', async () => {
+    const walletId = (await request(api.url, 'POST', '/wallets', { json: { externalId: 'withdrawer-1' } })).body.id;
+    await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+      json: { amount: 100, fingerprint: 'prize-1' },
+      headers: { prefer: 'wait=10' },
+    });
+    expect(await withdraw(walletId, 'job-0018254', '30.00')).toBe('paid');
+    expect(await withdraw(walletId, 'job-0018254', '30.00')).toBe('paid'); // the client crashed and ran again
+    expect(provider.payouts.get('job-0018254')).toBe('30.00');
+    expect((await request(api.url, 'GET', `/wallets/${walletId}/balance`)).text).toBe('70.0');
+  });
+
+  it('When the payout fails, then the debit is voided and the money is back', async () => {
+    const walletId = (await request(api.url, 'POST', '/wallets', { json: { externalId: 'withdrawer-2' } })).body.id;
+    await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+      json: { amount: 50, fingerprint: 'prize-2' },
+      headers: { prefer: 'wait=10' },
+    });
+    provider.failNext.add('job-2');
+    expect(await withdraw(walletId, 'job-2', '20.00')).toBe('refunded');
+    expect(provider.payouts.has('job-2')).toBe(false);
+    expect((await request(api.url, 'GET', `/wallets/${walletId}/balance`)).text).toBe('50.0');
+    const debit = (await request(api.url, 'GET', '/transactions/by-fingerprint/job-2')).body;
+    expect(debit).toMatchObject({ status: 'voided', labels: { withdraw_jobid: 'job-2' } });
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
+  });
+
+  it('When the wallet cannot cover the withdrawal, then nothing is paid and nothing needs undoing', async () => {
+    const walletId = (await request(api.url, 'POST', '/wallets', { json: { externalId: 'withdrawer-3' } })).body.id;
+    expect(await withdraw(walletId, 'job-3', '5.00')).toBe('refused');
+    expect(provider.payouts.has('job-3')).toBe(false);
+  });
+});
