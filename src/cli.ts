@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { startApi } from './api/server.js';
+import { apiKeyCommand } from './apikey-cli.js';
 import { loadConfig, type Config } from './shared/config.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from './shared/migrate.js';
@@ -111,5 +112,7 @@ program
       return [worker, await startApi(config, logger)];
     }),
   );
+
+program.addCommand(apiKeyCommand());
 
 await program.parseAsync();

@@ -4,13 +4,32 @@ import type { Config } from '../shared/config.js';
 import type { FinalizationListener } from '../shared/finalization-notices.js';
 import type { Logger } from '../shared/logger.js';
 import type { ApplyQueue } from '../shared/queue.js';
+import { RateLimiter } from '../shared/rate-limit.js';
+import type { Redis } from '../shared/redis.js';
+import { ApiKeyVerifier, authenticate, rateLimit } from './auth.js';
+import { docsRoutes } from './docs-page.js';
+import { rejectDuplicateKeys } from './middleware/json-duplicate-keys.js';
+import { requestId } from './middleware/request-id.js';
+import { securityHeaders } from './middleware/security-headers.js';
 import { errorHandler, notFoundRoute } from './problem.js';
 import { transactionRoutes } from './routes/transactions.js';
 import { walletRoutes } from './routes/wallets.js';
 
 export interface AppDeps {
-  config: Pick<Config, 'BODY_LIMIT' | 'MAX_PREFER_WAIT_S' | 'VOID_WINDOW_HOURS'>;
+  config: Pick<
+    Config,
+    | 'BODY_LIMIT'
+    | 'MAX_PREFER_WAIT_S'
+    | 'VOID_WINDOW_HOURS'
+    | 'AUTH_DISABLED'
+    | 'API_KEY_CACHE_TTL_MS'
+    | 'RATE_LIMIT_PER_SECOND'
+    | 'RATE_LIMIT_BURST'
+    | 'QUEUE_PREFIX'
+  >;
   pool: DatabasePool;
+  /** For the rate limiter (a fail-fast connection). */
+  redis: Redis;
   queue: ApplyQueue;
   finalization: FinalizationListener;
   logger: Logger;
@@ -20,8 +39,41 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(requestId(deps.logger));
+  app.use(securityHeaders());
+  // Open: the API's description (/openapi.json, /docs). Then every other path needs a key.
+  app.use(docsRoutes());
+  if (deps.config.AUTH_DISABLED) {
+    deps.logger.error('AUTH_DISABLED=true: API keys are NOT checked, every caller is admin. Local development only!');
+  }
+  app.use(
+    authenticate({
+      verifier: new ApiKeyVerifier(deps.pool, deps.config.API_KEY_CACHE_TTL_MS),
+      disabled: deps.config.AUTH_DISABLED,
+    }),
+  );
+  app.use(
+    rateLimit(
+      new RateLimiter(
+        deps.redis,
+        {
+          perSecond: deps.config.RATE_LIMIT_PER_SECOND,
+          burst: deps.config.RATE_LIMIT_BURST,
+          prefix: deps.config.QUEUE_PREFIX,
+        },
+        deps.logger,
+      ),
+    ),
+  );
   // strict: only objects and arrays are JSON bodies; the schemas then want an object.
-  app.use(express.json({ limit: deps.config.BODY_LIMIT, strict: true, type: 'application/json' }));
+  app.use(
+    express.json({
+      limit: deps.config.BODY_LIMIT,
+      strict: true,
+      type: 'application/json',
+      verify: rejectDuplicateKeys,
+    }),
+  );
 
   app.use(walletRoutes(deps));
   app.use(

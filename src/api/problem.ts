@@ -72,6 +72,8 @@ function bodyParserProblem(error: BodyParserError): Problem | null {
   switch (error.type) {
     case 'entity.parse.failed':
       return problem(400, 'malformed-json', 'Malformed JSON', 'the request body is not valid JSON');
+    case 'entity.duplicate.key':
+      return problem(400, 'malformed-json', 'Malformed JSON', 'the request body repeats a key within one object');
     case 'entity.too.large':
       return problem(413, 'body-too-large', 'Content Too Large', 'the request body exceeds the size limit');
     case 'encoding.unsupported':
@@ -131,6 +133,7 @@ export function toProblem(error: unknown): Problem | null {
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
     if (res.headersSent) return next(error);
+    const log = res.locals.log ?? logger;
     const known = toProblem(error);
     if (known) {
       if (error instanceof DuplicateFingerprintError) {
@@ -139,11 +142,11 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       if (error instanceof DuplicateExternalIdError) res.location(`/wallets/${error.existing.id}`);
       if (known.status === 503) {
         res.set('Retry-After', '5');
-        logger.warn({ err: error, method: req.method, path: req.path }, 'dependency unavailable');
+        log.warn({ err: error, method: req.method, path: req.path }, 'dependency unavailable');
       }
       return sendProblem(res, known);
     }
-    logger.error({ err: error, method: req.method, path: req.path }, 'request failed');
+    log.error({ err: error, method: req.method, path: req.path }, 'request failed');
     sendProblem(res, problem(500, 'internal-error', 'Internal Server Error', 'the request could not be completed'));
   };
 }

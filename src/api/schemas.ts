@@ -1,34 +1,63 @@
-import { z } from 'zod';
-import type { TransactionRow } from '../shared/transaction-repository.js';
+import { z } from './openapi-zod.js';
+import { transactionStatusSchema, type TransactionRow } from '../shared/transaction-repository.js';
 import {
   amountSchema,
   descriptionSchema,
   externalIdSchema,
   fingerprintSchema,
   labelsSchema,
+  MAX_LABELS,
   transactionIdSchema,
   walletIdSchema,
 } from '../shared/validation.js';
 import type { WalletRow } from '../shared/wallet-repository.js';
 import { Decimal } from './json-response.js';
 
+/**
+ * Request and response shapes. The request schemas validate requests; all of them, with their
+ * `.openapi()` descriptions and examples, also generate the OpenAPI document (src/api/openapi.ts).
+ */
+
+/** Documentation of the shared field rules (the rules themselves are in src/shared/validation.ts). */
+const labels = labelsSchema.openapi({
+  description: `String keys (1..255 characters) to string values (up to 1024 characters); at most ${MAX_LABELS}.`,
+  maxProperties: MAX_LABELS,
+  example: { couponId: '10004871', reason: 'prize' },
+});
+const externalId = externalIdSchema.openapi({
+  description: "The client's own id for the wallet; unique.",
+  minLength: 1,
+  example: 'userid-123',
+});
+const fingerprint = fingerprintSchema.openapi({
+  description: 'Unique across all wallets: a retry with a used fingerprint answers 409 with the transaction it made.',
+  minLength: 1,
+  example: 'TX123A001',
+});
+
 /** Request shapes: unknown fields are refused, not ignored. */
 
 export const createWalletBody = z
   .object({
-    externalId: externalIdSchema,
-    labels: labelsSchema.default({}),
+    externalId,
+    labels: labels.default({}),
   })
-  .strict();
+  .strict()
+  .openapi('CreateWallet');
 
 export const createTransactionBody = z
   .object({
-    amount: amountSchema,
-    fingerprint: fingerprintSchema,
-    labels: labelsSchema.default({}),
-    description: descriptionSchema.nullable().default(null),
+    amount: amountSchema.openapi({
+      description:
+        'A JSON number or a decimal string: <= -1 or >= 1, at most 2 fractional digits, magnitude at most 1,000,000,000. Negative withdraws.',
+      examples: [10.0, '-25.00'],
+    }),
+    fingerprint,
+    labels: labels.default({}),
+    description: descriptionSchema.nullable().default(null).openapi({ example: 'won ticket #10004870' }),
   })
-  .strict();
+  .strict()
+  .openapi('CreateTransaction');
 
 export const voidTransactionBody = z
   .object({
@@ -37,12 +66,128 @@ export const voidTransactionBody = z
   })
   .strict();
 
-export const walletParams = z.object({ id: walletIdSchema });
-export const transactionParams = z.object({ id: walletIdSchema, txId: transactionIdSchema });
+export const walletParams = z.object({
+  id: walletIdSchema.openapi({ param: { description: 'The wallet id (a positive integer).' }, example: '1' }),
+});
+export const transactionParams = walletParams.extend({
+  txId: transactionIdSchema.openapi({
+    param: { description: 'The transaction id (a UUID).' },
+    example: 'a3e863bf-14de-494a-bd39-d2bd5ac1ed2d',
+  }),
+});
 
-/** Response shapes. */
+/** Response shapes. Money is a `Decimal`, written as an exact JSON number (json-response.ts). */
 
-export function toWalletResponse(wallet: WalletRow) {
+const money = z.instanceof(Decimal).openapi({
+  type: 'number',
+  description: 'Exact decimal amount with at most 2 fractional digits, written as a JSON number such as 35.0.',
+  // The document shows what goes over the wire (a number), not the Decimal that renders it.
+  example: 35.0 as unknown as Decimal,
+});
+const timestamp = z.string().datetime().openapi({ example: '2026-11-25T09:08:13.315Z' });
+const responseLabels = z.record(z.string()).openapi({ example: { somekey: 'somevalue' } });
+const uuid = z.string().uuid();
+
+export const walletResponse = z
+  .object({
+    id: z.number().int().positive().openapi({ example: 1 }),
+    externalId: z.string().openapi({ example: 'userid-123' }),
+    labels: responseLabels,
+    created: timestamp,
+    balance: money,
+  })
+  .strict()
+  .openapi('Wallet');
+export type WalletResponse = z.infer<typeof walletResponse>;
+
+export const transactionResponse = z
+  .object({
+    id: uuid.openapi({ example: 'a3e863bf-14de-494a-bd39-d2bd5ac1ed2d' }),
+    walletId: z.number().int().positive().openapi({ example: 1 }),
+    amount: money,
+    fingerprint: z.string().openapi({ example: 'TX123A001' }),
+    labels: responseLabels,
+    description: z.string().nullable(),
+    status: transactionStatusSchema.openapi({
+      description: 'pending until a worker applies or rejects it; applied ones may later be voided.',
+    }),
+    reason: z.string().optional().openapi({ description: 'Why it was rejected.', example: 'insufficient_funds' }),
+    refno: z.number().int().positive().optional().openapi({ description: 'Per-wallet sequence number, when applied.' }),
+    oldbalance: money.optional(),
+    newbalance: money.optional(),
+    voids: uuid.optional().openapi({ description: 'For a reversal: the transaction it voids.' }),
+    voidedBy: uuid.optional().openapi({ description: 'For a voided transaction: its reversal.' }),
+    created: timestamp,
+  })
+  .strict()
+  .openapi('Transaction');
+export type TransactionResponse = z.infer<typeof transactionResponse>;
+
+/** The original service's `latest` shape, field for field. */
+export const latestTransactionResponse = z
+  .object({
+    id: uuid.openapi({ example: 'a3e863bf-14de-494a-bd39-d2bd5ac1ed2d' }),
+    refno: z.number().int().positive().openapi({ example: 1 }),
+    amount: money,
+    fingerprint: z.string().openapi({ example: 'TX123A001' }),
+    labels: responseLabels,
+    description: z.string().nullable(),
+    created: timestamp,
+    oldbalance: money,
+    newbalance: money,
+  })
+  .strict()
+  .openapi('LatestTransaction');
+export type LatestTransactionResponse = z.infer<typeof latestTransactionResponse>;
+
+/** `GET /wallets/:id/balance`: a bare JSON number, as the original service answered. */
+export const balanceResponse = z.number().openapi('Balance', {
+  description: 'The balance as a bare JSON number (not an object), e.g. 35.0.',
+  example: 35.0,
+});
+
+/** RFC 9457 problem details; extension members vary by type. */
+export const problemResponse = z
+  .object({
+    type: z.string().openapi({ description: 'Names the problem: /problems/<slug>.', example: '/problems/not-found' }),
+    title: z.string().openapi({ example: 'Not Found' }),
+    status: z.number().int().min(400).max(599).openapi({ example: 404 }),
+    detail: z.string().openapi({ example: 'wallet 7 does not exist' }),
+  })
+  .openapi('Problem');
+
+export const validationProblemResponse = problemResponse
+  .extend({
+    invalidParams: z
+      .array(z.object({ name: z.string(), reason: z.string() }))
+      .optional()
+      .openapi({ description: 'Each invalid field and why (validation errors only).' }),
+  })
+  .openapi('ValidationProblem', {
+    example: {
+      type: '/problems/validation-error',
+      title: 'Invalid request',
+      status: 400,
+      detail: 'the request body is invalid',
+      invalidParams: [{ name: 'amount', reason: 'amount must be <= -1 or >= 1' }],
+    },
+  });
+
+export const duplicateExternalIdProblemResponse = problemResponse
+  .extend({ walletId: z.number().int().positive(), wallet: walletResponse })
+  .openapi('DuplicateExternalIdProblem');
+
+export const duplicateFingerprintProblemResponse = problemResponse
+  .extend({ transaction: transactionResponse })
+  .openapi('DuplicateFingerprintProblem');
+
+export const forbiddenProblemResponse = problemResponse
+  .extend({ requiredScope: z.string().openapi({ example: 'wallets:write' }) })
+  .openapi('ForbiddenProblem');
+
+/** Response builders, typed by the schemas above. */
+
+export function toWalletResponse(wallet: WalletRow): WalletResponse {
   return {
     id: wallet.id,
     externalId: wallet.externalId,
@@ -52,7 +197,7 @@ export function toWalletResponse(wallet: WalletRow) {
   };
 }
 
-export function toTransactionResponse(transaction: TransactionRow) {
+export function toTransactionResponse(transaction: TransactionRow): TransactionResponse {
   return {
     id: transaction.id,
     walletId: transaction.walletId,
@@ -71,17 +216,22 @@ export function toTransactionResponse(transaction: TransactionRow) {
   };
 }
 
-/** The original service's `latest` shape, field for field. */
-export function toLatestTransactionResponse(transaction: TransactionRow) {
+function present<T>(value: T | null, field: string): T {
+  // An applied transaction always has these (a CHECK constraint guarantees it).
+  if (value === null) throw new Error(`applied transaction without ${field}`);
+  return value;
+}
+
+export function toLatestTransactionResponse(transaction: TransactionRow): LatestTransactionResponse {
   return {
     id: transaction.id,
-    refno: transaction.refno,
+    refno: present(transaction.refno, 'refno'),
     amount: new Decimal(transaction.amount),
     fingerprint: transaction.fingerprint,
     labels: transaction.labels,
     description: transaction.description,
     created: transaction.created,
-    oldbalance: transaction.oldbalance === null ? null : new Decimal(transaction.oldbalance),
-    newbalance: transaction.newbalance === null ? null : new Decimal(transaction.newbalance),
+    oldbalance: new Decimal(present(transaction.oldbalance, 'oldbalance')),
+    newbalance: new Decimal(present(transaction.newbalance, 'newbalance')),
   };
 }

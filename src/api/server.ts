@@ -23,7 +23,7 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
   const finalization = new FinalizationListener(subscriber, finalizationChannel(config.QUEUE_PREFIX));
   await finalization.start();
 
-  const app = createApp({ config, pool, queue, finalization, logger });
+  const app = createApp({ config, pool, redis, queue, finalization, logger });
   let stopping = false;
   const server = createServer((req, res) => {
     // While stopping, every answer closes its connection, so keep-alive clients move elsewhere.

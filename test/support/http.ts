@@ -5,14 +5,55 @@ export interface HttpResult<T = any> {
   text: string;
 }
 
+export interface RequestOptions {
+  json?: unknown;
+  raw?: string;
+  headers?: Record<string, string>;
+  /**
+   * The API key to send as `Authorization: Bearer <key>`. Left out: the key of the test env that
+   * serves `baseUrl` (see createTestEnv/startTestApi), else the one of the env created last in this
+   * test file. `null`: send no Authorization header. An `authorization` entry in `headers` wins.
+   */
+  apiKey?: string | null;
+}
+
+/** One answer the API gave during this test file, kept for the contract check (test/support/contract.ts). */
+export interface RecordedResponse {
+  method: string;
+  /** The path as requested, without the query string. */
+  path: string;
+  status: number;
+  contentType: string | null;
+  text: string;
+}
+
+const keysByOrigin = new Map<string, string>();
+let fileDefaultKey: string | undefined;
+const recorded: RecordedResponse[] = [];
+
+/** Makes `key` the key `request` sends to `baseUrl` (or, without a URL, to any API of this test file). */
+export function useApiKey(key: string, baseUrl?: string): void {
+  if (baseUrl === undefined) fileDefaultKey = key;
+  else keysByOrigin.set(new URL(baseUrl).origin, key);
+}
+
+/** Every response `request` received in this test file so far. */
+export function recordedResponses(): readonly RecordedResponse[] {
+  return recorded;
+}
+
 /** A small JSON client for tests: sends JSON (or a raw string), returns status, headers and parsed body. */
 export async function request<T = any>(
   baseUrl: string,
   method: string,
   path: string,
-  options: { json?: unknown; raw?: string; headers?: Record<string, string> } = {},
+  options: RequestOptions = {},
 ): Promise<HttpResult<T>> {
   const headers: Record<string, string> = { ...options.headers };
+  const key =
+    options.apiKey === undefined ? (keysByOrigin.get(new URL(baseUrl).origin) ?? fileDefaultKey) : options.apiKey;
+  const hasAuthorization = Object.keys(headers).some((name) => name.toLowerCase() === 'authorization');
+  if (key && !hasAuthorization) headers.authorization = `Bearer ${key}`;
   let body: string | undefined;
   if (options.json !== undefined) {
     body = JSON.stringify(options.json);
@@ -28,5 +69,12 @@ export async function request<T = any>(
   } catch {
     parsed = undefined;
   }
+  recorded.push({
+    method: method.toUpperCase(),
+    path: new URL(baseUrl + path).pathname,
+    status: response.status,
+    contentType: response.headers.get('content-type'),
+    text,
+  });
   return { status: response.status, headers: response.headers, body: parsed as T, text };
 }

@@ -6,9 +6,12 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createPool, type DatabasePool } from 'slonik';
 import { startApi, type RunningApi } from '../../src/api/server.js';
+import { createApiKey } from '../../src/shared/api-key-repository.js';
+import { SCOPES } from '../../src/shared/api-keys.js';
 import { loadConfig, type Config } from '../../src/shared/config.js';
 import { createDatabasePool } from '../../src/shared/db.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from '../../src/shared/migrate.js';
+import { useApiKey } from './http.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BASE_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -22,6 +25,11 @@ export interface TestEnv {
   /** Environment for child processes (workers) of this test file. */
   env: NodeJS.ProcessEnv;
   pool: DatabasePool;
+  /**
+   * A key with every scope, in this env's database. `request` sends it by default to this env's
+   * APIs (and, as the file's default, to any API the file talks to).
+   */
+  apiKey: string;
   destroy(): Promise<void>;
 }
 
@@ -44,14 +52,20 @@ export async function createTestEnv(name: string, overrides: Record<string, stri
     SWEEP_STALE_AFTER_MS: '2000',
     WORKER_LOCK_DURATION_MS: '4000',
     WORKER_STALLED_INTERVAL_MS: '1000',
+    // Tests post thousands of requests with one key: limit far above that (auth.test sets its own).
+    RATE_LIMIT_PER_SECOND: '1000000',
+    RATE_LIMIT_BURST: '1000000',
     ...overrides,
   };
   const config = loadConfig(env);
   const pool = await createDatabasePool(config);
+  const { key: apiKey } = await createApiKey(pool, { name: `test ${suffix}`, scopes: SCOPES });
+  useApiKey(apiKey);
   return {
     config,
     env: { ...process.env, ...env },
     pool,
+    apiKey,
     async destroy() {
       await pool.end();
       await deleteQueueKeys(config.QUEUE_PREFIX);
@@ -77,7 +91,9 @@ async function deleteQueueKeys(prefix: string): Promise<void> {
 /** The HTTP API in this process, on a free port. */
 export async function startTestApi(env: TestEnv): Promise<RunningApi & { url: string }> {
   const api = await startApi(env.config, silentLogger);
-  return Object.assign(api, { url: `http://127.0.0.1:${api.port}` });
+  const url = `http://127.0.0.1:${api.port}`;
+  useApiKey(env.apiKey, url);
+  return Object.assign(api, { url });
 }
 
 export type ServiceProcess = ChildProcess & {

@@ -1,3 +1,4 @@
+import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router, type Request, type Response } from 'express';
 import type { DatabasePool } from 'slonik';
 import type { FinalizationListener } from '../../shared/finalization-notices.js';
@@ -14,16 +15,146 @@ import {
 import { requestVoid } from '../../shared/voids.js';
 import { findWalletTransaction } from '../../shared/transaction-repository.js';
 import { sendJson } from '../json-response.js';
+import { z } from '../openapi-zod.js';
+import { defineOperation, problemContent, registerOperations, route } from '../operation.js';
 import { preferredWaitSeconds } from '../prefer-wait.js';
 import { parseRequest, requireJsonBody } from '../problem.js';
 import {
   createTransactionBody,
+  duplicateFingerprintProblemResponse,
+  latestTransactionResponse,
   toLatestTransactionResponse,
   toTransactionResponse,
   transactionParams,
+  transactionResponse,
+  validationProblemResponse,
   voidTransactionBody,
   walletParams,
 } from '../schemas.js';
+
+const transactionJson = { 'application/json': { schema: transactionResponse } };
+const location = z.object({
+  Location: z.string().openapi({ example: '/wallets/1/transactions/a3e863bf-14de-494a-bd39-d2bd5ac1ed2d' }),
+});
+const prefer = z.object({
+  prefer: z.string().optional().openapi({
+    description: 'RFC 7240 `wait=N`: wait up to N seconds (at most MAX_PREFER_WAIT_S) for the final state.',
+    example: 'wait=5',
+  }),
+});
+const postResponses = {
+  201: { description: 'With `Prefer: wait`: applied in time.', headers: location, content: transactionJson },
+  202: {
+    description: 'Accepted: pending (or still pending after the wait).',
+    headers: location,
+    content: transactionJson,
+  },
+  400: {
+    description: 'Invalid path or body, malformed JSON, or a key repeated within an object.',
+    content: problemContent(validationProblemResponse),
+  },
+  413: { description: 'The body is over the size limit.', content: problemContent() },
+  415: { description: 'The body is not UTF-8 application/json.', content: problemContent() },
+  422: {
+    description: 'With `Prefer: wait`: rejected in time (see `reason`).',
+    headers: location,
+    content: transactionJson,
+  },
+};
+const badPath = {
+  description: 'The wallet or transaction id is malformed.',
+  content: problemContent(validationProblemResponse),
+};
+
+export const transactionOperations = {
+  postTransaction: defineOperation({
+    operationId: 'postTransaction',
+    method: 'post',
+    path: '/wallets/:id/transactions',
+    scope: 'transactions:write',
+    tags: ['transactions'],
+    summary: 'Post a transaction (deposit or withdrawal)',
+    description:
+      'Reserves the fingerprint and answers 202 with the pending transaction; a worker applies it (or rejects an overdraft) in order.',
+    request: {
+      params: walletParams,
+      headers: prefer,
+      body: { required: true, content: { 'application/json': { schema: createTransactionBody } } },
+    },
+    responses: {
+      ...postResponses,
+      404: { description: 'No such wallet; nothing was reserved.', content: problemContent() },
+      409: {
+        description: 'The fingerprint is used; the body holds the transaction it made.',
+        headers: location,
+        content: problemContent(duplicateFingerprintProblemResponse),
+      },
+    },
+  }),
+  voidTransaction: defineOperation({
+    operationId: 'voidTransaction',
+    method: 'post',
+    path: '/wallets/:id/transactions/:txId/void',
+    scope: 'transactions:write',
+    tags: ['transactions'],
+    summary: 'Void an applied transaction with a reversal',
+    request: {
+      params: transactionParams,
+      headers: prefer,
+      body: { required: true, content: { 'application/json': { schema: voidTransactionBody } } },
+    },
+    responses: {
+      ...postResponses,
+      404: { description: 'No such wallet or transaction.', content: problemContent() },
+      409: {
+        description:
+          'The transaction cannot be voided (pending, rejected, already voided, or a reversal), or the fingerprint is used; the body holds the transaction concerned.',
+        content: problemContent(duplicateFingerprintProblemResponse),
+      },
+      422: {
+        description:
+          'With `Prefer: wait`: the reversal was rejected in time; or the void breaks a rule (e.g. past its window).',
+        headers: location,
+        content: { ...transactionJson, ...problemContent() },
+      },
+    },
+  }),
+  getLatestTransaction: defineOperation({
+    operationId: 'getLatestTransaction',
+    method: 'get',
+    path: '/wallets/:id/transactions/latest',
+    scope: 'wallets:read',
+    tags: ['transactions'],
+    summary: "The wallet's latest applied transaction (the original service's shape)",
+    request: { params: walletParams },
+    responses: {
+      200: {
+        description: 'The latest applied transaction.',
+        content: { 'application/json': { schema: latestTransactionResponse } },
+      },
+      400: badPath,
+      404: { description: 'No such wallet, or nothing applied yet.', content: problemContent() },
+    },
+  }),
+  getTransaction: defineOperation({
+    operationId: 'getTransaction',
+    method: 'get',
+    path: '/wallets/:id/transactions/:txId',
+    scope: 'wallets:read',
+    tags: ['transactions'],
+    summary: 'Read a transaction (poll its status)',
+    request: { params: transactionParams },
+    responses: {
+      200: { description: 'The transaction.', content: transactionJson },
+      400: badPath,
+      404: { description: 'No such transaction in this wallet.', content: problemContent() },
+    },
+  }),
+};
+
+export function registerTransactionPaths(registry: OpenAPIRegistry): void {
+  registerOperations(registry, transactionOperations);
+}
 
 export interface TransactionRouteDeps {
   logger: Logger;
@@ -67,13 +198,13 @@ export function transactionRoutes(deps: TransactionRouteDeps): Router {
     sendTransaction(res, statusFor(latest), latest);
   }
 
-  router.post('/wallets/:id/transactions', requireJsonBody, async (req, res) => {
+  route(router, transactionOperations.postTransaction, requireJsonBody, async (req, res) => {
     const { id: walletId } = parseRequest(walletParams, req.params, 'path');
     const body = parseRequest(createTransactionBody, req.body, 'body');
     await answerReservation(req, res, await reserveTransaction({ db: deps.pool, queue: deps.queue }, walletId, body));
   });
 
-  router.post('/wallets/:id/transactions/:txId/void', requireJsonBody, async (req, res) => {
+  route(router, transactionOperations.voidTransaction, requireJsonBody, async (req, res) => {
     const { id: walletId, txId } = parseRequest(transactionParams, req.params, 'path');
     const body = parseRequest(voidTransactionBody, req.body, 'body');
     const voidDeps = { db: deps.pool, queue: deps.queue, voidWindowMs: deps.voidWindowMs };
@@ -81,12 +212,12 @@ export function transactionRoutes(deps: TransactionRouteDeps): Router {
   });
 
   // Registered before `/:txId` so that "latest" is not read as a transaction id.
-  router.get('/wallets/:id/transactions/latest', async (req, res) => {
+  route(router, transactionOperations.getLatestTransaction, async (req, res) => {
     const { id } = parseRequest(walletParams, req.params, 'path');
     sendJson(res, 200, toLatestTransactionResponse(await getLatestApplied(deps.pool, id)));
   });
 
-  router.get('/wallets/:id/transactions/:txId', async (req, res) => {
+  route(router, transactionOperations.getTransaction, async (req, res) => {
     const { id, txId } = parseRequest(transactionParams, req.params, 'path');
     sendTransaction(res, 200, await getTransaction(deps.pool, id, txId));
   });

@@ -1,0 +1,169 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { CommonQueryMethods } from 'slonik';
+import { findActiveApiKeyByHash } from '../shared/api-key-repository.js';
+import { hasScope, hashApiKey, looksLikeApiKey, sameHash, type Scope } from '../shared/api-keys.js';
+import type { RateLimiter } from '../shared/rate-limit.js';
+import { problem, sendProblem } from './problem.js';
+
+/** Who is calling: the API key that authenticated the request. */
+export interface Principal {
+  /** The key's id (`apikey list`), or null while auth is disabled. */
+  keyId: number | null;
+  name: string;
+  scopes: readonly string[];
+}
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Locals {
+      principal?: Principal;
+    }
+  }
+}
+
+export const REALM = 'wallet';
+
+/**
+ * Paths anyone may call without a key: health and metrics (for orchestrators and Prometheus)
+ * and the API's own description. Everything else, including paths no route matches, needs a key.
+ */
+export function isOpenPath(path: string): boolean {
+  return (
+    path === '/healthz' ||
+    path === '/readyz' ||
+    path === '/metrics' ||
+    path === '/openapi.json' ||
+    path === '/docs' ||
+    path.startsWith('/docs/')
+  );
+}
+
+interface CachedKey {
+  principal: Principal;
+  hash: Buffer;
+  expiresAt: number;
+}
+
+/** The most keys one process remembers; past it the cache starts over (keys are few in practice). */
+const MAX_CACHED_KEYS = 10_000;
+
+/**
+ * Verifies bearer keys against the api_keys table. A verified key is trusted for `ttlMs` without
+ * asking the database again, so a revoked key keeps working for at most that long in each API
+ * process. Unknown keys are never cached: each costs one indexed lookup.
+ */
+export class ApiKeyVerifier {
+  private readonly cache = new Map<string, CachedKey>();
+
+  constructor(
+    private readonly db: CommonQueryMethods,
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The key's principal, or null if it is not an active key. Database errors propagate (503). */
+  async verify(key: string): Promise<Principal | null> {
+    if (!looksLikeApiKey(key)) return null;
+    const hash = hashApiKey(key);
+    // Looked up by hash: neither the lookup nor its timing can reveal anything about other keys.
+    const cacheKey = hash.toString('base64');
+    const cached = this.cache.get(cacheKey);
+    if (cached && cached.expiresAt > this.now() && sameHash(cached.hash, hash)) return cached.principal;
+    if (cached) this.cache.delete(cacheKey);
+
+    const row = await findActiveApiKeyByHash(this.db, hash);
+    if (!row || !sameHash(row.keyHash, hash)) return null;
+    const principal: Principal = { keyId: row.id, name: row.name, scopes: row.scopes };
+    if (this.ttlMs > 0) {
+      if (this.cache.size >= MAX_CACHED_KEYS) this.cache.clear();
+      this.cache.set(cacheKey, { principal, hash, expiresAt: this.now() + this.ttlMs });
+    }
+    return principal;
+  }
+}
+
+/** The principal every request gets while AUTH_DISABLED=true. */
+export const AUTH_DISABLED_PRINCIPAL: Principal = { keyId: null, name: 'auth-disabled', scopes: ['admin'] };
+
+function challenge(res: Response, params: Record<string, string> = {}): void {
+  const extra = Object.entries(params).map(([name, value]) => `, ${name}="${value}"`);
+  res.set('WWW-Authenticate', `Bearer realm="${REALM}"${extra.join('')}`);
+}
+
+function unauthorized(res: Response, keyGiven: boolean): void {
+  if (keyGiven) {
+    challenge(res, { error: 'invalid_token', error_description: 'the API key is unknown or revoked' });
+    return sendProblem(
+      res,
+      problem(401, 'unauthorized', 'Unauthorized', 'the API key is unknown, revoked or malformed'),
+    );
+  }
+  challenge(res);
+  sendProblem(res, problem(401, 'unauthorized', 'Unauthorized', 'send an API key as "Authorization: Bearer <key>"'));
+}
+
+/** `Bearer <token>`, case-insensitive scheme (RFC 7235); undefined when the header is absent. */
+function bearerToken(header: string | undefined): string | null | undefined {
+  if (header === undefined) return undefined;
+  const match = /^Bearer +([\x21-\x7e]+) *$/i.exec(header);
+  return match ? match[1]! : null;
+}
+
+/**
+ * Authenticates every request not on an open path: a missing, malformed, unknown or revoked key
+ * gets 401 with a `WWW-Authenticate` challenge. With `disabled`, every request is let in as admin.
+ */
+export function authenticate(options: { verifier: ApiKeyVerifier; disabled: boolean }): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (isOpenPath(req.path)) return next();
+    if (options.disabled) {
+      res.locals.principal = AUTH_DISABLED_PRINCIPAL;
+      return next();
+    }
+    const token = bearerToken(req.get('authorization'));
+    if (token === undefined) return unauthorized(res, false);
+    if (token === null) return unauthorized(res, true);
+    options.verifier.verify(token).then((principal) => {
+      if (!principal) return unauthorized(res, true);
+      res.locals.principal = principal;
+      next();
+    }, next);
+  };
+}
+
+/** 403 unless the authenticated key holds `scope` (or admin). Must run after `authenticate`. */
+export function requireScope(scope: Scope): RequestHandler {
+  return (_req: Request, res: Response, next: NextFunction) => {
+    const principal = res.locals.principal;
+    if (principal && hasScope(principal.scopes, scope)) return next();
+    challenge(res, { error: 'insufficient_scope', scope });
+    sendProblem(
+      res,
+      problem(403, 'forbidden', 'Forbidden', `this API key lacks the scope "${scope}"`, { requiredScope: scope }),
+    );
+  };
+}
+
+/**
+ * Per-key rate limit (per client address while auth is disabled). Adds `RateLimit-Limit` and
+ * `RateLimit-Remaining` to every answer it decides on; a refusal is 429 with `Retry-After`.
+ */
+export function rateLimit(limiter: RateLimiter): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const principal = res.locals.principal;
+    if (!limiter.enabled || !principal) return next();
+    const caller = principal.keyId === null ? `ip:${req.ip ?? 'unknown'}` : `key:${principal.keyId}`;
+    limiter.take(caller).then((decision) => {
+      if (!decision) return next();
+      res.set('RateLimit-Limit', String(decision.limit));
+      res.set('RateLimit-Remaining', String(decision.remaining));
+      if (decision.allowed) return next();
+      res.set('Retry-After', String(decision.retryAfterSeconds));
+      sendProblem(
+        res,
+        problem(429, 'rate-limited', 'Too Many Requests', `slow down; retry after ${decision.retryAfterSeconds} s`),
+      );
+    }, next);
+  };
+}

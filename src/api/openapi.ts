@@ -1,0 +1,48 @@
+import { OpenApiGeneratorV31, OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
+import { SCOPES } from '../shared/api-keys.js';
+import { SECURITY_SCHEME } from './operation.js';
+import { registerTransactionPaths } from './routes/transactions.js';
+import { registerWalletPaths } from './routes/wallets.js';
+
+/**
+ * The OpenAPI 3.1 document, generated from the same zod schemas that validate requests. Each
+ * route module registers its own operations; a new module adds its `register…Paths` here.
+ */
+export const pathRegistrars: ReadonlyArray<(registry: OpenAPIRegistry) => void> = [
+  registerWalletPaths,
+  registerTransactionPaths,
+];
+
+const DESCRIPTION = `Wallets and their money transactions. Transactions are applied asynchronously, one wallet at a time and in order: a post answers 202 with the pending transaction and a Location to poll (or, with \`Prefer: wait=N\`, its outcome).
+
+**Authentication.** Every operation except \`/openapi.json\`, \`/docs\`, \`/healthz\`, \`/readyz\` and \`/metrics\` needs an API key, sent as \`Authorization: Bearer wk_…\`. Keys are created by an operator (\`wallet apikey create --name X --scopes …\`) and hold scopes: ${SCOPES.map((scope) => `\`${scope}\``).join(', ')} (\`admin\` implies all). No or an unknown key: 401; a key without the operation's scope: 403; too many requests with one key: 429 with \`Retry-After\`.
+
+**Errors** are RFC 9457 \`application/problem+json\`. Every answer carries an \`X-Request-Id\` (yours, if you sent a sane one: 1-128 of \`A-Z a-z 0-9 . _ : -\`), also found in the service's logs.`;
+
+export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generateDocument']> {
+  const registry = new OpenAPIRegistry();
+  registry.registerComponent('securitySchemes', SECURITY_SCHEME, {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'wk_ + 43 base64url characters',
+    description: 'An API key created with `wallet apikey create`; each operation names the scope it needs.',
+  });
+  for (const register of pathRegistrars) register(registry);
+  return new OpenApiGeneratorV31(registry.definitions).generateDocument({
+    openapi: '3.1.0',
+    info: { title: 'Wallet service API', version: '1.0.0', description: DESCRIPTION },
+    servers: [{ url: '/' }],
+    tags: [
+      { name: 'wallets', description: 'Create and read wallets.' },
+      { name: 'transactions', description: 'Post, poll and void money transactions.' },
+    ],
+  });
+}
+
+let cached: string | undefined;
+
+/** The document as JSON text, built once per process. */
+export function openApiJson(): string {
+  cached ??= JSON.stringify(buildOpenApiDocument());
+  return cached;
+}
