@@ -5,6 +5,7 @@ import { apiKeyCommand } from './apikey-cli.js';
 import { loadConfig, type Config } from './shared/config.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from './shared/migrate.js';
+import { shutdownTracing } from './shared/telemetry/tracing.js';
 import { startWorker } from './worker/worker.js';
 
 interface Closable {
@@ -36,6 +37,7 @@ function closeOnSignals(parts: Closable[], config: Config, logger: Logger): void
     timer.unref();
     (async () => {
       for (const part of [...parts].reverse()) await part.close();
+      await shutdownTracing(); // flush the last spans (a no-op when tracing is off)
     })()
       .then(() => exit(0, () => undefined))
       .catch((error: unknown) => exit(1, () => logger.error({ err: error }, 'shutdown failed')));

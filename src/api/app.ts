@@ -4,6 +4,8 @@ import type { Config } from '../shared/config.js';
 import type { FinalizationListener } from '../shared/finalization-notices.js';
 import type { Logger } from '../shared/logger.js';
 import type { ApplyQueue } from '../shared/queue.js';
+import type { HealthChecks } from '../shared/telemetry/health.js';
+import { httpMetrics } from '../shared/telemetry/http-metrics.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 import type { Redis } from '../shared/redis.js';
 import { ApiKeyVerifier, authenticate, rateLimit } from './auth.js';
@@ -11,6 +13,7 @@ import { docsRoutes } from './docs-page.js';
 import { rejectDuplicateKeys } from './middleware/json-duplicate-keys.js';
 import { requestId } from './middleware/request-id.js';
 import { securityHeaders } from './middleware/security-headers.js';
+import { opsRoutes } from './health.js';
 import { errorHandler, notFoundRoute } from './problem.js';
 import { transactionRoutes } from './routes/transactions.js';
 import { walletRoutes } from './routes/wallets.js';
@@ -33,12 +36,17 @@ export interface AppDeps {
   queue: ApplyQueue;
   finalization: FinalizationListener;
   logger: Logger;
+  /** Readiness checks behind GET /readyz. */
+  health: HealthChecks;
 }
 
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(httpMetrics);
+  // Probes and scrapes (/healthz, /readyz, /metrics) come first: nothing below may refuse them.
+  app.use(opsRoutes(deps.health));
   app.use(requestId(deps.logger));
   app.use(securityHeaders());
   // Open: the API's description (/openapi.json, /docs). Then every other path needs a key.

@@ -6,6 +6,8 @@ import { FinalizationListener, finalizationChannel } from '../shared/finalizatio
 import type { Logger } from '../shared/logger.js';
 import { createApplyQueue } from '../shared/queue.js';
 import { createFailFastRedis, createRedis } from '../shared/redis.js';
+import { HealthChecks } from '../shared/telemetry/health.js';
+import { registerDatabasePool, registerOutbox, registerQueueDepth } from '../shared/telemetry/metrics.js';
 import { createApp } from './app.js';
 
 export interface RunningApi {
@@ -23,7 +25,9 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
   const finalization = new FinalizationListener(subscriber, finalizationChannel(config.QUEUE_PREFIX));
   await finalization.start();
 
-  const app = createApp({ config, pool, redis, queue, finalization, logger });
+  const health = new HealthChecks({ databaseUrl: config.DATABASE_URL, redis, logger });
+  const unregisterMetrics = [registerDatabasePool('api', pool), registerQueueDepth(queue), registerOutbox(pool)];
+  const app = createApp({ health, config, pool, redis, queue, finalization, logger });
   let stopping = false;
   const server = createServer((req, res) => {
     // While stopping, every answer closes its connection, so keep-alive clients move elsewhere.
@@ -52,6 +56,7 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
       await finalization.close();
       await closed;
       clearInterval(closeIdle);
+      for (const unregister of unregisterMetrics) unregister();
       await queue.close();
       await subscriber.quit();
       await redis.quit();

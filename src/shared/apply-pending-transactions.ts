@@ -21,7 +21,34 @@ export interface ApplySummary {
   rejected: number;
   batches: number;
   conflictRetries: number;
+  /** Transactions decided by each committed batch, in order. */
+  batchSizes: number[];
+  /** Every transaction this run finalized, for metrics and traces. */
+  finalized: FinalizedTransaction[];
 }
+
+export interface FinalizedTransaction {
+  id: string;
+  status: Outcome['status'];
+  reason: string | null;
+  refno: number | null;
+  /** W3C traceparent of the request that reserved it (null when that request was not traced). */
+  traceContext: string | null;
+  /** Seconds from its reservation (`created`, database clock) to the commit that finalized it. */
+  latencySeconds: number;
+  /** When its batch's database transaction started and committed (epoch ms). */
+  batchStartedAt: number;
+  committedAt: number;
+}
+
+interface AppliedBatch {
+  outcomes: Outcome[];
+  pending: readonly { id: string; traceContext: string | null; ageSeconds: number }[];
+  /** performance.now() when the pending rows were read (their ages are as of then). */
+  readAt: number;
+}
+
+const NOTHING_APPLIED: AppliedBatch = { outcomes: [], pending: [], readAt: 0 };
 
 /** Another writer changed the wallet (or finalized our rows) after we read it. */
 export class VersionConflictError extends Error {}
@@ -36,31 +63,62 @@ export async function applyPendingTransactions(
   walletId: number,
   options: ApplyOptions,
 ): Promise<ApplySummary> {
-  const summary: ApplySummary = { applied: 0, rejected: 0, batches: 0, conflictRetries: 0 };
+  const summary: ApplySummary = {
+    applied: 0,
+    rejected: 0,
+    batches: 0,
+    conflictRetries: 0,
+    batchSizes: [],
+    finalized: [],
+  };
   const maxRetries = options.maxConflictRetries ?? 20;
   for (;;) {
-    let outcomes: Outcome[];
+    let batch: AppliedBatch;
+    const batchStartedAt = Date.now();
     try {
-      outcomes = await applyOneBatch(pool, walletId, options.batchSize);
+      batch = await applyOneBatch(pool, walletId, options.batchSize);
     } catch (error) {
       if (!(error instanceof VersionConflictError) || summary.conflictRetries >= maxRetries) throw error;
       summary.conflictRetries += 1;
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * summary.conflictRetries));
       continue;
     }
+    const { outcomes } = batch;
     if (outcomes.length === 0) return summary;
     summary.batches += 1;
     for (const outcome of outcomes) summary[outcome.status] += 1;
+    recordFinalized(summary, batch, batchStartedAt);
     if (outcomes.length < options.batchSize) return summary;
   }
 }
 
-async function applyOneBatch(pool: DatabasePool, walletId: number, batchSize: number): Promise<Outcome[]> {
+/** Adds a committed batch's transactions, with their end-to-end latency, to the summary. */
+function recordFinalized(summary: ApplySummary, batch: AppliedBatch, batchStartedAt: number): void {
+  const committedAt = Date.now();
+  const sinceRead = (performance.now() - batch.readAt) / 1000;
+  summary.batchSizes.push(batch.outcomes.length);
+  batch.outcomes.forEach((outcome, index) => {
+    const entry = batch.pending[index];
+    summary.finalized.push({
+      id: outcome.id,
+      status: outcome.status,
+      reason: outcome.status === 'rejected' ? outcome.reason : null,
+      refno: outcome.status === 'applied' ? outcome.refno : null,
+      traceContext: entry?.id === outcome.id ? entry.traceContext : null,
+      latencySeconds: (entry?.id === outcome.id ? entry.ageSeconds : 0) + sinceRead,
+      batchStartedAt,
+      committedAt,
+    });
+  });
+}
+
+async function applyOneBatch(pool: DatabasePool, walletId: number, batchSize: number): Promise<AppliedBatch> {
   return pool.transaction(async (tx) => {
     const wallet = await findLedgerState(tx, walletId);
-    if (!wallet) return [];
+    if (!wallet) return NOTHING_APPLIED;
     const pending = await findPendingEntries(tx, walletId, batchSize);
-    if (pending.length === 0) return [];
+    const readAt = performance.now();
+    if (pending.length === 0) return NOTHING_APPLIED;
 
     const { outcomes, state } = applyInOrder(
       { balance: toCents(wallet.balance), lastRefno: wallet.lastRefno },
@@ -89,7 +147,7 @@ async function applyOneBatch(pool: DatabasePool, walletId: number, batchSize: nu
       tx,
       outcomes.map((outcome) => outcome.id),
     );
-    return outcomes;
+    return { outcomes, pending, readAt };
   });
 }
 

@@ -31,6 +31,8 @@ export const configSchema = z.object({
   /** How old (since it was posted) a transaction may be and still be voided. */
   VOID_WINDOW_HOURS: z.coerce.number().positive().default(24),
   SHUTDOWN_TIMEOUT_MS: integer(25_000, 0),
+  /** Port of a worker's own HTTP server for /metrics, /healthz and /readyz (0: any free port). */
+  METRICS_PORT: integer(9464),
   /**
    * Only the exact text `true` turns API key checks off (local development); the process then
    * warns at every start. Anything else, or nothing, keeps them on.

@@ -1,5 +1,6 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from './redis.js';
+import { currentTraceparent } from './telemetry/tracing.js';
 
 /**
  * One BullMQ queue carries "apply the pending transactions of wallet W" jobs.
@@ -12,6 +13,11 @@ export const APPLY_JOB_NAME = 'apply';
 
 export interface ApplyJobData {
   walletId: number;
+  /**
+   * W3C traceparent of the span that enqueued the job (absent when not traced). With deduplication
+   * only one add's data survives, so each transaction also keeps its own context on its row.
+   */
+  traceparent?: string;
 }
 
 export type ApplyQueue = Queue<ApplyJobData, void, typeof APPLY_JOB_NAME>;
@@ -43,11 +49,10 @@ export async function enqueueApply(queue: ApplyQueue, walletId: number): Promise
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error('enqueue timed out: Redis unreachable')), ENQUEUE_TIMEOUT_MS);
   });
-  const add = queue.add(
-    APPLY_JOB_NAME,
-    { walletId },
-    { deduplication: { id: walletDeduplicationId(walletId), keepLastIfActive: true } },
-  );
+  const traceparent = currentTraceparent();
+  const add = queue.add(APPLY_JOB_NAME, traceparent ? { walletId, traceparent } : { walletId }, {
+    deduplication: { id: walletDeduplicationId(walletId), keepLastIfActive: true },
+  });
   add.catch(() => undefined); // settles after the timeout when Redis comes back; nobody waits then
   try {
     await Promise.race([add, timeout]);

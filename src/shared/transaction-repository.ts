@@ -39,6 +39,8 @@ export interface NewTransaction {
   description: string | null;
   /** For a reversal: the id of the transaction it voids. */
   voids?: string;
+  /** W3C traceparent of the reserving request, so the worker can link its apply span to it. */
+  traceContext?: string | null;
 }
 
 /**
@@ -52,9 +54,9 @@ export async function insertPendingTransaction(
 ): Promise<TransactionRow | null> {
   return db.maybeOne(sql.type(transactionRowSchema)`
     WITH reserved AS (
-      INSERT INTO transactions (wallet_id, amount, fingerprint, labels, description, voids)
+      INSERT INTO transactions (wallet_id, amount, fingerprint, labels, description, voids, trace_context)
       SELECT id, ${transaction.amount}, ${transaction.fingerprint}, ${sql.jsonb(transaction.labels)},
-             ${transaction.description}, ${transaction.voids ?? null}
+             ${transaction.description}, ${transaction.voids ?? null}, ${transaction.traceContext ?? null}
       FROM wallets WHERE id = ${transaction.walletId}
       ON CONFLICT (fingerprint) DO NOTHING
       RETURNING *
@@ -111,6 +113,9 @@ const pendingEntrySchema = z.object({
   amount: z.string(),
   voids: z.string().nullable(),
   originalStillApplied: z.boolean().nullable(),
+  traceContext: z.string().nullable(),
+  /** Seconds since it was reserved, by the database clock (for the end-to-end latency metric). */
+  ageSeconds: z.number(),
 });
 
 /** The wallet's oldest pending transactions, in reservation order; reversals with their original's state. */
@@ -120,7 +125,8 @@ export async function findPendingEntries(
   limit: number,
 ): Promise<readonly z.infer<typeof pendingEntrySchema>[]> {
   return db.any(sql.type(pendingEntrySchema)`
-    SELECT t.id, t.amount::text AS amount, t.voids, original.status = 'applied' AS "originalStillApplied"
+    SELECT t.id, t.amount::text AS amount, t.voids, original.status = 'applied' AS "originalStillApplied",
+           t.trace_context AS "traceContext", extract(epoch FROM clock_timestamp() - t.created)::float8 AS "ageSeconds"
     FROM transactions t
     LEFT JOIN transactions original ON original.id = t.voids
     WHERE t.wallet_id = ${walletId} AND t.status = 'pending'

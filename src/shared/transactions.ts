@@ -10,6 +10,8 @@ import {
   insertPendingTransaction,
   type TransactionRow,
 } from './transaction-repository.js';
+import { recordReserved } from './telemetry/metrics.js';
+import { currentTraceparent, inSpan } from './telemetry/tracing.js';
 
 export interface TransactionRequest {
   amount: Cents;
@@ -28,8 +30,22 @@ export interface Reservation {
  * Reserves the fingerprint with a pending row, then asks a worker to apply the wallet's pending
  * transactions. The row in Postgres is the promise to the client; the job is only a nudge. If the
  * enqueue fails, or the process dies between the two, the sweeper enqueues the wallet later.
+ * Traced as `wallet.reserve`; the row keeps that span's context for the worker (docs/operations.md).
  */
-export async function reserveTransaction(
+export function reserveTransaction(
+  deps: { db: CommonQueryMethods; queue: ApplyQueue },
+  walletId: number,
+  request: TransactionRequest,
+): Promise<Reservation> {
+  return inSpan('wallet.reserve', { attributes: { 'wallet.id': walletId } }, async (span) => {
+    const reservation = await reservePending(deps, walletId, request);
+    span.setAttribute('wallet.transaction.id', reservation.transaction.id);
+    recordReserved();
+    return reservation;
+  });
+}
+
+async function reservePending(
   deps: { db: CommonQueryMethods; queue: ApplyQueue },
   walletId: number,
   request: TransactionRequest,
@@ -40,6 +56,7 @@ export async function reserveTransaction(
     fingerprint: request.fingerprint,
     labels: request.labels,
     description: request.description,
+    traceContext: currentTraceparent(),
   });
   if (!reserved) throw await explainRefusedReservation(deps.db, walletId, request.fingerprint);
   return nudgeWorker(deps.queue, reserved);

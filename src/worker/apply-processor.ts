@@ -1,10 +1,12 @@
 import type { Job } from 'bullmq';
 import type { DatabasePool } from 'slonik';
-import { applyPendingTransactions, type ApplySummary } from '../shared/apply-pending-transactions.js';
+import { applyPendingTransactions } from '../shared/apply-pending-transactions.js';
 import { announceFinalized } from '../shared/finalization-notices.js';
 import type { Logger } from '../shared/logger.js';
 import type { ApplyJobData } from '../shared/queue.js';
 import type { Redis } from '../shared/redis.js';
+import { recordApplied, recordApplyJob } from '../shared/telemetry/metrics.js';
+import { SpanKind, inSpan, traceFinalized } from '../shared/telemetry/tracing.js';
 
 export interface ApplyProcessorDeps {
   pool: DatabasePool;
@@ -14,15 +16,44 @@ export interface ApplyProcessorDeps {
   logger: Logger;
 }
 
-/** The BullMQ processor: apply the wallet's pending transactions, then tell waiting clients. */
+/**
+ * The BullMQ processor: apply the wallet's pending transactions, then tell waiting clients.
+ * Traced as `wallet.apply` (child of the enqueuing request, linked to every transaction's request)
+ * and counted in the apply metrics; see docs/operations.md.
+ */
 export function createApplyProcessor(deps: ApplyProcessorDeps) {
-  return async (job: Job<ApplyJobData>): Promise<ApplySummary> => {
-    const { walletId } = job.data;
-    const summary = await applyPendingTransactions(deps.pool, walletId, { batchSize: deps.batchSize });
-    if (summary.applied + summary.rejected > 0) {
-      await announceFinalized(deps.redis, deps.queuePrefix, walletId);
+  return async (job: Job<ApplyJobData>): Promise<void> => {
+    const { walletId, traceparent } = job.data;
+    const started = performance.now();
+    const attributes = { 'wallet.id': walletId, 'messaging.message.id': job.id ?? '' };
+    try {
+      await inSpan(
+        'wallet.apply',
+        { kind: SpanKind.CONSUMER, attributes, parent: traceparent ?? null },
+        async (span) => {
+          const summary = await applyPendingTransactions(deps.pool, walletId, { batchSize: deps.batchSize });
+          recordApplied(summary);
+          traceFinalized(span, walletId, summary.finalized);
+          span.setAttributes({
+            'wallet.transactions.applied': summary.applied,
+            'wallet.transactions.rejected': summary.rejected,
+            'wallet.apply.batches': summary.batches,
+            'wallet.apply.conflict_retries': summary.conflictRetries,
+          });
+          if (summary.applied + summary.rejected > 0) {
+            await announceFinalized(deps.redis, deps.queuePrefix, walletId);
+          }
+          const { applied, rejected, batches, conflictRetries } = summary;
+          deps.logger.debug(
+            { walletId, jobId: job.id, applied, rejected, batches, conflictRetries },
+            'applied pending transactions',
+          );
+        },
+      );
+    } catch (error) {
+      recordApplyJob('failed', (performance.now() - started) / 1000);
+      throw error;
     }
-    deps.logger.debug({ walletId, jobId: job.id, ...summary }, 'applied pending transactions');
-    return summary;
+    recordApplyJob('completed', (performance.now() - started) / 1000);
   };
 }

@@ -3,9 +3,12 @@ import type { Config } from '../shared/config.js';
 import { createDatabasePool } from '../shared/db.js';
 import type { Logger } from '../shared/logger.js';
 import { APPLY_QUEUE_NAME, createApplyQueue, type ApplyJobData } from '../shared/queue.js';
-import { createRedis } from '../shared/redis.js';
+import { createFailFastRedis, createRedis } from '../shared/redis.js';
 import { sweepStalePending } from '../shared/sweep-stale-pending.js';
+import { HealthChecks } from '../shared/telemetry/health.js';
+import { recordSweep, registerDatabasePool, registerOutbox, registerQueueDepth } from '../shared/telemetry/metrics.js';
 import { createApplyProcessor } from './apply-processor.js';
+import { startOpsServer } from './ops-server.js';
 
 export interface RunningWorker {
   /** Stops taking jobs, finishes the ones in flight, then closes connections. */
@@ -17,6 +20,14 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   const redis = createRedis(config, 'wallet-worker', logger);
   const queue = createApplyQueue(redis, config.QUEUE_PREFIX);
   const jobsConnection = createRedis(config, 'wallet-worker-jobs', logger);
+  // Probes and scrapes must fail fast while Redis is away; the worker's own connections wait instead.
+  const opsRedis = createFailFastRedis(config, 'wallet-worker-ops', logger);
+  const metricsQueue = createApplyQueue(opsRedis, config.QUEUE_PREFIX);
+  const unregisterMetrics = [
+    registerDatabasePool('worker', pool),
+    registerQueueDepth(metricsQueue),
+    registerOutbox(pool),
+  ];
 
   const worker = new Worker<ApplyJobData>(
     APPLY_QUEUE_NAME,
@@ -45,23 +56,43 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     sweeping = true;
     sweepStalePending({ db: pool, queue }, config.SWEEP_STALE_AFTER_MS)
       .then((enqueued) => {
+        recordSweep({ reenqueued: enqueued });
         if (enqueued > 0) logger.info({ enqueued }, 'sweeper re-enqueued wallets with stale pending transactions');
       })
-      .catch((error: unknown) => logger.error({ err: error }, 'sweep failed'))
+      .catch((error: unknown) => {
+        recordSweep({ error: true });
+        logger.error({ err: error }, 'sweep failed');
+      })
       .finally(() => {
         sweeping = false;
       });
   }, config.SWEEP_INTERVAL_MS);
 
   await worker.waitUntilReady();
-  logger.info({ concurrency: config.WORKER_CONCURRENCY, queuePrefix: config.QUEUE_PREFIX }, 'worker started');
+  const ops = await startOpsServer(
+    {
+      port: config.METRICS_PORT,
+      host: config.HOST,
+      health: new HealthChecks({ databaseUrl: config.DATABASE_URL, redis: opsRedis, logger }),
+    },
+    logger,
+  );
+  // `port` is the ops port (/metrics, /healthz, /readyz).
+  logger.info(
+    { concurrency: config.WORKER_CONCURRENCY, queuePrefix: config.QUEUE_PREFIX, port: ops.port },
+    'worker started',
+  );
 
   return {
     async close() {
       clearInterval(sweeper);
       await worker.close();
+      await ops.close();
+      for (const unregister of unregisterMetrics) unregister();
       await queue.close();
+      await metricsQueue.close();
       await jobsConnection.quit();
+      await opsRedis.quit();
       await redis.quit();
       await pool.end();
       logger.info('worker stopped');
