@@ -1,7 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { eventStreamKey } from '../../src/shared/event-stream.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createWallets, postTransactionLoad } from '../support/load.js';
 import { request } from '../support/http.js';
@@ -35,6 +37,10 @@ afterAll(async () => {
 const pendingCount = () =>
   env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
     SELECT count(*)::int AS n FROM transactions WHERE status = 'pending'
+  `);
+const unpublishedCount = () =>
+  env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL
   `);
 const finalCount = () =>
   env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
@@ -76,6 +82,23 @@ describe('workers that die', () => {
       sql.type(z.object({ fingerprint: z.string() }))`SELECT fingerprint FROM transactions`,
     );
     expect(new Set(stored)).toEqual(result.accepted);
+
+    // The killed worker may have been relaying events: each still reaches the stream exactly once.
+    await waitUntil('the outbox is drained', async () => (await unpublishedCount()) === 0, 60_000);
+    const outboxIds = await env.pool.anyFirst(sql.type(z.object({ eventId: z.string() }))`
+      SELECT event_id AS "eventId" FROM outbox_events ORDER BY id
+    `);
+    const redis = new Redis(env.config.REDIS_URL);
+    try {
+      const entries = await redis.xrange(eventStreamKey(env.config.QUEUE_PREFIX), '-', '+');
+      const streamIds = entries.map(
+        ([, fields]) => (JSON.parse(fields[fields.indexOf('event') + 1]!) as { id: string }).id,
+      );
+      expect(streamIds).toHaveLength(outboxIds.length);
+      expect(new Set(streamIds)).toEqual(new Set(outboxIds));
+    } finally {
+      redis.disconnect();
+    }
   }, 180_000);
 
   it('When a worker gets SIGTERM while busy, then it finishes its jobs and exits 0, and nothing is lost', async () => {
