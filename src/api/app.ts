@@ -15,8 +15,10 @@ import { requestId } from './middleware/request-id.js';
 import { securityHeaders } from './middleware/security-headers.js';
 import { opsRoutes } from './health.js';
 import { errorHandler, notFoundRoute } from './problem.js';
+import { lookupRoutes } from './routes/lookups.js';
 import { transactionRoutes } from './routes/transactions.js';
 import { walletRoutes } from './routes/wallets.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 export interface AppDeps {
   config: Pick<
@@ -83,6 +85,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
 
+  app.use(lookupRoutes(deps)); // before the wallet routes: /wallets/by-external-id is not a wallet id
   app.use(walletRoutes(deps));
   app.use(
     transactionRoutes({
@@ -94,6 +97,7 @@ export function createApp(deps: AppDeps): Express {
       voidWindowMs: deps.config.VOID_WINDOW_HOURS * 3_600_000,
     }),
   );
+  app.use(webhookRoutes(deps));
 
   app.use(notFoundRoute);
   app.use(errorHandler(deps.logger));

@@ -38,7 +38,11 @@ export function sendProblem(res: Response, body: Problem): void {
 }
 
 /** Parses one part of a request; a mismatch becomes a 400 naming each invalid field. */
-export function parseRequest<S extends z.ZodTypeAny>(schema: S, value: unknown, part: 'body' | 'path'): z.output<S> {
+export function parseRequest<S extends z.ZodTypeAny>(
+  schema: S,
+  value: unknown,
+  part: 'body' | 'path' | 'query',
+): z.output<S> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data as z.output<S>;
   const invalidParams: InvalidField[] = parsed.error.issues.map((issue) => ({

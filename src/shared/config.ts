@@ -28,6 +28,15 @@ export const configSchema = z.object({
   /** Longest `Prefer: wait=N` the API honours, in seconds. */
   MAX_PREFER_WAIT_S: integer(30, 0),
   BODY_LIMIT: z.string().default('16kb'),
+  /** How often each worker's outbox relay looks for unpublished events. */
+  RELAY_INTERVAL_MS: integer(200, 10),
+  /** The Redis Stream keeps about this many newest events. */
+  EVENT_STREAM_MAX_LENGTH: integer(1_000_000, 1000),
+  WEBHOOK_TIMEOUT_MS: integer(5_000, 100),
+  /** Subscriptions one worker process delivers to at the same time. */
+  WEBHOOK_CONCURRENCY: integer(8, 1),
+  /** How often subscriptions whose retries ran out get another round. */
+  WEBHOOK_SWEEP_INTERVAL_MS: integer(60_000, 100),
   /** How old (since it was posted) a transaction may be and still be voided. */
   VOID_WINDOW_HOURS: z.coerce.number().positive().default(24),
   SHUTDOWN_TIMEOUT_MS: integer(25_000, 0),

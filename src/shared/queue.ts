@@ -60,3 +60,35 @@ export async function enqueueApply(queue: ApplyQueue, walletId: number): Promise
     clearTimeout(timer);
   }
 }
+
+/** Webhook deliveries: one job per subscription at a time, deduplicated the same way as wallets. */
+export const WEBHOOK_QUEUE_NAME = 'webhook-delivery';
+export const WEBHOOK_JOB_NAME = 'deliver';
+
+export interface WebhookJobData {
+  subscriptionId: number;
+}
+
+export type WebhookQueue = Queue<WebhookJobData, void, typeof WEBHOOK_JOB_NAME>;
+
+export function createWebhookQueue(connection: Redis, prefix: string): WebhookQueue {
+  return new Queue(WEBHOOK_QUEUE_NAME, {
+    connection,
+    prefix,
+    defaultJobOptions: {
+      removeOnComplete: true,
+      removeOnFail: { count: 1000 },
+      // About 1 s, 2 s, 4 s, ... up to ~68 min between tries, ~2.3 h in all; then the webhook sweep.
+      attempts: 13,
+      backoff: { type: 'exponential', delay: 1000 },
+    },
+  });
+}
+
+export async function enqueueWebhookDelivery(queue: WebhookQueue, subscriptionId: number): Promise<void> {
+  await queue.add(
+    WEBHOOK_JOB_NAME,
+    { subscriptionId },
+    { deduplication: { id: `subscription:${subscriptionId}`, keepLastIfActive: true } },
+  );
+}

@@ -80,6 +80,36 @@ export async function findTransactionByFingerprint(
   `);
 }
 
+export interface TransactionFilter {
+  walletId?: number;
+  status?: TransactionStatus;
+  labels: Record<string, string>;
+  /** Only transactions reserved before this one (its seq): the page after a cursor. */
+  beforeSeq: number | null;
+  limit: number;
+}
+
+const listedTransactionSchema = transactionRowSchema.extend({ seq: z.number() });
+export type ListedTransaction = z.infer<typeof listedTransactionSchema>;
+
+/** Transactions matching the filter, newest reservation first. */
+export async function findTransactions(
+  db: CommonQueryMethods,
+  filter: TransactionFilter,
+): Promise<readonly ListedTransaction[]> {
+  const conditions = [
+    filter.walletId === undefined ? null : sql.fragment`wallet_id = ${filter.walletId}`,
+    filter.status === undefined ? null : sql.fragment`status = ${filter.status}`,
+    Object.keys(filter.labels).length === 0 ? null : sql.fragment`labels @> ${sql.jsonb(filter.labels)}`,
+    filter.beforeSeq === null ? null : sql.fragment`seq < ${filter.beforeSeq}`,
+  ].filter((condition) => condition !== null);
+  const where =
+    conditions.length > 0 ? sql.fragment`WHERE ${sql.join(conditions, sql.fragment` AND `)}` : sql.fragment``;
+  return db.any(sql.type(listedTransactionSchema)`
+    SELECT ${transactionColumns}, seq FROM transactions ${where} ORDER BY seq DESC LIMIT ${filter.limit}
+  `);
+}
+
 /** The live (pending or applied) reversal of a transaction, if any. */
 export async function findVoidOf(db: CommonQueryMethods, originalId: string): Promise<TransactionRow | null> {
   return db.maybeOne(sql.type(transactionRowSchema)`

@@ -79,3 +79,19 @@ export async function updateLedgerState(
   `);
   return result.rowCount === 1;
 }
+
+/** Wallets whose labels include all of `labels`, newest first, before wallet `beforeId` when given. */
+export async function findWalletsByLabels(
+  db: CommonQueryMethods,
+  filter: { labels: Record<string, string>; beforeId: number | null; limit: number },
+): Promise<readonly WalletRow[]> {
+  const conditions = [
+    Object.keys(filter.labels).length === 0 ? null : sql.fragment`labels @> ${sql.jsonb(filter.labels)}`,
+    filter.beforeId === null ? null : sql.fragment`id < ${filter.beforeId}`,
+  ].filter((condition) => condition !== null);
+  const where =
+    conditions.length > 0 ? sql.fragment`WHERE ${sql.join(conditions, sql.fragment` AND `)}` : sql.fragment``;
+  return db.any(sql.type(walletRowSchema)`
+    SELECT ${walletColumns} FROM wallets ${where} ORDER BY id DESC LIMIT ${filter.limit}
+  `);
+}

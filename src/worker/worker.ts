@@ -8,6 +8,7 @@ import { sweepStalePending } from '../shared/sweep-stale-pending.js';
 import { HealthChecks } from '../shared/telemetry/health.js';
 import { recordSweep, registerDatabasePool, registerOutbox, registerQueueDepth } from '../shared/telemetry/metrics.js';
 import { createApplyProcessor } from './apply-processor.js';
+import { startEventRelay } from './event-relay.js';
 import { startOpsServer } from './ops-server.js';
 
 export interface RunningWorker {
@@ -49,6 +50,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     );
   });
   worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
+  const relay = startEventRelay({ pool, redis, config, logger });
 
   let sweeping = false;
   const sweeper = setInterval(() => {
@@ -87,6 +89,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     async close() {
       clearInterval(sweeper);
       await worker.close();
+      await relay.close();
       await ops.close();
       for (const unregister of unregisterMetrics) unregister();
       await queue.close();
