@@ -19,6 +19,8 @@ export interface ApplyOptions {
 export interface ApplySummary {
   applied: number;
   rejected: number;
+  /** Applied reversals: each voided its original. */
+  voided: number;
   batches: number;
   conflictRetries: number;
   /** Transactions decided by each committed batch, in order. */
@@ -66,6 +68,7 @@ export async function applyPendingTransactions(
   const summary: ApplySummary = {
     applied: 0,
     rejected: 0,
+    voided: 0,
     batches: 0,
     conflictRetries: 0,
     batchSizes: [],
@@ -86,7 +89,10 @@ export async function applyPendingTransactions(
     const { outcomes } = batch;
     if (outcomes.length === 0) return summary;
     summary.batches += 1;
-    for (const outcome of outcomes) summary[outcome.status] += 1;
+    for (const outcome of outcomes) {
+      summary[outcome.status] += 1;
+      if (outcome.status === 'applied' && outcome.voids) summary.voided += 1;
+    }
     recordFinalized(summary, batch, batchStartedAt);
     if (outcomes.length < options.batchSize) return summary;
   }

@@ -5,7 +5,7 @@ import { announceFinalized } from '../shared/finalization-notices.js';
 import type { Logger } from '../shared/logger.js';
 import type { ApplyJobData } from '../shared/queue.js';
 import type { Redis } from '../shared/redis.js';
-import { recordApplied, recordApplyJob } from '../shared/telemetry/metrics.js';
+import { recordApplied, recordApplyJob, recordVoided } from '../shared/telemetry/metrics.js';
 import { SpanKind, inSpan, traceFinalized } from '../shared/telemetry/tracing.js';
 
 export interface ApplyProcessorDeps {
@@ -33,6 +33,7 @@ export function createApplyProcessor(deps: ApplyProcessorDeps) {
         async (span) => {
           const summary = await applyPendingTransactions(deps.pool, walletId, { batchSize: deps.batchSize });
           recordApplied(summary);
+          if (summary.voided > 0) recordVoided(summary.voided);
           traceFinalized(span, walletId, summary.finalized);
           span.setAttributes({
             'wallet.transactions.applied': summary.applied,

@@ -45,7 +45,9 @@ describe('applyPendingTransactions', () => {
   it('When a wallet has many pending transactions, then one call applies them all in bounded batches', async () => {
     const walletId = await walletWithPending(Array.from({ length: 50 }, () => '2.00'));
     const summary = await applyPendingTransactions(env.pool, walletId, { batchSize: 20 });
-    expect(summary).toEqual({ applied: 50, rejected: 0, batches: 3, conflictRetries: 0 });
+    expect(summary).toMatchObject({ applied: 50, rejected: 0, voided: 0, batches: 3, conflictRetries: 0 });
+    expect(summary.batchSizes).toEqual([20, 20, 10]);
+    expect(summary.finalized).toHaveLength(50);
     expect(await statusCounts(walletId)).toEqual([{ status: 'applied', n: 50 }]);
     expect(await findLedgerViolations(env.pool)).toEqual([]);
   });

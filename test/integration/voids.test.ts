@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderMetrics } from '../../src/shared/telemetry/metrics.js';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
@@ -64,6 +65,8 @@ describe('POST /wallets/:id/transactions/:txId/void', () => {
     expect(await balance(walletId)).toBe('2.5');
     const latest = (await request(api.url, 'GET', `/wallets/${walletId}/transactions/latest`)).body;
     expect(latest).toMatchObject({ id: reversalId, refno: 3 });
+    // The worker runs in this process: its counter is in this process's registry.
+    expect(await renderMetrics()).toMatch(/^wallet_transactions_voided_total [1-9]/m);
   });
 
   it('When the client prefers to wait, then the void answers 201 with the applied reversal', async () => {

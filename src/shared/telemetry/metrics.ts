@@ -124,10 +124,7 @@ export function recordReserved(): void {
   reserved.inc();
 }
 
-/**
- * Transactions voided. Voids arrive with issue 3: call this once per committed void, after commit.
- * Until then the counter exists and stays at 0, so dashboards and alerts can already refer to it.
- */
+/** Transactions voided: applied reversals, counted by the worker after the batch committed. */
 export function recordVoided(count = 1): void {
   voided.inc(count);
 }
