@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // After each file: its API answers are checked against openapi.json (the contract test).
+    setupFiles: ['test/support/contract-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Integration files each own a database and a queue prefix; two at a time suits a 2-core machine.

@@ -1,6 +1,7 @@
 import { OpenApiGeneratorV31, OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { SCOPES } from '../shared/api-keys.js';
-import { SECURITY_SCHEME } from './operation.js';
+import { z } from './openapi-zod.js';
+import { defineOperation, registerOperations, SECURITY_SCHEME } from './operation.js';
 import { registerTransactionPaths } from './routes/transactions.js';
 import { registerWalletPaths } from './routes/wallets.js';
 
@@ -11,7 +12,39 @@ import { registerWalletPaths } from './routes/wallets.js';
 export const pathRegistrars: ReadonlyArray<(registry: OpenAPIRegistry) => void> = [
   registerWalletPaths,
   registerTransactionPaths,
+  registerDocsPaths,
 ];
+
+/** The description itself (served by docs-page.ts). */
+export const docsOperations = {
+  getOpenApiDocument: defineOperation({
+    operationId: 'getOpenApiDocument',
+    method: 'get',
+    path: '/openapi.json',
+    scope: null,
+    tags: ['documentation'],
+    summary: 'This OpenAPI 3.1 document',
+    responses: {
+      200: {
+        description: 'The document.',
+        content: { 'application/json': { schema: z.object({ openapi: z.string() }).passthrough() } },
+      },
+    },
+  }),
+  getDocsPage: defineOperation({
+    operationId: 'getDocsPage',
+    method: 'get',
+    path: '/docs',
+    scope: null,
+    tags: ['documentation'],
+    summary: 'Interactive API reference (Swagger UI)',
+    responses: { 200: { description: 'An HTML page.', content: { 'text/html': { schema: z.string() } } } },
+  }),
+};
+
+function registerDocsPaths(registry: OpenAPIRegistry): void {
+  registerOperations(registry, docsOperations);
+}
 
 const DESCRIPTION = `Wallets and their money transactions. Transactions are applied asynchronously, one wallet at a time and in order: a post answers 202 with the pending transaction and a Location to poll (or, with \`Prefer: wait=N\`, its outcome).
 
@@ -35,6 +68,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     tags: [
       { name: 'wallets', description: 'Create and read wallets.' },
       { name: 'transactions', description: 'Post, poll and void money transactions.' },
+      { name: 'documentation', description: 'This description of the API.' },
     ],
   });
 }
