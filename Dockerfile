@@ -3,6 +3,10 @@
 #   docker run --init wallet-service api           the HTTP API on $PORT (default 3000)
 #   docker run --init wallet-service worker        a queue worker (run as many as you like)
 #
+# dist/instrumentation.js is loaded before the app (node --import): it starts OpenTelemetry
+# tracing only when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_TRACES_EXPORTER) is set, else does nothing.
+# Workers serve /metrics, /healthz and /readyz on METRICS_PORT (9464); the API on its own port.
+#
 # The app handles SIGTERM and SIGINT itself; `--init` (or `init: true` in compose) adds a tiny
 # init as PID 1 that forwards signals and reaps zombies, so `docker stop` shuts down cleanly.
 #
@@ -40,6 +44,7 @@ COPY --from=build /app/dist ./dist
 # Read at run time from <package root>/migrations (../../migrations from dist/shared/migrate.js).
 COPY migrations ./migrations
 USER node
-EXPOSE 3000
-ENTRYPOINT ["node", "dist/cli.js"]
+ENV METRICS_PORT=9464
+EXPOSE 3000 9464
+ENTRYPOINT ["node", "--import", "./dist/instrumentation.js", "dist/cli.js"]
 CMD ["api"]
