@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { createApiKey } from '../src/shared/api-key-repository.js';
+import { createDatabasePool } from '../src/shared/db.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/migrate.js';
 
 /** Drops the database if it is there, then creates and migrates it: every phase starts empty. */
@@ -7,6 +9,16 @@ export async function freshDatabase(url: string): Promise<void> {
   await dropDatabase(url);
   await createDatabaseIfMissing(url);
   await migrate(url);
+}
+
+/** An admin API key in the bench database, for the bench's HTTP client. */
+export async function createBenchApiKey(url: string): Promise<string> {
+  const pool = await createDatabasePool({ DATABASE_URL: url, DB_POOL_SIZE: 1 });
+  try {
+    return (await createApiKey(pool, { name: 'bench', scopes: ['admin'] })).key;
+  } finally {
+    await pool.end();
+  }
 }
 
 export async function connect(url: string): Promise<pg.Client> {

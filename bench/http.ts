@@ -12,6 +12,8 @@ export class HttpClient {
   constructor(
     private readonly baseUrl: URL,
     maxSockets: number,
+    /** Sent with every request, e.g. the API key's Authorization header. */
+    private readonly headers: Record<string, string> = {},
   ) {
     this.agent = new Agent({ keepAlive: true, maxSockets });
   }
@@ -28,8 +30,8 @@ export class HttpClient {
           path,
           headers:
             payload === undefined
-              ? {}
-              : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+              ? this.headers
+              : { ...this.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
         },
         (res) => {
           const chunks: Buffer[] = [];

@@ -2,6 +2,7 @@ import { cpuSnapshot, cpuUsage, type CpuUsage } from './cpu.js';
 import {
   checkLedger,
   connect,
+  createBenchApiKey,
   freshDatabase,
   measuredOutcome,
   postgresPids,
@@ -82,6 +83,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
   const { scenario, mode } = setup;
   const database = databaseName(setup.databaseUrl);
   await freshDatabase(setup.databaseUrl);
+  const apiKey = await createBenchApiKey(setup.databaseUrl);
   const port = await freePort();
   const env = {
     DATABASE_URL: setup.databaseUrl,
@@ -96,7 +98,9 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
   let workers: ServiceProcess[] = startWorkers();
   const workerPids = new Set<number>(workers.map((worker) => worker.pid));
   const serviceDown = () => [api, ...workers].find((service) => service.crashed)?.name ?? null;
-  const client = new HttpClient(new URL(`http://127.0.0.1:${port}`), setup.concurrency);
+  const client = new HttpClient(new URL(`http://127.0.0.1:${port}`), setup.concurrency, {
+    authorization: `Bearer ${apiKey}`,
+  });
   const db = await connect(setup.databaseUrl);
   try {
     await waitForApi(api, client);
