@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from './openapi-zod.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decodeCursor } from '../shared/pagination.js';
 import { transactionStatusSchema } from '../shared/transaction-repository.js';
 import { labelsSchema } from '../shared/validation.js';
@@ -25,7 +25,11 @@ const pageQuery = z
         return key ?? 0;
       })
       .optional(),
-    labels: labelsSchema,
+    labels: labelsSchema.openapi({
+      description: 'Only items having every given label: `labels[key]=value`, repeated for more labels.',
+      param: { style: 'deepObject', explode: true },
+      example: { reason: 'prize' },
+    }),
   })
   .strict();
 

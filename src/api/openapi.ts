@@ -2,8 +2,10 @@ import { OpenApiGeneratorV31, OpenAPIRegistry } from '@asteasolutions/zod-to-ope
 import { SCOPES } from '../shared/api-keys.js';
 import { z } from './openapi-zod.js';
 import { defineOperation, registerOperations, SECURITY_SCHEME } from './operation.js';
+import { registerLookupPaths } from './routes/lookups.js';
 import { registerTransactionPaths } from './routes/transactions.js';
 import { registerWalletPaths } from './routes/wallets.js';
+import { registerWebhookPaths } from './routes/webhooks.js';
 
 /**
  * The OpenAPI 3.1 document, generated from the same zod schemas that validate requests. Each
@@ -12,6 +14,8 @@ import { registerWalletPaths } from './routes/wallets.js';
 export const pathRegistrars: ReadonlyArray<(registry: OpenAPIRegistry) => void> = [
   registerWalletPaths,
   registerTransactionPaths,
+  registerLookupPaths,
+  registerWebhookPaths,
   registerDocsPaths,
 ];
 
@@ -68,6 +72,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV31['generate
     tags: [
       { name: 'wallets', description: 'Create and read wallets.' },
       { name: 'transactions', description: 'Post, poll and void money transactions.' },
+      { name: 'webhooks', description: 'Event subscriptions (admin).' },
       { name: 'documentation', description: 'This description of the API.' },
     ],
   });

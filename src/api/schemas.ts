@@ -140,6 +140,20 @@ export const latestTransactionResponse = z
   .openapi('LatestTransaction');
 export type LatestTransactionResponse = z.infer<typeof latestTransactionResponse>;
 
+/** A page of a listing: newest first; pass `nextCursor` back as `cursor` for the next page. */
+const page = <T extends z.ZodTypeAny>(item: T) =>
+  z
+    .object({
+      items: z.array(item),
+      nextCursor: z
+        .string()
+        .nullable()
+        .openapi({ description: 'Give it as `cursor` to read the next page; null on the last page.' }),
+    })
+    .strict();
+export const walletPageResponse = page(walletResponse).openapi('WalletPage');
+export const transactionPageResponse = page(transactionResponse).openapi('TransactionPage');
+
 /** `GET /wallets/:id/balance`: a bare JSON number, as the original service answered. */
 export const balanceResponse = z.number().openapi('Balance', {
   description: 'The balance as a bare JSON number (not an object), e.g. 35.0.',

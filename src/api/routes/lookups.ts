@@ -1,6 +1,6 @@
+import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import type { DatabasePool } from 'slonik';
-import { z } from 'zod';
 import {
   getTransactionByFingerprint,
   getWalletByExternalId,
@@ -12,8 +12,106 @@ import type { Page } from '../../shared/pagination.js';
 import { externalIdSchema, fingerprintSchema } from '../../shared/validation.js';
 import { sendJson } from '../json-response.js';
 import { parseListQuery, transactionListQuery, walletListQuery } from '../list-query.js';
+import { z } from '../openapi-zod.js';
+import { defineOperation, problemContent, registerOperations, route } from '../operation.js';
 import { parseRequest } from '../problem.js';
-import { toTransactionResponse, toWalletResponse, walletParams } from '../schemas.js';
+import {
+  toTransactionResponse,
+  toWalletResponse,
+  transactionPageResponse,
+  transactionResponse,
+  validationProblemResponse,
+  walletPageResponse,
+  walletParams,
+  walletResponse,
+} from '../schemas.js';
+
+const externalIdParams = z.object({
+  externalId: externalIdSchema.openapi({ param: { description: "The wallet's externalId." }, example: 'userid-123' }),
+});
+const fingerprintParams = z.object({
+  fingerprint: fingerprintSchema.openapi({
+    param: { description: 'The fingerprint it was posted with.' },
+    example: 'TX123A001',
+  }),
+});
+const badRequest = {
+  description: 'An invalid path or query parameter (unknown ones included).',
+  content: problemContent(validationProblemResponse),
+};
+const json = (schema: z.ZodTypeAny) => ({ 'application/json': { schema } });
+
+export const lookupOperations = {
+  getWalletByExternalId: defineOperation({
+    operationId: 'getWalletByExternalId',
+    method: 'get',
+    path: '/wallets/by-external-id/:externalId',
+    scope: 'wallets:read',
+    tags: ['wallets'],
+    summary: 'Find a wallet by its externalId',
+    request: { params: externalIdParams },
+    responses: {
+      200: { description: 'The wallet.', content: json(walletResponse) },
+      400: badRequest,
+      404: { description: 'No wallet has this externalId.', content: problemContent() },
+    },
+  }),
+  getTransactionByFingerprint: defineOperation({
+    operationId: 'getTransactionByFingerprint',
+    method: 'get',
+    path: '/transactions/by-fingerprint/:fingerprint',
+    scope: 'wallets:read',
+    tags: ['transactions'],
+    summary: 'Find a transaction by its fingerprint (any status)',
+    request: { params: fingerprintParams },
+    responses: {
+      200: { description: 'The transaction.', content: json(transactionResponse) },
+      400: badRequest,
+      404: { description: 'No transaction has this fingerprint.', content: problemContent() },
+    },
+  }),
+  listWallets: defineOperation({
+    operationId: 'listWallets',
+    method: 'get',
+    path: '/wallets',
+    scope: 'wallets:read',
+    tags: ['wallets'],
+    summary: 'Wallets having all the given labels, newest first',
+    request: { query: walletListQuery },
+    responses: { 200: { description: 'A page of wallets.', content: json(walletPageResponse) }, 400: badRequest },
+  }),
+  listTransactions: defineOperation({
+    operationId: 'listTransactions',
+    method: 'get',
+    path: '/transactions',
+    scope: 'wallets:read',
+    tags: ['transactions'],
+    summary: 'Transactions of all wallets having all the given labels, newest first',
+    request: { query: transactionListQuery },
+    responses: {
+      200: { description: 'A page of transactions.', content: json(transactionPageResponse) },
+      400: badRequest,
+    },
+  }),
+  listWalletTransactions: defineOperation({
+    operationId: 'listWalletTransactions',
+    method: 'get',
+    path: '/wallets/:id/transactions',
+    scope: 'wallets:read',
+    tags: ['transactions'],
+    summary: "A wallet's transactions, newest first",
+    request: { params: walletParams, query: transactionListQuery },
+    responses: {
+      200: { description: 'A page of transactions.', content: json(transactionPageResponse) },
+      400: badRequest,
+      404: { description: 'No such wallet.', content: problemContent() },
+    },
+  }),
+};
+
+export function registerLookupPaths(registry: OpenAPIRegistry): void {
+  registerOperations(registry, lookupOperations);
+}
 
 function pageResponse<T, R>(page: Page<T>, toResponse: (item: T) => R) {
   return { items: page.items.map(toResponse), nextCursor: page.nextCursor };
@@ -23,27 +121,27 @@ function pageResponse<T, R>(page: Page<T>, toResponse: (item: T) => R) {
 export function lookupRoutes(deps: { pool: DatabasePool }): Router {
   const router = Router();
 
-  router.get('/wallets/by-external-id/:externalId', async (req, res) => {
-    const { externalId } = parseRequest(z.object({ externalId: externalIdSchema }), req.params, 'path');
+  route(router, lookupOperations.getWalletByExternalId, async (req, res) => {
+    const { externalId } = parseRequest(externalIdParams, req.params, 'path');
     sendJson(res, 200, toWalletResponse(await getWalletByExternalId(deps.pool, externalId)));
   });
 
-  router.get('/transactions/by-fingerprint/:fingerprint', async (req, res) => {
-    const { fingerprint } = parseRequest(z.object({ fingerprint: fingerprintSchema }), req.params, 'path');
+  route(router, lookupOperations.getTransactionByFingerprint, async (req, res) => {
+    const { fingerprint } = parseRequest(fingerprintParams, req.params, 'path');
     sendJson(res, 200, toTransactionResponse(await getTransactionByFingerprint(deps.pool, fingerprint)));
   });
 
-  router.get('/wallets', async (req, res) => {
+  route(router, lookupOperations.listWallets, async (req, res) => {
     const page = parseListQuery(walletListQuery, req.query);
     sendJson(res, 200, pageResponse(await searchWallets(deps.pool, page), toWalletResponse));
   });
 
-  router.get('/transactions', async (req, res) => {
+  route(router, lookupOperations.listTransactions, async (req, res) => {
     const page = parseListQuery(transactionListQuery, req.query);
     sendJson(res, 200, pageResponse(await searchTransactions(deps.pool, page), toTransactionResponse));
   });
 
-  router.get('/wallets/:id/transactions', async (req, res) => {
+  route(router, lookupOperations.listWalletTransactions, async (req, res) => {
     const { id } = parseRequest(walletParams, req.params, 'path');
     const page = parseListQuery(transactionListQuery, req.query);
     sendJson(res, 200, pageResponse(await listWalletTransactions(deps.pool, id, page), toTransactionResponse));

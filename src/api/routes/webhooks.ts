@@ -1,11 +1,14 @@
+import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import type { DatabasePool } from 'slonik';
-import { z } from 'zod';
 import { EVENT_TYPES } from '../../shared/cloud-events.js';
 import { listSubscriptions, type WebhookSubscription } from '../../shared/webhook-repository.js';
 import { subscribeWebhook, unsubscribeWebhook } from '../../shared/webhooks.js';
 import { sendJson } from '../json-response.js';
+import { z } from '../openapi-zod.js';
+import { defineOperation, problemContent, registerOperations, route } from '../operation.js';
 import { parseRequest, requireJsonBody } from '../problem.js';
+import { validationProblemResponse } from '../schemas.js';
 
 export const createWebhookBody = z
   .object({
@@ -19,17 +22,96 @@ export const createWebhookBody = z
       .min(1)
       .max(EVENT_TYPES.length * 2),
   })
-  .strict();
+  .strict()
+  .openapi('CreateWebhook', {
+    example: { url: 'https://example.com/wallet-events', events: ['BalanceChanged', 'TransactionRejected'] },
+  });
 
 const webhookParams = z.object({
   id: z
     .string()
     .regex(/^[1-9][0-9]{0,14}$/, 'must be a positive integer')
-    .transform(Number),
+    .transform(Number)
+    .openapi({ param: { description: 'The subscription id.' }, example: '1' }),
 });
 
-function toWebhookResponse(subscription: WebhookSubscription) {
+const subscriptionFields = {
+  id: z.number().int().positive().openapi({ example: 1 }),
+  url: z.string().openapi({ example: 'https://example.com/wallet-events' }),
+  events: z.array(z.string()).openapi({ example: ['BalanceChanged'] }),
+  created: z.string().datetime().openapi({ example: '2026-11-25T09:08:13.315Z' }),
+};
+export const webhookResponse = z.object(subscriptionFields).strict().openapi('WebhookSubscription');
+const createdWebhookResponse = z
+  .object({
+    ...subscriptionFields,
+    secret: z.string().openapi({
+      description: 'The `whsec_` signing secret: shown only in this answer.',
+      example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    }),
+  })
+  .strict()
+  .openapi('CreatedWebhookSubscription');
+
+function toWebhookResponse(subscription: WebhookSubscription): z.infer<typeof webhookResponse> {
   return { id: subscription.id, url: subscription.url, events: subscription.events, created: subscription.created };
+}
+
+const invalid = { description: 'Invalid body or path.', content: problemContent(validationProblemResponse) };
+
+export const webhookOperations = {
+  createWebhook: defineOperation({
+    operationId: 'createWebhook',
+    method: 'post',
+    path: '/webhooks',
+    scope: 'admin',
+    tags: ['webhooks'],
+    summary: 'Subscribe a URL to events',
+    description: 'Events are POSTed to it as signed CloudEvents (Standard Webhooks), in order, at least once.',
+    request: { body: { required: true, content: { 'application/json': { schema: createWebhookBody } } } },
+    responses: {
+      201: {
+        description: 'Subscribed; the answer holds the signing secret, shown only here.',
+        headers: z.object({ Location: z.string().openapi({ example: '/webhooks/1' }) }),
+        content: { 'application/json': { schema: createdWebhookResponse } },
+      },
+      400: invalid,
+      413: { description: 'The body is over the size limit.', content: problemContent() },
+      415: { description: 'The body is not UTF-8 application/json.', content: problemContent() },
+    },
+  }),
+  listWebhooks: defineOperation({
+    operationId: 'listWebhooks',
+    method: 'get',
+    path: '/webhooks',
+    scope: 'admin',
+    tags: ['webhooks'],
+    summary: 'Active subscriptions (never their secrets)',
+    responses: {
+      200: {
+        description: 'The subscriptions.',
+        content: { 'application/json': { schema: z.object({ items: z.array(webhookResponse) }).strict() } },
+      },
+    },
+  }),
+  deleteWebhook: defineOperation({
+    operationId: 'deleteWebhook',
+    method: 'delete',
+    path: '/webhooks/:id',
+    scope: 'admin',
+    tags: ['webhooks'],
+    summary: 'Stop deliveries to a subscription',
+    request: { params: webhookParams },
+    responses: {
+      204: { description: 'Stopped.' },
+      400: invalid,
+      404: { description: 'No such active subscription.', content: problemContent() },
+    },
+  }),
+};
+
+export function registerWebhookPaths(registry: OpenAPIRegistry): void {
+  registerOperations(registry, webhookOperations);
 }
 
 /** Webhook subscribers: events are POSTed to them as signed CloudEvents, in order, at least once. */
@@ -37,18 +119,18 @@ export function webhookRoutes(deps: { pool: DatabasePool }): Router {
   const router = Router();
 
   // The secret is in this answer only: it is what the subscriber verifies signatures with.
-  router.post('/webhooks', requireJsonBody, async (req, res) => {
+  route(router, webhookOperations.createWebhook, requireJsonBody, async (req, res) => {
     const body = parseRequest(createWebhookBody, req.body, 'body');
     const { subscription, secret } = await subscribeWebhook(deps.pool, body);
     res.location(`/webhooks/${subscription.id}`);
     sendJson(res, 201, { ...toWebhookResponse(subscription), secret });
   });
 
-  router.get('/webhooks', async (_req, res) => {
+  route(router, webhookOperations.listWebhooks, async (_req, res) => {
     sendJson(res, 200, { items: (await listSubscriptions(deps.pool)).map(toWebhookResponse) });
   });
 
-  router.delete('/webhooks/:id', async (req, res) => {
+  route(router, webhookOperations.deleteWebhook, async (req, res) => {
     const { id } = parseRequest(webhookParams, req.params, 'path');
     await unsubscribeWebhook(deps.pool, id);
     res.status(204).end();
