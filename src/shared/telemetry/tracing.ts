@@ -112,9 +112,8 @@ export function traceFinalized(applySpan: Span, walletId: number, finalized: rea
       finalized.slice(0, MAX_ID_ATTRIBUTES).map((transaction) => transaction.id),
     );
   }
-  if (!applySpan.isRecording()) return;
   const links: Link[] = [];
-  for (const transaction of finalized) {
+  for (const transaction of applySpan.isRecording() ? finalized : []) {
     if (links.length >= MAX_LINKS) break;
     const requestContext = spanContextFromTraceparent(transaction.traceContext);
     if (requestContext)
@@ -122,6 +121,7 @@ export function traceFinalized(applySpan: Span, walletId: number, finalized: rea
   }
   if (links.length > 0) applySpan.addLinks(links);
 
+  // Each transaction's own (parent-based) sampling decision holds, whether or not the job's was sampled.
   const applyContext = applySpan.spanContext();
   for (const transaction of finalized) {
     if (!transaction.traceContext) continue;
