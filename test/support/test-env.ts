@@ -121,11 +121,15 @@ export function spawnService(
   let output = '';
   const service = Object.assign(child, { ready: Promise.resolve(), port: 0, output: () => output });
   service.ready = new Promise<void>((resolve, reject) => {
+    let started = false;
     child.stdout.on('data', (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-4000);
-      for (const line of output.split('\n')) {
+      // Once started, later output can push the start line's head out of the 4000-character window.
+      if (started) return;
+      for (const line of output.split('\n').slice(0, -1)) {
         if (!line.includes(`"msg":"${READY_MESSAGE[role]}"`)) continue;
         service.port = (JSON.parse(line) as { port?: number }).port ?? 0;
+        started = true;
         resolve();
       }
     });
