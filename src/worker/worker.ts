@@ -2,7 +2,7 @@ import { Worker } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import { createDatabasePool } from '../shared/db.js';
 import type { Logger } from '../shared/logger.js';
-import { APPLY_QUEUE_NAME, createApplyQueue, type ApplyJobData } from '../shared/queue.js';
+import { APPLY_QUEUE_NAME, createApplyQueue, createWebhookQueue, type ApplyJobData } from '../shared/queue.js';
 import { createFailFastRedis, createRedis } from '../shared/redis.js';
 import { sweepStalePending } from '../shared/sweep-stale-pending.js';
 import { HealthChecks } from '../shared/telemetry/health.js';
@@ -23,10 +23,13 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   const jobsConnection = createRedis(config, 'wallet-worker-jobs', logger);
   // Probes and scrapes must fail fast while Redis is away; the worker's own connections wait instead.
   const opsRedis = createFailFastRedis(config, 'wallet-worker-ops', logger);
-  const metricsQueue = createApplyQueue(opsRedis, config.QUEUE_PREFIX);
+  const metricsQueues = [
+    createApplyQueue(opsRedis, config.QUEUE_PREFIX),
+    createWebhookQueue(opsRedis, config.QUEUE_PREFIX),
+  ];
   const unregisterMetrics = [
     registerDatabasePool('worker', pool),
-    registerQueueDepth(metricsQueue),
+    ...metricsQueues.map((metricsQueue) => registerQueueDepth(metricsQueue)),
     registerOutbox(pool),
   ];
 
@@ -93,7 +96,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
       await ops.close();
       for (const unregister of unregisterMetrics) unregister();
       await queue.close();
-      await metricsQueue.close();
+      for (const metricsQueue of metricsQueues) await metricsQueue.close();
       await jobsConnection.quit();
       await opsRedis.quit();
       await redis.quit();

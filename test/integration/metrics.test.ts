@@ -205,6 +205,10 @@ describe('Prometheus metrics', () => {
     expect(sampleValue(samples, 'wallet_queue_jobs', { queue: APPLY_QUEUE_NAME, state: 'waiting' })).toBeTypeOf(
       'number',
     );
+    // Workers also report the webhook delivery queue.
+    expect(sampleValue(samples, 'wallet_queue_jobs', { queue: 'webhook-delivery', state: 'failed' })).toBeTypeOf(
+      'number',
+    );
     expect(sampleValue(samples, 'process_cpu_user_seconds_total')).toBeTypeOf('number');
 
     // The API counted the reservation; the worker reserves nothing.
