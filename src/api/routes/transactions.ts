@@ -183,7 +183,10 @@ export function transactionRoutes(deps: TransactionRouteDeps): Router {
   async function answerReservation(req: Request, res: Response, { transaction, enqueued }: Reservation) {
     const { walletId, id } = transaction;
     if (!enqueued) {
-      deps.logger.warn({ walletId, transactionId: id }, 'queue unreachable; the sweeper will enqueue the wallet');
+      (res.locals.log ?? deps.logger).warn(
+        { walletId, transactionId: id },
+        'queue unreachable; the sweeper will enqueue the wallet',
+      );
     }
     res.location(`/wallets/${walletId}/transactions/${id}`);
     const waitSeconds = preferredWaitSeconds(req.get('prefer'), deps.maxPreferWaitSeconds);
