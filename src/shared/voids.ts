@@ -4,6 +4,8 @@ import { RuleViolationError } from './errors.js';
 import { decimalToCents, centsToDecimal } from './money.js';
 import type { ApplyQueue } from './queue.js';
 import { findTransactionByFingerprint, findVoidOf, insertPendingTransaction } from './transaction-repository.js';
+import { recordReserved } from './telemetry/metrics.js';
+import { currentTraceparent, inSpan } from './telemetry/tracing.js';
 import { getTransaction, nudgeWorker, type Reservation } from './transactions.js';
 
 export interface VoidRequest {
@@ -20,7 +22,22 @@ const LIVE_VOID_INDEX = 'transactions_one_live_void';
  * the original becomes `voided`. A reversal that would overdraw is rejected and the original
  * stays applied.
  */
-export async function requestVoid(
+export function requestVoid(
+  deps: { db: CommonQueryMethods; queue: ApplyQueue; voidWindowMs: number },
+  walletId: number,
+  originalId: string,
+  request: VoidRequest,
+): Promise<Reservation> {
+  const attributes = { 'wallet.id': walletId, 'wallet.transaction.voids': originalId };
+  return inSpan('wallet.void', { attributes }, async (span) => {
+    const reservation = await reserveReversal(deps, walletId, originalId, request);
+    span.setAttribute('wallet.transaction.id', reservation.transaction.id);
+    recordReserved();
+    return reservation;
+  });
+}
+
+async function reserveReversal(
   deps: { db: CommonQueryMethods; queue: ApplyQueue; voidWindowMs: number },
   walletId: number,
   originalId: string,
@@ -49,6 +66,7 @@ export async function requestVoid(
       labels: reason ? { voids: originalId, reason } : { voids: originalId },
       description: `void of ${originalId}${reason ? `: ${reason}` : ''}`,
       voids: originalId,
+      traceContext: currentTraceparent(),
     });
   } catch (error) {
     if (error instanceof UniqueIntegrityConstraintViolationError && error.constraint === LIVE_VOID_INDEX) {

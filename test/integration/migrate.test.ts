@@ -35,7 +35,15 @@ describe('migrations', () => {
       const tables = await client.query<{ name: string }>(
         "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
       );
-      expect(tables.rows.map((row) => row.name)).toEqual(['schema_migrations', 'transactions', 'wallets']);
+      expect(tables.rows.map((row) => row.name)).toEqual([
+        'api_keys',
+        'outbox_events',
+        'schema_migrations',
+        'transactions',
+        'wallets',
+        'webhook_deliveries',
+        'webhook_subscriptions',
+      ]);
     } finally {
       await client.end();
     }
