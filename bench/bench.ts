@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { deleteKeysWithPrefix } from '../src/shared/redis.js';
 import { dropDatabase } from '../src/shared/migrate.js';
 import { connect } from './database.js';
 import { databaseUrl, parseOptions, type BenchOptions } from './options.js';
@@ -45,14 +46,7 @@ async function obliterateQueues(redisUrl: string, prefixes: string[]): Promise<n
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
   let deleted = 0;
   try {
-    for (const prefix of prefixes) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) deleted += await redis.del(...keys);
-      } while (cursor !== '0');
-    }
+    for (const prefix of prefixes) deleted += await deleteKeysWithPrefix(redis, prefix);
   } finally {
     redis.disconnect();
   }

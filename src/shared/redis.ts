@@ -26,3 +26,18 @@ function reportingErrors(redis: Redis, logger: Logger): Redis {
   redis.on('error', (error: Error) => logger.warn({ err: error, connection: name }, 'redis connection error'));
   return redis;
 }
+
+/**
+ * Deletes every key under `prefix:` (a deployment's or a test's whole queue state); returns how
+ * many. SCAN, not KEYS, so a large Redis is not blocked.
+ */
+export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<number> {
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length > 0) deleted += await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  return deleted;
+}

@@ -1,17 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { seededRandom } from '../../bench/load.js';
 import { request } from './http.js';
-
-/** A small deterministic PRNG (mulberry32), so a failing run can be repeated. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface LoadResult {
   accepted: Set<string>;

@@ -10,6 +10,7 @@ import { createApiKey } from '../../src/shared/api-key-repository.js';
 import { SCOPES } from '../../src/shared/api-keys.js';
 import { loadConfig, type Config } from '../../src/shared/config.js';
 import { createDatabasePool } from '../../src/shared/db.js';
+import { deleteKeysWithPrefix } from '../../src/shared/redis.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from '../../src/shared/migrate.js';
 import { useApiKey } from './http.js';
 
@@ -77,12 +78,7 @@ export async function createTestEnv(name: string, overrides: Record<string, stri
 async function deleteQueueKeys(prefix: string): Promise<void> {
   const redis = new Redis(REDIS_URL);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeysWithPrefix(redis, prefix);
   } finally {
     redis.disconnect();
   }
