@@ -35,7 +35,9 @@ export const configSchema = z.object({
   WEBHOOK_TIMEOUT_MS: integer(5_000, 100),
   /** Subscriptions one worker process delivers to at the same time. */
   WEBHOOK_CONCURRENCY: integer(8, 1),
-  /** How often subscriptions whose retries ran out get another round. */
+  /** How long published events (and their finished webhook deliveries) are kept. */
+  OUTBOX_RETENTION_HOURS: z.coerce.number().positive().default(168),
+  /** How often subscriptions whose retries ran out get another round (and old events are cleaned up). */
   WEBHOOK_SWEEP_INTERVAL_MS: integer(60_000, 100),
   /** How old (since it was posted) a transaction may be and still be voided. */
   VOID_WINDOW_HOURS: z.coerce.number().positive().default(24),

@@ -56,3 +56,26 @@ export async function countUnpublishedEvents(db: CommonQueryMethods): Promise<nu
     SELECT count(*)::int AS count FROM outbox_events WHERE published_at IS NULL
   `);
 }
+
+/**
+ * Forgets published events older than the retention, and their finished webhook deliveries, at
+ * most `limit` events per call; an event still owed to a subscriber is kept. Returns how many
+ * events it deleted.
+ */
+export async function deleteOldEvents(db: CommonQueryMethods, retentionHours: number, limit: number): Promise<number> {
+  return db.oneFirst(sql.type(z.object({ deleted: z.number() }))`
+    WITH old AS (
+      SELECT e.id FROM outbox_events e
+      WHERE e.published_at < now() - make_interval(hours => ${retentionHours})
+        AND NOT EXISTS (
+          SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.delivered_at IS NULL
+        )
+      ORDER BY e.id LIMIT ${limit}
+    ), deliveries AS (
+      DELETE FROM webhook_deliveries d USING old WHERE d.event_id = old.id
+    ), events AS (
+      DELETE FROM outbox_events e USING old WHERE e.id = old.id RETURNING e.id
+    )
+    SELECT count(*)::int AS deleted FROM events
+  `);
+}

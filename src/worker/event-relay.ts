@@ -4,6 +4,7 @@ import type { Config } from '../shared/config.js';
 import { EventStreamPublisher } from '../shared/event-stream.js';
 import type { Logger } from '../shared/logger.js';
 import { relayOutbox } from '../shared/outbox-relay.js';
+import { deleteOldEvents } from '../shared/outbox-repository.js';
 import {
   WEBHOOK_QUEUE_NAME,
   createWebhookQueue,
@@ -15,6 +16,7 @@ import { findSubscriptionsWithBacklog } from '../shared/webhook-repository.js';
 import { deliverPendingWebhooks } from '../shared/webhooks.js';
 
 const RELAY_BATCH_SIZE = 500;
+const CLEANUP_BATCH_SIZE = 5000;
 
 export interface RunningRelay {
   close(): Promise<void>;
@@ -45,7 +47,8 @@ function repeat(intervalMs: number, pass: () => Promise<boolean>, onError: (erro
 
 /**
  * The outbox relay (publishes events to the Redis Stream and queues webhook deliveries), the
- * webhook delivery worker, and the sweep that re-enqueues subscriptions whose retries ran out.
+ * webhook delivery worker, the sweep that re-enqueues subscriptions whose retries ran out, and
+ * the cleanup of events past their retention.
  * Every worker process runs them; an advisory lock lets one relay publish at a time.
  */
 export function startEventRelay(deps: {
@@ -98,10 +101,18 @@ export function startEventRelay(deps: {
     (error) => logger.error({ err: error }, 'webhook sweep failed'),
   );
 
+  // Published events are kept OUTBOX_RETENTION_HOURS for inspection and replays, then deleted.
+  const stopCleanup = repeat(
+    config.WEBHOOK_SWEEP_INTERVAL_MS,
+    async () => (await deleteOldEvents(pool, config.OUTBOX_RETENTION_HOURS, CLEANUP_BATCH_SIZE)) === CLEANUP_BATCH_SIZE,
+    (error) => logger.error({ err: error }, 'outbox cleanup failed'),
+  );
+
   return {
     async close() {
       await stopRelay();
       await stopSweep();
+      await stopCleanup();
       await deliveries.close();
       await webhookQueue.close();
       await deliveryConnection.quit();

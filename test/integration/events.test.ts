@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { EventStreamPublisher, eventStreamKey } from '../../src/shared/event-stream.js';
 import { relayOutbox } from '../../src/shared/outbox-relay.js';
+import { deleteOldEvents } from '../../src/shared/outbox-repository.js';
 import { verifyWebhook } from '../../src/shared/webhook-signature.js';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
@@ -287,5 +288,40 @@ describe('webhooks', () => {
     const response = await request(api.url, 'POST', '/webhooks', { json: body });
     expect(response.status).toBe(400);
     expect(response.body.invalidParams.map((param: any) => param.name)).toContain(field);
+  });
+});
+
+describe('outbox retention', () => {
+  it('When published events are older than the retention, then they and their finished deliveries go, and events still owed to a subscriber stay', async () => {
+    const walletId = await newWallet();
+    await relayOutbox(env.pool, new EventStreamPublisher(redis, env.config.QUEUE_PREFIX), 500);
+    const subscription = await env.pool.oneFirst(sql.type(z.object({ id: z.number() }))`
+      INSERT INTO webhook_subscriptions (url, events, secret) VALUES ('http://127.0.0.1:1/x', '{WalletCreated}', 's')
+      RETURNING id
+    `);
+    const [owed, done] = await env.pool.anyFirst(sql.type(z.object({ id: z.number() }))`
+      SELECT id FROM outbox_events WHERE published_at IS NOT NULL ORDER BY id LIMIT 2
+    `);
+    await env.pool.query(sql.unsafe`
+      INSERT INTO webhook_deliveries (subscription_id, event_id, delivered_at)
+      VALUES (${subscription}, ${owed!}, NULL), (${subscription}, ${done!}, now())
+    `);
+    await env.pool.query(
+      sql.unsafe`UPDATE outbox_events SET published_at = now() - interval '200 hours' WHERE wallet_id <> ${walletId}`,
+    );
+    const before = await env.pool.oneFirst(
+      sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM outbox_events`,
+    );
+
+    const deleted = await deleteOldEvents(env.pool, 168, 5000);
+
+    const remaining = await env.pool.anyFirst(sql.type(z.object({ id: z.number() }))`SELECT id FROM outbox_events`);
+    expect(deleted).toBeGreaterThan(0);
+    expect(remaining.length).toBe(before - deleted);
+    expect(remaining).toContain(owed);
+    expect(remaining).not.toContain(done);
+    const ofNewWallet = await outboxTypes(walletId);
+    expect(ofNewWallet).toEqual(['WalletCreated']); // recent: kept
+    expect(await deleteOldEvents(env.pool, 168, 5000)).toBe(0);
   });
 });
