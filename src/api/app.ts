@@ -1,4 +1,4 @@
-import express, { type Express } from 'express';
+import express, { type Express, type Request, type Response } from 'express';
 import type { DatabasePool } from 'slonik';
 import type { Config } from '../shared/config.js';
 import type { FinalizationListener } from '../shared/finalization-notices.js';
@@ -10,6 +10,7 @@ import { RateLimiter } from '../shared/rate-limit.js';
 import type { Redis } from '../shared/redis.js';
 import { ApiKeyVerifier, authenticate, rateLimit } from './auth.js';
 import { docsRoutes } from './docs-page.js';
+import { captureAmountLiteral } from './middleware/exact-amount.js';
 import { rejectDuplicateKeys } from './middleware/json-duplicate-keys.js';
 import { requestId } from './middleware/request-id.js';
 import { securityHeaders } from './middleware/security-headers.js';
@@ -81,7 +82,10 @@ export function createApp(deps: AppDeps): Express {
       limit: deps.config.BODY_LIMIT,
       strict: true,
       type: 'application/json',
-      verify: rejectDuplicateKeys,
+      verify: (req, res, body) => {
+        rejectDuplicateKeys(req, res, body);
+        captureAmountLiteral(req as Request, res as Response, body);
+      },
     }),
   );
 

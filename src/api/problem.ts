@@ -130,6 +130,8 @@ export function toProblem(error: unknown): Problem | null {
     return problem(503, 'service-unavailable', 'Service Unavailable', 'a dependency is unavailable; retry later');
   }
   if (error && typeof error === 'object' && 'type' in error) return bodyParserProblem(error as BodyParserError);
+  // The router could not decode a path segment (e.g. `/wallets/%ZZ`).
+  if (error instanceof URIError) return problem(400, 'bad-request', 'Bad Request', 'the request path is not valid');
   return null;
 }
 

@@ -5,7 +5,7 @@ import { parseAmount } from './money.js';
  * Field rules shared by every entry point. Postgres text cannot hold NUL, and jsonb rejects
  * lone UTF-16 surrogates, so both are refused here rather than failing in the database.
  */
-const storableText = (max: number) =>
+export const storableText = (max: number) =>
   z
     .string()
     .max(max)

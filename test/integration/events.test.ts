@@ -281,6 +281,7 @@ describe('webhooks', () => {
     ['no url', { events: ['WalletCreated'] }, 'url'],
     ['a non-http url', { url: 'ftp://x.test/a', events: ['WalletCreated'] }, 'url'],
     ['not a url', { url: 'hook', events: ['WalletCreated'] }, 'url'],
+    ['a NUL in the url', { url: 'http://a.test/\u0000x', events: ['WalletCreated'] }, 'url'],
     ['no events', { url: 'https://x.test/a', events: [] }, 'events'],
     ['an unknown event type', { url: 'https://x.test/a', events: ['MoneyPrinted'] }, 'events.0'],
     ['an unknown field', { url: 'https://x.test/a', events: ['WalletCreated'], secret: 'mine' }, 'body'],

@@ -168,14 +168,32 @@ describe('POST /wallets/:id/transactions', () => {
     expect(await transactionCount()).toBe(before);
   });
 
-  it('When the amount is 1e400 in the JSON text, then it answers 400', async () => {
+  it.each([
+    ['1e400', 'amount is out of range'],
+    ['1e2', 'amount is out of range'],
+    ['9.999999999999999999', 'amount must be a decimal with at most 2 fractional digits'],
+    ['1.0000000000000001', 'amount must be a decimal with at most 2 fractional digits'],
+    ['-0.999', 'amount must be a decimal with at most 2 fractional digits'],
+  ])('When the amount literal in the JSON text is %s, then it is judged as written: 400', async (literal, reason) => {
     const walletId = await newWallet();
+    const before = await transactionCount();
     const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
-      raw: '{"amount": 1e400, "fingerprint": "huge"}',
+      raw: `{"amount": ${literal}, "fingerprint": "${randomUUID()}"}`,
       headers: { 'content-type': 'application/json' },
     });
     expect(response.status).toBe(400);
-    expect(response.body.invalidParams).toEqual([{ name: 'amount', reason: 'amount must be a finite number' }]);
+    expect(response.body.invalidParams).toEqual([{ name: 'amount', reason }]);
+    expect(await transactionCount()).toBe(before);
+  });
+
+  it('When the amount literal is exact, then it is read as written, not through a float', async () => {
+    const walletId = await newWallet();
+    const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+      raw: `{"description": "say \\"amount\\": 5.555", "amount": 12.30, "fingerprint": "${randomUUID()}"}`,
+      headers: { 'content-type': 'application/json', prefer: 'wait=10' },
+    });
+    expect(response.status).toBe(201);
+    expect(response.body).toMatchObject({ amount: 12.3, description: 'say "amount": 5.555' });
   });
 
   it.each([

@@ -4,6 +4,7 @@ import type { DatabasePool } from 'slonik';
 import { EVENT_TYPES } from '../../shared/cloud-events.js';
 import { listSubscriptions, type WebhookSubscription } from '../../shared/webhook-repository.js';
 import { subscribeWebhook, unsubscribeWebhook } from '../../shared/webhooks.js';
+import { storableText } from '../../shared/validation.js';
 import { sendJson } from '../json-response.js';
 import { z } from '../openapi-zod.js';
 import { defineOperation, problemContent, registerOperations, route } from '../operation.js';
@@ -12,10 +13,8 @@ import { validationProblemResponse } from '../schemas.js';
 
 export const createWebhookBody = z
   .object({
-    url: z
-      .string()
-      .max(2048)
-      .url()
+    url: storableText(2048)
+      .pipe(z.string().url())
       .refine((url) => /^https?:\/\//i.test(url), 'must be an http or https URL'),
     events: z
       .array(z.enum(EVENT_TYPES))

@@ -3,6 +3,8 @@ import type { Logger } from '../logger.js';
 import { pendingMigrations } from '../migrate.js';
 import type { Redis } from '../redis.js';
 
+const READINESS_REUSE_MS = 1000;
+
 /**
  * Liveness and readiness, shared by the API and the workers.
  * Readiness asks each dependency directly, with a short timeout, on every probe: Postgres answers
@@ -54,7 +56,22 @@ export class HealthChecks {
     this.timeoutMs = deps.timeoutMs ?? 1000;
   }
 
-  async readiness(): Promise<Readiness> {
+  private inFlight: { settled: Promise<Readiness>; at: number } | null = null;
+
+  /**
+   * Concurrent probes share one check, and a result is reused for a second: each check opens a
+   * Postgres connection, and /readyz is open to anyone, so a flood of probes must not become a
+   * flood of connections.
+   */
+  readiness(): Promise<Readiness> {
+    const now = Date.now();
+    if (this.inFlight && now - this.inFlight.at < READINESS_REUSE_MS) return this.inFlight.settled;
+    const settled = this.check();
+    this.inFlight = { settled, at: now };
+    return settled;
+  }
+
+  private async check(): Promise<Readiness> {
     const [postgres, redis] = await Promise.all([this.checkPostgres(), this.checkRedis()]);
     const migrations = postgres === 'ok' ? await this.checkMigrations() : 'not checked: postgres is not ready';
     const checks = { postgres, redis, migrations };
