@@ -119,4 +119,22 @@ describe('readiness and migrations', () => {
       connection.disconnect();
     }
   });
+
+  it('When many probes arrive at once, then they share one check: one Postgres connection, not one each', async () => {
+    const counting = await new TcpProxy('127.0.0.1', 5432).start();
+    const databaseUrl = new URL(env.config.DATABASE_URL);
+    databaseUrl.port = String(counting.port);
+    const connection = new Redis(env.config.REDIS_URL, { maxRetriesPerRequest: 1 });
+    const health = new HealthChecks({ databaseUrl: databaseUrl.toString(), redis: connection, logger: silentLogger });
+    try {
+      await health.readiness(); // the first check also reads the migrations (then remembers them)
+      const before = counting.accepted;
+      const answers = await Promise.all(Array.from({ length: 50 }, () => health.readiness()));
+      expect(answers.every((answer) => answer.ready)).toBe(true);
+      expect(counting.accepted - before).toBe(1);
+    } finally {
+      connection.disconnect();
+      await counting.stop();
+    }
+  });
 });

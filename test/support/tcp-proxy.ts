@@ -9,6 +9,8 @@ export class TcpProxy {
   private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
   port = 0;
+  /** Client connections accepted so far. */
+  accepted = 0;
 
   constructor(
     private readonly targetHost: string,
@@ -17,6 +19,7 @@ export class TcpProxy {
 
   async start(port = 0): Promise<this> {
     this.server = net.createServer((client) => {
+      this.accepted += 1;
       const upstream = net.connect(this.targetPort, this.targetHost);
       for (const socket of [client, upstream]) {
         this.sockets.add(socket);

@@ -3,8 +3,6 @@ import type { Logger } from '../logger.js';
 import { pendingMigrations } from '../migrate.js';
 import type { Redis } from '../redis.js';
 
-const READINESS_REUSE_MS = 1000;
-
 /**
  * Liveness and readiness, shared by the API and the workers.
  * Readiness asks each dependency directly, with a short timeout, on every probe: Postgres answers
@@ -56,19 +54,18 @@ export class HealthChecks {
     this.timeoutMs = deps.timeoutMs ?? 1000;
   }
 
-  private inFlight: { settled: Promise<Readiness>; at: number } | null = null;
+  private inFlight: Promise<Readiness> | null = null;
 
   /**
-   * Concurrent probes share one check, and a result is reused for a second: each check opens a
-   * Postgres connection, and /readyz is open to anyone, so a flood of probes must not become a
-   * flood of connections.
+   * Concurrent probes share the check in flight: each check opens a Postgres connection, and
+   * /readyz is open to anyone, so a flood of probes costs one connection at a time, not one each.
+   * A probe that arrives after a check settled starts a fresh one, so an outage shows at once.
    */
   readiness(): Promise<Readiness> {
-    const now = Date.now();
-    if (this.inFlight && now - this.inFlight.at < READINESS_REUSE_MS) return this.inFlight.settled;
-    const settled = this.check();
-    this.inFlight = { settled, at: now };
-    return settled;
+    this.inFlight ??= this.check().finally(() => {
+      this.inFlight = null;
+    });
+    return this.inFlight;
   }
 
   private async check(): Promise<Readiness> {
