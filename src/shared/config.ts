@@ -31,7 +31,7 @@ export const configSchema = z.object({
   /** How often each worker's outbox relay looks for unpublished events. */
   RELAY_INTERVAL_MS: integer(200, 10),
   /** The Redis Stream keeps about this many newest events. */
-  EVENT_STREAM_MAX_LENGTH: integer(1_000_000, 1000),
+  EVENT_STREAM_MAX_LENGTH: integer(100_000, 1000),
   WEBHOOK_TIMEOUT_MS: integer(5_000, 100),
   /** Subscriptions one worker process delivers to at the same time. */
   WEBHOOK_CONCURRENCY: integer(8, 1),

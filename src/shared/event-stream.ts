@@ -4,7 +4,9 @@ import { toCloudEvent, type OutboxEvent } from './cloud-events.js';
 /**
  * Publishes outbox events to a Redis Stream, at most once per event: a marker key per event id
  * is set in the same Lua call as the XADD, so a relay that published and then died before it
- * could mark the rows republishes nothing. Consumers read with consumer groups.
+ * could mark the rows republishes nothing. Once the rows are marked published the markers are
+ * deleted (`forget`); the expiry only cleans up after a relay that died in between.
+ * Consumers read with consumer groups.
  */
 const PUBLISH_ONCE = `
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[3])) then
@@ -13,7 +15,7 @@ end
 return false
 `;
 
-const MARKER_TTL_S = 7 * 24 * 3600;
+const MARKER_TTL_S = 24 * 3600;
 
 export function eventStreamKey(prefix: string): string {
   return `${prefix}:events`;
@@ -23,8 +25,17 @@ export class EventStreamPublisher {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly maxLength = 1_000_000,
+    private readonly maxLength = 100_000,
   ) {}
+
+  private markerKey(event: OutboxEvent): string {
+    return `${this.prefix}:events:published:${event.eventId}`;
+  }
+
+  /** Drops the markers of events whose rows are now marked published: they cannot be relayed again. */
+  async forget(events: readonly OutboxEvent[]): Promise<void> {
+    if (events.length > 0) await this.redis.unlink(...events.map((event) => this.markerKey(event)));
+  }
 
   /** Publishes in order; returns how many were new to the stream. */
   async publish(events: readonly OutboxEvent[]): Promise<number> {
@@ -35,7 +46,7 @@ export class EventStreamPublisher {
         PUBLISH_ONCE,
         2,
         eventStreamKey(this.prefix),
-        `${this.prefix}:events:published:${event.eventId}`,
+        this.markerKey(event),
         toCloudEvent(event),
         event.type,
         MARKER_TTL_S,

@@ -1,4 +1,5 @@
 import type { DatabasePool } from 'slonik';
+import type { OutboxEvent } from './cloud-events.js';
 import type { EventStreamPublisher } from './event-stream.js';
 import { addWebhookDeliveries, findUnpublishedEvents, markPublished, tryTakeRelayLock } from './outbox-repository.js';
 
@@ -19,10 +20,11 @@ export interface RelayResult {
  */
 export async function relayOutbox(
   pool: DatabasePool,
-  publisher: Pick<EventStreamPublisher, 'publish'>,
+  publisher: Pick<EventStreamPublisher, 'publish' | 'forget'>,
   batchSize: number,
 ): Promise<RelayResult> {
-  return pool.transaction(async (tx) => {
+  let published: readonly OutboxEvent[] = [];
+  const result = await pool.transaction(async (tx) => {
     if (!(await tryTakeRelayLock(tx))) return { relayed: 0, subscriptionsToNotify: [] };
     const events = await findUnpublishedEvents(tx, batchSize);
     if (events.length === 0) return { relayed: 0, subscriptionsToNotify: [] };
@@ -30,6 +32,10 @@ export async function relayOutbox(
     const ids = events.map((event) => event.id);
     const subscriptionsToNotify = await addWebhookDeliveries(tx, ids);
     await markPublished(tx, ids);
+    published = events;
     return { relayed: events.length, subscriptionsToNotify };
   });
+  // Committed: these rows will never be read again, so their stream markers are not needed.
+  await publisher.forget(published);
+  return result;
 }

@@ -58,9 +58,9 @@ export async function countUnpublishedEvents(db: CommonQueryMethods): Promise<nu
 }
 
 /**
- * Forgets published events older than the retention, and their finished webhook deliveries, at
- * most `limit` events per call; an event still owed to a subscriber is kept. Returns how many
- * events it deleted.
+ * Forgets published events older than the retention, and their webhook deliveries, at most
+ * `limit` events per call; an event still owed to an active subscriber is kept (a removed
+ * subscription is owed nothing). Returns how many events it deleted.
  */
 export async function deleteOldEvents(db: CommonQueryMethods, retentionHours: number, limit: number): Promise<number> {
   return db.oneFirst(sql.type(z.object({ deleted: z.number() }))`
@@ -68,7 +68,8 @@ export async function deleteOldEvents(db: CommonQueryMethods, retentionHours: nu
       SELECT e.id FROM outbox_events e
       WHERE e.published_at < now() - make_interval(hours => ${retentionHours})
         AND NOT EXISTS (
-          SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.delivered_at IS NULL
+          SELECT 1 FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
+          WHERE d.event_id = e.id AND d.delivered_at IS NULL AND s.active
         )
       ORDER BY e.id LIMIT ${limit}
     ), deliveries AS (

@@ -127,6 +127,7 @@ describe('publishing to the Redis Stream', () => {
         await publisher.publish(events);
         throw new Error('killed between publish and commit');
       },
+      forget: () => Promise.reject(new Error('never reached: the relay died before its commit')),
     };
     await expect(relayOutbox(env.pool, dying, 500)).rejects.toThrow('killed');
     const unpublished = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
@@ -137,6 +138,8 @@ describe('publishing to the Redis Stream', () => {
     const { relayed } = await relayOutbox(env.pool, publisher, 500);
     expect(relayed).toBe(unpublished);
     expect((await relayOutbox(env.pool, publisher, 500)).relayed).toBe(0);
+    // Once marked published, the per-event markers are gone: Redis does not grow with the outbox.
+    expect(await redis.keys(`${env.config.QUEUE_PREFIX}:events:published:*`)).toEqual([]);
 
     for (const group of ['before-crash', 'fresh-group']) {
       const events = await readGroup(group);
@@ -324,5 +327,12 @@ describe('outbox retention', () => {
     const ofNewWallet = await outboxTypes(walletId);
     expect(ofNewWallet).toEqual(['WalletCreated']); // recent: kept
     expect(await deleteOldEvents(env.pool, 168, 5000)).toBe(0);
+
+    // Once the subscription is removed, nothing is owed: the event goes too.
+    await env.pool.query(sql.unsafe`UPDATE webhook_subscriptions SET active = false WHERE id = ${subscription}`);
+    expect(await deleteOldEvents(env.pool, 168, 5000)).toBe(1);
+    expect(await env.pool.anyFirst(sql.type(z.object({ id: z.number() }))`SELECT id FROM outbox_events`)).not.toContain(
+      owed,
+    );
   });
 });
