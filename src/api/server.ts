@@ -8,6 +8,7 @@ import { createApplyQueue } from '../shared/queue.js';
 import { createFailFastRedis, createRedis } from '../shared/redis.js';
 import { HealthChecks } from '../shared/telemetry/health.js';
 import { registerDatabasePool, registerOutbox, registerQueueDepth } from '../shared/telemetry/metrics.js';
+import { closeRedis, settleWithin } from '../shared/shutdown.js';
 import { createApp } from './app.js';
 
 export interface RunningApi {
@@ -53,13 +54,13 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
       // end; close those as they appear.
       const closeIdle = setInterval(() => server.closeIdleConnections(), 100);
       // Requests waiting on `Prefer: wait` answer now with what they have.
-      await finalization.close();
+      await settleWithin(finalization.close());
       await closed;
       clearInterval(closeIdle);
       for (const unregister of unregisterMetrics) unregister();
-      await queue.close();
-      await subscriber.quit();
-      await redis.quit();
+      await settleWithin(queue.close());
+      await closeRedis(subscriber);
+      await closeRedis(redis);
       await pool.end();
       logger.info('api stopped');
     },

@@ -14,9 +14,13 @@ export interface ApplyOptions {
   batchSize: number;
   /** How often to start over after losing an optimistic-concurrency race before giving up. */
   maxConflictRetries?: number;
+  /** Asked between batches: true stops early (the process is shutting down) with work left. */
+  shouldStop?: () => boolean;
 }
 
 export interface ApplySummary {
+  /** Stopped by `shouldStop` while the wallet may still have pending transactions. */
+  interrupted: boolean;
   applied: number;
   rejected: number;
   /** Applied reversals: each voided its original. */
@@ -66,6 +70,7 @@ export async function applyPendingTransactions(
   options: ApplyOptions,
 ): Promise<ApplySummary> {
   const summary: ApplySummary = {
+    interrupted: false,
     applied: 0,
     rejected: 0,
     voided: 0,
@@ -95,6 +100,10 @@ export async function applyPendingTransactions(
     }
     recordFinalized(summary, batch, batchStartedAt);
     if (outcomes.length < options.batchSize) return summary;
+    if (options.shouldStop?.()) {
+      summary.interrupted = true;
+      return summary;
+    }
   }
 }
 

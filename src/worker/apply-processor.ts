@@ -3,7 +3,7 @@ import type { DatabasePool } from 'slonik';
 import { applyPendingTransactions } from '../shared/apply-pending-transactions.js';
 import { announceFinalized } from '../shared/finalization-notices.js';
 import type { Logger } from '../shared/logger.js';
-import type { ApplyJobData } from '../shared/queue.js';
+import { enqueueApply, type ApplyJobData, type ApplyQueue } from '../shared/queue.js';
 import type { Redis } from '../shared/redis.js';
 import { recordApplied, recordApplyJob, recordVoided } from '../shared/telemetry/metrics.js';
 import { SpanKind, inSpan, traceFinalized } from '../shared/telemetry/tracing.js';
@@ -14,6 +14,10 @@ export interface ApplyProcessorDeps {
   queuePrefix: string;
   batchSize: number;
   logger: Logger;
+  /** Where an interrupted job hands the rest of the wallet on (to run after it, on any worker). */
+  queue: ApplyQueue;
+  /** True once the worker is shutting down: a busy wallet's job stops between batches. */
+  isClosing: () => boolean;
 }
 
 /**
@@ -31,7 +35,12 @@ export function createApplyProcessor(deps: ApplyProcessorDeps) {
         'wallet.apply',
         { kind: SpanKind.CONSUMER, attributes, parent: traceparent ?? null },
         async (span) => {
-          const summary = await applyPendingTransactions(deps.pool, walletId, { batchSize: deps.batchSize });
+          const summary = await applyPendingTransactions(deps.pool, walletId, {
+            batchSize: deps.batchSize,
+            shouldStop: deps.isClosing,
+          });
+          // Still active, so the deduplicated add is kept and runs after this job, on any worker.
+          if (summary.interrupted) await enqueueApply(deps.queue, walletId);
           recordApplied(summary);
           if (summary.voided > 0) recordVoided(summary.voided);
           traceFinalized(span, walletId, summary.finalized);

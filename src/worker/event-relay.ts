@@ -13,6 +13,7 @@ import {
 } from '../shared/queue.js';
 import { createRedis, type Redis } from '../shared/redis.js';
 import { findSubscriptionsWithBacklog } from '../shared/webhook-repository.js';
+import { closeRedis, settleWithin } from '../shared/shutdown.js';
 import { deliverPendingWebhooks } from '../shared/webhooks.js';
 
 const RELAY_BATCH_SIZE = 500;
@@ -114,8 +115,8 @@ export function startEventRelay(deps: {
       await stopSweep();
       await stopCleanup();
       await deliveries.close();
-      await webhookQueue.close();
-      await deliveryConnection.quit();
+      await settleWithin(webhookQueue.close());
+      await closeRedis(deliveryConnection);
     },
   };
 }

@@ -7,6 +7,7 @@ import { createFailFastRedis, createRedis } from '../shared/redis.js';
 import { sweepStalePending } from '../shared/sweep-stale-pending.js';
 import { HealthChecks } from '../shared/telemetry/health.js';
 import { recordSweep, registerDatabasePool, registerOutbox, registerQueueDepth } from '../shared/telemetry/metrics.js';
+import { closeRedis, settleWithin } from '../shared/shutdown.js';
 import { createApplyProcessor } from './apply-processor.js';
 import { startEventRelay } from './event-relay.js';
 import { startOpsServer } from './ops-server.js';
@@ -33,9 +34,18 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     registerOutbox(pool),
   ];
 
+  let closing = false;
   const worker = new Worker<ApplyJobData>(
     APPLY_QUEUE_NAME,
-    createApplyProcessor({ pool, redis, queuePrefix: config.QUEUE_PREFIX, batchSize: config.APPLY_BATCH_SIZE, logger }),
+    createApplyProcessor({
+      pool,
+      redis,
+      queuePrefix: config.QUEUE_PREFIX,
+      batchSize: config.APPLY_BATCH_SIZE,
+      logger,
+      queue,
+      isClosing: () => closing,
+    }),
     {
       connection: jobsConnection,
       prefix: config.QUEUE_PREFIX,
@@ -90,16 +100,17 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
 
   return {
     async close() {
+      closing = true;
       clearInterval(sweeper);
       await worker.close();
       await relay.close();
       await ops.close();
       for (const unregister of unregisterMetrics) unregister();
-      await queue.close();
-      for (const metricsQueue of metricsQueues) await metricsQueue.close();
-      await jobsConnection.quit();
-      await opsRedis.quit();
-      await redis.quit();
+      await settleWithin(queue.close());
+      for (const metricsQueue of metricsQueues) await settleWithin(metricsQueue.close());
+      await closeRedis(jobsConnection);
+      await closeRedis(opsRedis);
+      await closeRedis(redis);
       await pool.end();
       logger.info('worker stopped');
     },

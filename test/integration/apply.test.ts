@@ -200,3 +200,17 @@ describe('the ledger check used by the concurrency tests', () => {
     }
   });
 });
+
+describe('stopping between batches', () => {
+  it('When the worker is shutting down, then a busy wallet stops after the batch in hand and the rest stays pending for the next job', async () => {
+    const walletId = await walletWithPending(Array.from({ length: 30 }, () => '1.00'));
+    const summary = await applyPendingTransactions(env.pool, walletId, { batchSize: 10, shouldStop: () => true });
+    expect(summary).toMatchObject({ interrupted: true, applied: 10, batches: 1 });
+    expect(await statusCounts(walletId)).toEqual([
+      { status: 'applied', n: 10 },
+      { status: 'pending', n: 20 },
+    ]);
+    const rest = await applyPendingTransactions(env.pool, walletId, { batchSize: 10 });
+    expect(rest).toMatchObject({ interrupted: false, applied: 20 });
+  });
+});

@@ -194,10 +194,17 @@ export function transactionRoutes(deps: TransactionRouteDeps): Router {
     if (waitSeconds === 0) return sendTransaction(res, 202, transaction);
 
     res.set('Preference-Applied', `wait=${waitSeconds}`);
-    const final = await deps.finalization.waitFor(walletId, waitSeconds * 1000, async () => {
-      const current = await findWalletTransaction(deps.pool, walletId, id);
-      return current && isFinal(current) ? current : null;
-    });
+    // The transaction is accepted whatever happens while waiting: if a re-read fails (the
+    // database went away), the answer is still the 202 it earned, not a 503.
+    const final = await deps.finalization
+      .waitFor(walletId, waitSeconds * 1000, async () => {
+        const current = await findWalletTransaction(deps.pool, walletId, id);
+        return current && isFinal(current) ? current : null;
+      })
+      .catch((error: unknown) => {
+        deps.logger.warn({ err: error, walletId, transactionId: id }, 'could not wait for the outcome; answering 202');
+        return null;
+      });
     const latest = final ?? transaction;
     sendTransaction(res, statusFor(latest), latest);
   }
