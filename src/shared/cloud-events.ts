@@ -21,8 +21,10 @@ export interface OutboxEvent {
 }
 
 /**
- * The event as a CloudEvents 1.0 JSON document (structured mode). `walletid` and `sequence`
- * are extension attributes: consumers order and partition by them.
+ * The event as a CloudEvents 1.0 JSON document (structured mode). `walletid` (to partition by)
+ * and `sequence` (the outbox position) are extension attributes. `sequence` is assigned when the
+ * change is written, not when it commits, so it can go backwards between two events of one wallet
+ * written by concurrent transactions: consumers follow the stream's (or the webhook's) order.
  */
 export function toCloudEvent(event: OutboxEvent): string {
   const envelope = {
