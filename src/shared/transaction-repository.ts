@@ -2,6 +2,7 @@ import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import type { Outcome } from './ledger.js';
 import { centsToDecimal } from './money.js';
+import { hasAllLabels, whereAll } from './sql-conditions.js';
 
 /** Data access for the transactions table. */
 
@@ -97,14 +98,12 @@ export async function findTransactions(
   db: CommonQueryMethods,
   filter: TransactionFilter,
 ): Promise<readonly ListedTransaction[]> {
-  const conditions = [
+  const where = whereAll([
     filter.walletId === undefined ? null : sql.fragment`wallet_id = ${filter.walletId}`,
     filter.status === undefined ? null : sql.fragment`status = ${filter.status}`,
-    Object.keys(filter.labels).length === 0 ? null : sql.fragment`labels @> ${sql.jsonb(filter.labels)}`,
+    hasAllLabels(filter.labels),
     filter.beforeSeq === null ? null : sql.fragment`seq < ${filter.beforeSeq}`,
-  ].filter((condition) => condition !== null);
-  const where =
-    conditions.length > 0 ? sql.fragment`WHERE ${sql.join(conditions, sql.fragment` AND `)}` : sql.fragment``;
+  ]);
   return db.any(sql.type(listedTransactionSchema)`
     SELECT ${transactionColumns}, seq FROM transactions ${where} ORDER BY seq DESC LIMIT ${filter.limit}
   `);

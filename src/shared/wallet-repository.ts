@@ -1,5 +1,6 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
+import { hasAllLabels, whereAll } from './sql-conditions.js';
 
 /** Data access for the wallets table. */
 
@@ -85,12 +86,10 @@ export async function findWalletsByLabels(
   db: CommonQueryMethods,
   filter: { labels: Record<string, string>; beforeId: number | null; limit: number },
 ): Promise<readonly WalletRow[]> {
-  const conditions = [
-    Object.keys(filter.labels).length === 0 ? null : sql.fragment`labels @> ${sql.jsonb(filter.labels)}`,
+  const where = whereAll([
+    hasAllLabels(filter.labels),
     filter.beforeId === null ? null : sql.fragment`id < ${filter.beforeId}`,
-  ].filter((condition) => condition !== null);
-  const where =
-    conditions.length > 0 ? sql.fragment`WHERE ${sql.join(conditions, sql.fragment` AND `)}` : sql.fragment``;
+  ]);
   return db.any(sql.type(walletRowSchema)`
     SELECT ${walletColumns} FROM wallets ${where} ORDER BY id DESC LIMIT ${filter.limit}
   `);
