@@ -68,6 +68,12 @@ function securedResponses(scope: Scope): Record<string, ResponseConfig> {
   };
 }
 
+/** Answers every operation that reads a JSON body can give (express.json and requireJsonBody). */
+const bodyResponses: Record<string, ResponseConfig> = {
+  413: { description: 'The body is over the size limit.', content: problemContent() },
+  415: { description: 'The body is not UTF-8 application/json.', content: problemContent() },
+};
+
 /** Answers every operation can give. */
 const commonResponses: Record<string, ResponseConfig> = {
   500: { description: 'Unexpected failure; the body never holds details.', content: problemContent() },
@@ -83,7 +89,10 @@ export function toOpenApiPath(path: string): string {
   return path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 }
 
-/** Adds the operation to the document, with its security requirement and the shared error answers. */
+/**
+ * Adds the operation to the document, with its security requirement and the shared error answers
+ * (413/415 for operations with a body, 401/403/429 for those that need a key, 500/503 for all).
+ */
 export function registerOperation(registry: OpenAPIRegistry, operation: ApiOperation): void {
   const { scope, path, responses, description, ...rest } = operation;
   const scopeNote =
@@ -95,7 +104,12 @@ export function registerOperation(registry: OpenAPIRegistry, operation: ApiOpera
     // For a non-OAuth scheme, OpenAPI 3.1 lets the list name the roles (here: scopes) required.
     security: scope === null ? [] : [{ [SECURITY_SCHEME]: [scope] }],
     ...(scope === null ? {} : { 'x-required-scope': scope }),
-    responses: { ...responses, ...(scope === null ? {} : securedResponses(scope)), ...commonResponses },
+    responses: {
+      ...responses,
+      ...(rest.request?.body ? bodyResponses : {}),
+      ...(scope === null ? {} : securedResponses(scope)),
+      ...commonResponses,
+    },
   });
 }
 

@@ -54,8 +54,6 @@ const postResponses = {
     description: 'Invalid path or body, malformed JSON, or a key repeated within an object.',
     content: problemContent(validationProblemResponse),
   },
-  413: { description: 'The body is over the size limit.', content: problemContent() },
-  415: { description: 'The body is not UTF-8 application/json.', content: problemContent() },
   422: {
     description: 'With `Prefer: wait`: rejected in time (see `reason`).',
     headers: location,

@@ -48,8 +48,6 @@ export const walletOperations = {
         headers: location,
         content: problemContent(duplicateExternalIdProblemResponse),
       },
-      413: { description: 'The body is over the size limit.', content: problemContent() },
-      415: { description: 'The body is not UTF-8 application/json.', content: problemContent() },
     },
   }),
   getWallet: defineOperation({

@@ -75,8 +75,6 @@ export const webhookOperations = {
         content: { 'application/json': { schema: createdWebhookResponse } },
       },
       400: invalid,
-      413: { description: 'The body is over the size limit.', content: problemContent() },
-      415: { description: 'The body is not UTF-8 application/json.', content: problemContent() },
     },
   }),
   listWebhooks: defineOperation({
