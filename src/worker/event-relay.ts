@@ -15,35 +15,13 @@ import { createRedis, type Redis } from '../shared/redis.js';
 import { findSubscriptionsWithBacklog } from '../shared/webhook-repository.js';
 import { closeRedis, settleWithin } from '../shared/shutdown.js';
 import { deliverPendingWebhooks } from '../shared/webhooks.js';
+import { repeat } from './repeat.js';
 
 const RELAY_BATCH_SIZE = 500;
 const CLEANUP_BATCH_SIZE = 5000;
 
 export interface RunningRelay {
   close(): Promise<void>;
-}
-
-/** Calls `pass` every `intervalMs`, never two at once; a pass that did a full batch runs again at once. */
-function repeat(intervalMs: number, pass: () => Promise<boolean>, onError: (error: unknown) => void) {
-  let stopped = false;
-  let running: Promise<void> = Promise.resolve();
-  let timer: NodeJS.Timeout | undefined;
-  const tick = () => {
-    running = (async () => {
-      try {
-        while (!stopped && (await pass()));
-      } catch (error) {
-        onError(error);
-      }
-      if (!stopped) timer = setTimeout(tick, intervalMs);
-    })();
-  };
-  timer = setTimeout(tick, intervalMs);
-  return async () => {
-    stopped = true;
-    clearTimeout(timer);
-    await running;
-  };
 }
 
 /**

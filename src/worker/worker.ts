@@ -10,6 +10,7 @@ import { recordSweep, registerDatabasePool, registerOutbox, registerQueueDepth }
 import { closeRedis, settleWithin } from '../shared/shutdown.js';
 import { createApplyProcessor } from './apply-processor.js';
 import { startEventRelay } from './event-relay.js';
+import { repeat } from './repeat.js';
 import { startOpsServer } from './ops-server.js';
 
 export interface RunningWorker {
@@ -65,23 +66,19 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
   const relay = startEventRelay({ pool, redis, config, logger });
 
-  let sweeping = false;
-  const sweeper = setInterval(() => {
-    if (sweeping) return;
-    sweeping = true;
-    sweepStalePending({ db: pool, queue }, config.SWEEP_STALE_AFTER_MS)
-      .then((enqueued) => {
-        recordSweep({ reenqueued: enqueued });
-        if (enqueued > 0) logger.info({ enqueued }, 'sweeper re-enqueued wallets with stale pending transactions');
-      })
-      .catch((error: unknown) => {
-        recordSweep({ error: true });
-        logger.error({ err: error }, 'sweep failed');
-      })
-      .finally(() => {
-        sweeping = false;
-      });
-  }, config.SWEEP_INTERVAL_MS);
+  const stopSweeper = repeat(
+    config.SWEEP_INTERVAL_MS,
+    async () => {
+      const enqueued = await sweepStalePending({ db: pool, queue }, config.SWEEP_STALE_AFTER_MS);
+      recordSweep({ reenqueued: enqueued });
+      if (enqueued > 0) logger.info({ enqueued }, 'sweeper re-enqueued wallets with stale pending transactions');
+      return false;
+    },
+    (error) => {
+      recordSweep({ error: true });
+      logger.error({ err: error }, 'sweep failed');
+    },
+  );
 
   await worker.waitUntilReady();
   const ops = await startOpsServer(
@@ -101,7 +98,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   return {
     async close() {
       closing = true;
-      clearInterval(sweeper);
+      await stopSweeper();
       await worker.close();
       await relay.close();
       await ops.close();
