@@ -113,14 +113,15 @@ function recordFinalized(summary: ApplySummary, batch: AppliedBatch, batchStarte
   const sinceRead = (performance.now() - batch.readAt) / 1000;
   summary.batchSizes.push(batch.outcomes.length);
   batch.outcomes.forEach((outcome, index) => {
-    const entry = batch.pending[index];
+    // applyInOrder decides every pending entry, in order: outcome i is entry i.
+    const entry = batch.pending[index]!;
     summary.finalized.push({
       id: outcome.id,
       status: outcome.status,
       reason: outcome.status === 'rejected' ? outcome.reason : null,
       refno: outcome.status === 'applied' ? outcome.refno : null,
-      traceContext: entry?.id === outcome.id ? entry.traceContext : null,
-      latencySeconds: (entry?.id === outcome.id ? entry.ageSeconds : 0) + sinceRead,
+      traceContext: entry.traceContext,
+      latencySeconds: entry.ageSeconds + sinceRead,
       batchStartedAt,
       committedAt,
     });
