@@ -9,6 +9,5 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Integration files each own a database and a queue prefix; two at a time suits a 2-core machine.
     maxWorkers: 2,
-    minWorkers: 1,
   },
 });

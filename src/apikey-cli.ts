@@ -13,7 +13,9 @@ async function withPool<T>(work: (pool: DatabasePool) => Promise<T>): Promise<T>
     return await work(pool);
   } catch (error) {
     if (/relation "api_keys" does not exist/.test(String((error as Error).message))) {
-      throw new Error('the database has no api_keys table yet: run `wallet db migrate` (or `db --initdb`) first');
+      throw new Error('the database has no api_keys table yet: run `wallet db migrate` (or `db --initdb`) first', {
+        cause: error,
+      });
     }
     throw error;
   } finally {

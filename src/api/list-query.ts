@@ -15,13 +15,13 @@ const pageQuery = z
       .regex(/^\d{1,3}$/, `must be an integer from 1 to ${MAX_PAGE_SIZE}`)
       .transform(Number)
       .pipe(z.number().min(1, `must be an integer from 1 to ${MAX_PAGE_SIZE}`).max(MAX_PAGE_SIZE))
-      .default(String(DEFAULT_PAGE_SIZE)),
+      .default(DEFAULT_PAGE_SIZE),
     cursor: z
       .string()
       .max(200)
       .transform((cursor, context) => {
         const key = decodeCursor(cursor);
-        if (key === null) context.addIssue({ code: z.ZodIssueCode.custom, message: 'is not a cursor this API issued' });
+        if (key === null) context.addIssue({ code: 'custom', message: 'is not a cursor this API issued' });
         return key ?? 0;
       })
       .optional(),

@@ -44,7 +44,7 @@ export function parseRequest<S extends z.ZodTypeAny>(
   part: 'body' | 'path' | 'query',
 ): z.output<S> {
   const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data as z.output<S>;
+  if (parsed.success) return parsed.data;
   const invalidParams: InvalidField[] = parsed.error.issues.map((issue) => ({
     name: issue.path.length > 0 ? issue.path.join('.') : part,
     reason: issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,

@@ -82,10 +82,10 @@ const money = z.instanceof(Decimal).openapi({
   type: 'number',
   description: 'Exact decimal amount with at most 2 fractional digits, written as a JSON number such as 35.0.',
   // The document shows what goes over the wire (a number), not the Decimal that renders it.
-  example: 35.0 as unknown as Decimal,
+  example: 35.0,
 });
 const timestamp = z.string().datetime().openapi({ example: '2026-11-25T09:08:13.315Z' });
-const responseLabels = z.record(z.string()).openapi({ example: { somekey: 'somevalue' } });
+const responseLabels = z.record(z.string(), z.string()).openapi({ example: { somekey: 'somevalue' } });
 const uuid = z.string().uuid();
 
 export const walletResponse = z
@@ -108,7 +108,7 @@ export const transactionResponse = z
     fingerprint: z.string().openapi({ example: 'TX123A001' }),
     labels: responseLabels,
     description: z.string().nullable(),
-    status: transactionStatusSchema.openapi({
+    status: transactionStatusSchema.meta({
       description: 'pending until a worker applies or rejects it; applied ones may later be voided.',
     }),
     reason: z.string().optional().openapi({ description: 'Why it was rejected.', example: 'insufficient_funds' }),

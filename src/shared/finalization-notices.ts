@@ -40,7 +40,7 @@ export class FinalizationListener {
   async waitFor<T>(walletId: number, timeoutMs: number, check: () => Promise<T | null>): Promise<T | null> {
     const deadline = Date.now() + timeoutMs;
     let wake: () => void = () => {};
-    let news = false;
+    let news: boolean;
     const onNews = () => {
       news = true;
       wake();

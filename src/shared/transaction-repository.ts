@@ -14,7 +14,7 @@ export const transactionRowSchema = z.object({
   walletId: z.number(),
   amount: z.string(),
   fingerprint: z.string(),
-  labels: z.record(z.string()),
+  labels: z.record(z.string(), z.string()),
   description: z.string().nullable(),
   status: transactionStatusSchema,
   reason: z.string().nullable(),

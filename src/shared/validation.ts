@@ -26,7 +26,7 @@ export const descriptionSchema = storableText(1024);
 export const amountSchema = z.union([z.number(), z.string()]).transform((input, context) => {
   const parsed = parseAmount(input);
   if (!parsed.ok) {
-    context.addIssue({ code: z.ZodIssueCode.custom, message: parsed.message });
+    context.addIssue({ code: 'custom', message: parsed.message });
     return z.NEVER;
   }
   return parsed.cents;

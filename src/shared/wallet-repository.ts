@@ -4,7 +4,7 @@ import { hasAllLabels, whereAll } from './sql-conditions.js';
 
 /** Data access for the wallets table. */
 
-const labelsSchema = z.record(z.string());
+const labelsSchema = z.record(z.string(), z.string());
 
 export const walletRowSchema = z.object({
   id: z.number(),

@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { SpanKind } from '@opentelemetry/api';
-import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { SpanKind, context, propagation, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -59,12 +60,15 @@ async function waitUntilFinal(walletId: number, count: number) {
  */
 describe('trace shape with an in-memory exporter', () => {
   const exporter = new InMemorySpanExporter();
-  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
   let api: Awaited<ReturnType<typeof startTestApi>>;
   let worker: RunningWorker;
 
   beforeAll(async () => {
-    provider.register();
+    // What sdk-node sets up in production: async context, W3C propagation and the provider.
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    trace.setGlobalTracerProvider(provider);
     api = await startTestApi(env);
   });
 
@@ -217,10 +221,10 @@ describe('traces across processes over OTLP', () => {
       attributes: { 'wallet.id': wallet.body.id, 'wallet.transaction.id': transactionId },
     });
     expect(
-      trace.some((span) => span.service === 'wallet-api' && span.attributes['db.system'] === 'postgresql'),
+      trace.some((span) => span.service === 'wallet-api' && span.attributes['db.system.name'] === 'postgresql'),
       'pg is instrumented',
     ).toBe(true);
-    expect(trace.some((span) => span.service === 'wallet-api' && span.attributes['db.system'] === 'redis')).toBe(true);
+    expect(trace.some((span) => span.service === 'wallet-api' && span.attributes['db.system.name'] === 'redis')).toBe(true);
 
     const finalize = trace.find((span) => span.name === 'wallet.transaction.finalize')!;
     expect(finalize).toMatchObject({ service: 'wallet-worker', parentSpanId: reserve.spanId });

@@ -63,7 +63,7 @@ export async function request<T = any>(
   }
   const response = await fetch(baseUrl + path, { method, headers, body });
   const text = await response.text();
-  let parsed: unknown = undefined;
+  let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : undefined;
   } catch {
