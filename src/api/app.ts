@@ -1,4 +1,4 @@
-import express, { type Express, type Request, type Response } from 'express';
+import express, { type Express } from 'express';
 import type { DatabasePool } from 'slonik';
 import type { Config } from '../shared/config.js';
 import type { FinalizationListener } from '../shared/finalization-notices.js';
@@ -10,8 +10,7 @@ import { RateLimiter } from '../shared/rate-limit.js';
 import type { Redis } from '../shared/redis.js';
 import { ApiKeyVerifier, authenticate, rateLimit } from './auth.js';
 import { docsRoutes } from './docs-page.js';
-import { captureAmountLiteral } from './middleware/exact-amount.js';
-import { rejectDuplicateKeys } from './middleware/json-duplicate-keys.js';
+import { jsonBody } from './middleware/json-body.js';
 import { requestId } from './middleware/request-id.js';
 import { securityHeaders } from './middleware/security-headers.js';
 import { opsRoutes } from './health.js';
@@ -76,18 +75,7 @@ export function createApp(deps: AppDeps): Express {
       ),
     ),
   );
-  // strict: only objects and arrays are JSON bodies; the schemas then want an object.
-  app.use(
-    express.json({
-      limit: deps.config.BODY_LIMIT,
-      strict: true,
-      type: 'application/json',
-      verify: (req, res, body) => {
-        rejectDuplicateKeys(req, res, body);
-        captureAmountLiteral(req as Request, res as Response, body);
-      },
-    }),
-  );
+  app.use(jsonBody(deps.config.BODY_LIMIT));
 
   app.use(lookupRoutes(deps)); // before the wallet routes: /wallets/by-external-id is not a wallet id
   app.use(walletRoutes(deps));

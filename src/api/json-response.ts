@@ -8,18 +8,11 @@ import { decimalToJsonNumber } from '../shared/money.js';
 export class Decimal {
   constructor(readonly text: string) {}
 
-  toJSON(): string {
-    return `\u0000decimal:${decimalToJsonNumber(this.text)}\u0000`;
+  toJSON(): object {
+    return JSON.rawJSON(decimalToJsonNumber(this.text));
   }
 }
 
-// Inputs can never hold NUL (see validation.ts), so only a Decimal produces this marker.
-const DECIMAL_MARKER = /"\\u0000decimal:(-?\d+\.\d+)\\u0000"/g;
-
-export function renderJson(body: unknown): string {
-  return JSON.stringify(body).replace(DECIMAL_MARKER, '$1');
-}
-
 export function sendJson(res: Response, status: number, body: unknown, contentType = 'application/json'): void {
-  res.status(status).type(contentType).send(renderJson(body));
+  res.status(status).type(contentType).send(JSON.stringify(body));
 }

@@ -80,7 +80,15 @@ function bodyParserProblem(error: BodyParserError): Problem | null {
       return problem(400, 'malformed-json', 'Malformed JSON', 'the request body repeats a key within one object');
     case 'entity.too.large':
       return problem(413, 'body-too-large', 'Content Too Large', 'the request body exceeds the size limit');
+    case 'entity.invalid.utf8':
+      return problem(400, 'malformed-json', 'Malformed JSON', 'the request body is not valid UTF-8');
     case 'encoding.unsupported':
+      return problem(
+        415,
+        'unsupported-content-encoding',
+        'Unsupported Content-Encoding',
+        'send the request body uncompressed (no Content-Encoding)',
+      );
     case 'charset.unsupported':
       return problem(415, 'unsupported-media-type', 'Unsupported Media Type', 'send the body as UTF-8 JSON');
     default:

@@ -52,7 +52,9 @@ export function parseAmount(input: unknown): AmountParseResult {
   if (cents === null) {
     return {
       ok: false,
-      message: /e/i.test(text) ? 'amount is out of range' : 'amount must be a decimal with at most 2 fractional digits',
+      message: /e/i.test(text)
+        ? 'amount must be written as a plain decimal such as 100.00, not in exponent form'
+        : 'amount must be a decimal with at most 2 fractional digits',
     };
   }
   const abs = cents < 0n ? -cents : cents;

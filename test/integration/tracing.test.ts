@@ -224,7 +224,9 @@ describe('traces across processes over OTLP', () => {
       trace.some((span) => span.service === 'wallet-api' && span.attributes['db.system.name'] === 'postgresql'),
       'pg is instrumented',
     ).toBe(true);
-    expect(trace.some((span) => span.service === 'wallet-api' && span.attributes['db.system.name'] === 'redis')).toBe(true);
+    expect(trace.some((span) => span.service === 'wallet-api' && span.attributes['db.system.name'] === 'redis')).toBe(
+      true,
+    );
 
     const finalize = trace.find((span) => span.name === 'wallet.transaction.finalize')!;
     expect(finalize).toMatchObject({ service: 'wallet-worker', parentSpanId: reserve.spanId });

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -169,8 +170,8 @@ describe('POST /wallets/:id/transactions', () => {
   });
 
   it.each([
-    ['1e400', 'amount is out of range'],
-    ['1e2', 'amount is out of range'],
+    ['1e400', 'amount must be written as a plain decimal such as 100.00, not in exponent form'],
+    ['1e2', 'amount must be written as a plain decimal such as 100.00, not in exponent form'],
     ['9.999999999999999999', 'amount must be a decimal with at most 2 fractional digits'],
     ['1.0000000000000001', 'amount must be a decimal with at most 2 fractional digits'],
     ['-0.999', 'amount must be a decimal with at most 2 fractional digits'],
@@ -183,6 +184,90 @@ describe('POST /wallets/:id/transactions', () => {
     });
     expect(response.status).toBe(400);
     expect(response.body.invalidParams).toEqual([{ name: 'amount', reason }]);
+    expect(await transactionCount()).toBe(before);
+  });
+
+  it('When the amount key is written with an escape (\\u0061mount), then its literal is judged the same: 400', async () => {
+    const walletId = await newWallet();
+    const before = await transactionCount();
+    const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+      raw: `{"\\u0061mount": 9.999999999999999999, "fingerprint": "${randomUUID()}"}`,
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(response.status).toBe(400);
+    expect(response.body.invalidParams).toEqual([
+      { name: 'amount', reason: 'amount must be a decimal with at most 2 fractional digits' },
+    ]);
+    expect(await transactionCount()).toBe(before);
+  });
+
+  it.each(['gzip', 'br', 'deflate', 'x-unknown'])(
+    'When the body claims Content-Encoding %s, then it answers 415 problem+json and reserves nothing',
+    async (coding) => {
+      const walletId = await newWallet();
+      const before = await transactionCount();
+      const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+        raw: JSON.stringify({ amount: 10, fingerprint: randomUUID() }),
+        headers: { 'content-type': 'application/json', 'content-encoding': coding },
+      });
+      expect(response.status).toBe(415);
+      expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(response.body.type).toMatch(/unsupported-content-encoding$/);
+      expect(await transactionCount()).toBe(before);
+    },
+  );
+
+  it('When a body is really gzip-compressed, then it is refused the same way (415), not inflated', async () => {
+    const walletId = await newWallet();
+    const before = await transactionCount();
+    const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+      raw: new Uint8Array(gzipSync(JSON.stringify({ amount: 10, fingerprint: randomUUID() }))),
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+    });
+    expect(response.status).toBe(415);
+    expect(await transactionCount()).toBe(before);
+  });
+
+  it.each([
+    ['utf-16le', new Uint8Array(Buffer.from('{"amount": 9.999999999999999999, "fingerprint": "u16"}', 'utf16le'))],
+    ['utf-16', new Uint8Array(Buffer.from('\ufeff{"amount": 10, "fingerprint": "u16b"}', 'utf16le'))],
+    ['utf-7', new TextEncoder().encode('{"amount": 10, "fingerprint": "u7", "+ACI-amount+ACI-": 1000}')],
+    ['iso-8859-1', new TextEncoder().encode('{"amount": 10, "fingerprint": "latin"}')],
+  ])('When the body is sent with charset=%s, then it answers 415 and reserves nothing', async (charset, bytes) => {
+    const walletId = await newWallet();
+    const before = await transactionCount();
+    const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+      raw: bytes,
+      headers: { 'content-type': `application/json; charset=${charset}` },
+    });
+    expect(response.status).toBe(415);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await transactionCount()).toBe(before);
+  });
+
+  it('When the body says charset=UTF-8, then it is read as usual', async () => {
+    const walletId = await newWallet();
+    const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+      raw: JSON.stringify({ amount: 10, fingerprint: randomUUID() }),
+      headers: { 'content-type': 'application/json; charset="UTF-8"' },
+    });
+    expect(response.status).toBe(202);
+  });
+
+  it('When the body holds bytes that are not UTF-8, then it answers 400 and reserves nothing', async () => {
+    const walletId = await newWallet();
+    const before = await transactionCount();
+    const bytes = Buffer.concat([
+      Buffer.from('{"amount": 10, "fingerprint": "'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}'),
+    ]);
+    const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+      raw: new Uint8Array(bytes),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(response.status).toBe(400);
+    expect(response.body.detail).toMatch(/UTF-8/);
     expect(await transactionCount()).toBe(before);
   });
 

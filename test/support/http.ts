@@ -7,7 +7,7 @@ export interface HttpResult<T = any> {
 
 export interface RequestOptions {
   json?: unknown;
-  raw?: string;
+  raw?: string | Uint8Array<ArrayBuffer>;
   headers?: Record<string, string>;
   /**
    * The API key to send as `Authorization: Bearer <key>`. Left out: the key of the test env that
@@ -54,7 +54,7 @@ export async function request<T = any>(
     options.apiKey === undefined ? (keysByOrigin.get(new URL(baseUrl).origin) ?? fileDefaultKey) : options.apiKey;
   const hasAuthorization = Object.keys(headers).some((name) => name.toLowerCase() === 'authorization');
   if (key && !hasAuthorization) headers.authorization = `Bearer ${key}`;
-  let body: string | undefined;
+  let body: string | Uint8Array<ArrayBuffer> | undefined;
   if (options.json !== undefined) {
     body = JSON.stringify(options.json);
     headers['content-type'] ??= 'application/json';

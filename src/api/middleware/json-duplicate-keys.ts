@@ -57,20 +57,3 @@ export function findDuplicateKey(text: string): string | null {
   }
   return null;
 }
-
-/** An error body-parser turns into a 400 (see problem.ts, `entity.duplicate.key`). */
-export class DuplicateKeyError extends Error {
-  readonly status = 400;
-  readonly expose = true;
-  readonly type = 'entity.duplicate.key';
-
-  constructor(readonly key: string) {
-    super(`duplicate key in JSON body: ${key}`);
-  }
-}
-
-/** express.json's `verify` hook: throws on a repeated key before the body is parsed. */
-export function rejectDuplicateKeys(_req: unknown, _res: unknown, body: Buffer): void {
-  const key = findDuplicateKey(body.toString('utf8'));
-  if (key !== null) throw new DuplicateKeyError(key);
-}

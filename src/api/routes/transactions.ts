@@ -15,7 +15,6 @@ import {
 import { requestVoid } from '../../shared/voids.js';
 import { findWalletTransaction } from '../../shared/transaction-repository.js';
 import { sendJson } from '../json-response.js';
-import { bodyWithExactAmount } from '../middleware/exact-amount.js';
 import { z } from '../openapi-zod.js';
 import { defineOperation, problemContent, registerOperations, route } from '../operation.js';
 import { preferredWaitSeconds } from '../prefer-wait.js';
@@ -209,7 +208,7 @@ export function transactionRoutes(deps: TransactionRouteDeps): Router {
 
   route(router, transactionOperations.postTransaction, requireJsonBody, async (req, res) => {
     const { id: walletId } = parseRequest(walletParams, req.params, 'path');
-    const body = parseRequest(createTransactionBody, bodyWithExactAmount(req, res), 'body');
+    const body = parseRequest(createTransactionBody, req.body, 'body');
     await answerReservation(req, res, await reserveTransaction({ db: deps.pool, queue: deps.queue }, walletId, body));
   });
 
