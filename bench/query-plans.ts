@@ -9,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/migrate.js';
+import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/infra/migrate.js';
 
 const { values } = parseArgs({
   options: {

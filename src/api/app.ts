@@ -1,13 +1,13 @@
 import express, { type Express, type Request, type Response } from 'express';
 import type { DatabasePool } from 'slonik';
-import type { Config } from '../shared/config.js';
+import type { Config } from '../shared/infra/config.js';
 import type { FinalizationListener } from '../shared/finalization-notices.js';
-import type { Logger } from '../shared/logger.js';
-import type { ApplyQueue } from '../shared/queue.js';
-import type { HealthChecks } from '../shared/telemetry/health.js';
+import type { Logger } from '../shared/infra/logger.js';
+import type { ApplyQueue } from '../shared/infra/queue.js';
+import type { HealthChecks } from '../shared/infra/health.js';
 import { httpMetrics } from '../shared/telemetry/http-metrics.js';
 import { RateLimiter } from '../shared/rate-limit.js';
-import type { Redis } from '../shared/redis.js';
+import type { Redis } from '../shared/infra/redis.js';
 import { ApiKeyVerifier, authenticate, rateLimit } from './auth.js';
 import { docsRoutes } from './docs-page.js';
 import { captureAmountLiteral } from './middleware/exact-amount.js';

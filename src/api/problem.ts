@@ -14,7 +14,7 @@ import {
   ValidationError,
   type InvalidField,
 } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
+import type { Logger } from '../shared/infra/logger.js';
 import { sendJson } from './json-response.js';
 import { toTransactionResponse, toWalletResponse } from './schemas.js';
 

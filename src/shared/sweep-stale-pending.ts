@@ -1,5 +1,5 @@
 import type { CommonQueryMethods } from 'slonik';
-import { enqueueApply, type ApplyQueue } from './queue.js';
+import { enqueueApply, type ApplyQueue } from './infra/queue.js';
 import { findWalletsWithStalePending } from './transaction-repository.js';
 
 const WALLETS_PER_SWEEP = 1000;

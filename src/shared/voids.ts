@@ -2,7 +2,7 @@ import { UniqueIntegrityConstraintViolationError, type CommonQueryMethods } from
 import { DuplicateFingerprintError, NotVoidableError } from './conflicts.js';
 import { RuleViolationError } from './errors.js';
 import { decimalToCents, centsToDecimal } from './money.js';
-import type { ApplyQueue } from './queue.js';
+import type { ApplyQueue } from './infra/queue.js';
 import { findTransactionByFingerprint, findVoidOf, insertPendingTransaction } from './transaction-repository.js';
 import { recordReserved } from './telemetry/metrics.js';
 import { currentTraceparent, inSpan } from './telemetry/tracing.js';

@@ -1,8 +1,8 @@
 import { Worker } from 'bullmq';
 import type { DatabasePool } from 'slonik';
-import type { Config } from '../shared/config.js';
+import type { Config } from '../shared/infra/config.js';
 import { EventStreamPublisher } from '../shared/event-stream.js';
-import type { Logger } from '../shared/logger.js';
+import type { Logger } from '../shared/infra/logger.js';
 import { relayOutbox } from '../shared/outbox-relay.js';
 import { deleteOldEvents } from '../shared/outbox-repository.js';
 import {
@@ -10,10 +10,10 @@ import {
   createWebhookQueue,
   enqueueWebhookDelivery,
   type WebhookJobData,
-} from '../shared/queue.js';
-import { createRedis, type Redis } from '../shared/redis.js';
+} from '../shared/infra/queue.js';
+import { createRedis, type Redis } from '../shared/infra/redis.js';
 import { findSubscriptionsWithBacklog } from '../shared/webhook-repository.js';
-import { closeRedis, settleWithin } from '../shared/shutdown.js';
+import { closeRedis, settleWithin } from '../shared/infra/shutdown.js';
 import { deliverPendingWebhooks } from '../shared/webhooks.js';
 import { repeat } from './repeat.js';
 

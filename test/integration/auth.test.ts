@@ -9,7 +9,7 @@ import { buildOpenApiDocument } from '../../src/api/openapi.js';
 import { startApi } from '../../src/api/server.js';
 import { createApiKey } from '../../src/shared/api-key-repository.js';
 import { hashApiKey, SCOPES, type Scope } from '../../src/shared/api-keys.js';
-import { loadConfig } from '../../src/shared/config.js';
+import { loadConfig } from '../../src/shared/infra/config.js';
 import { request } from '../support/http.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { createTestEnv, ROOT, startTestApi, type TestEnv } from '../support/test-env.js';
