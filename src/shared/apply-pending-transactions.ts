@@ -1,6 +1,6 @@
 import type { DatabasePool } from 'slonik';
-import { applyInOrder, type Outcome } from './ledger.js';
-import { centsToDecimal, decimalToCents } from './money.js';
+import { applyInOrder, type Outcome } from './ledger/ledger.js';
+import { centsToDecimal, decimalToCents } from './ledger/money.js';
 import {
   appendOutcomeEvents,
   findPendingEntries,

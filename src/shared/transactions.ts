@@ -1,7 +1,7 @@
 import type { CommonQueryMethods } from 'slonik';
 import { DuplicateFingerprintError } from './conflicts.js';
 import { NotFoundError } from './errors.js';
-import { centsToDecimal, type Cents } from './money.js';
+import { centsToDecimal, type Cents } from './ledger/money.js';
 import { enqueueApply, type ApplyQueue } from './infra/queue.js';
 import {
   findLatestAppliedTransaction,
