@@ -13,7 +13,7 @@ import {
   RuleViolationError,
   ValidationError,
   type InvalidField,
-} from '../shared/errors.js';
+} from '../shared/domain/errors.js';
 import type { Logger } from '../shared/infra/logger.js';
 import { sendJson } from './json-response.js';
 import { toTransactionResponse, toWalletResponse } from './schemas.js';

@@ -9,7 +9,7 @@ import {
   MAX_LABELS,
   transactionIdSchema,
   walletIdSchema,
-} from '../shared/validation.js';
+} from '../shared/domain/validation.js';
 import type { WalletRow } from '../shared/wallet-repository.js';
 import { Decimal } from './json-response.js';
 

@@ -1,4 +1,4 @@
-import { ConflictError } from './errors.js';
+import { ConflictError } from './domain/errors.js';
 import type { TransactionRow } from './transaction-repository.js';
 import type { WalletRow } from './wallet-repository.js';
 

@@ -1,5 +1,5 @@
 import type { CommonQueryMethods } from 'slonik';
-import { NotFoundError } from './errors.js';
+import { NotFoundError } from './domain/errors.js';
 import { toPage, type Page } from './pagination.js';
 import {
   findTransactionByFingerprint,

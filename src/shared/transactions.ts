@@ -1,6 +1,6 @@
 import type { CommonQueryMethods } from 'slonik';
 import { DuplicateFingerprintError } from './conflicts.js';
-import { NotFoundError } from './errors.js';
+import { NotFoundError } from './domain/errors.js';
 import { centsToDecimal, type Cents } from './ledger/money.js';
 import { enqueueApply, type ApplyQueue } from './infra/queue.js';
 import {

@@ -1,6 +1,6 @@
 import { UniqueIntegrityConstraintViolationError, type CommonQueryMethods } from 'slonik';
 import { DuplicateFingerprintError, NotVoidableError } from './conflicts.js';
-import { RuleViolationError } from './errors.js';
+import { RuleViolationError } from './domain/errors.js';
 import { decimalToCents, centsToDecimal } from './ledger/money.js';
 import type { ApplyQueue } from './infra/queue.js';
 import { findTransactionByFingerprint, findVoidOf, insertPendingTransaction } from './transaction-repository.js';

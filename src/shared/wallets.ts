@@ -1,6 +1,6 @@
 import type { CommonQueryMethods } from 'slonik';
 import { DuplicateExternalIdError } from './conflicts.js';
-import { NotFoundError } from './errors.js';
+import { NotFoundError } from './domain/errors.js';
 import {
   findWalletBalance,
   findWalletByExternalId,

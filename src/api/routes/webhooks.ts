@@ -4,7 +4,7 @@ import type { DatabasePool } from 'slonik';
 import { EVENT_TYPES } from '../../shared/cloud-events.js';
 import { listSubscriptions, type WebhookSubscription } from '../../shared/webhook-repository.js';
 import { subscribeWebhook, unsubscribeWebhook } from '../../shared/webhooks.js';
-import { storableText } from '../../shared/validation.js';
+import { storableText } from '../../shared/domain/validation.js';
 import { sendJson } from '../json-response.js';
 import { z } from '../openapi-zod.js';
 import { defineOperation, problemContent, registerOperations, route } from '../operation.js';
