@@ -6,7 +6,8 @@ import {
 } from 'slonik';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
-import { DuplicateExternalIdError, DuplicateFingerprintError, NotVoidableError } from '../shared/conflicts.js';
+import { DuplicateFingerprintError, NotVoidableError } from '../shared/conflicts.js';
+import { DuplicateExternalIdError } from '../shared/wallets.js';
 import {
   ConflictError,
   NotFoundError,
