@@ -7,7 +7,7 @@ import {
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
 import { DuplicateFingerprintError, NotVoidableError } from '../shared/conflicts.js';
-import { DuplicateExternalIdError } from '../shared/wallets.js';
+import { DuplicateExternalIdError } from '../shared/wallets/wallets.js';
 import {
   ConflictError,
   NotFoundError,

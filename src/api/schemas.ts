@@ -10,7 +10,7 @@ import {
   transactionIdSchema,
   walletIdSchema,
 } from '../shared/domain/validation.js';
-import type { WalletRow } from '../shared/wallet-repository.js';
+import type { WalletRow } from '../shared/wallets/wallet-repository.js';
 import { Decimal } from './json-response.js';
 
 /**

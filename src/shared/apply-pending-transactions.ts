@@ -7,7 +7,7 @@ import {
   markOriginalsVoided,
   recordOutcomes,
 } from './transaction-repository.js';
-import { findLedgerState, updateLedgerState } from './wallet-repository.js';
+import { findLedgerState, updateLedgerState } from './wallets/wallet-repository.js';
 
 export interface ApplyOptions {
   /** Most transactions decided in one database transaction. */

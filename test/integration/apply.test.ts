@@ -7,7 +7,7 @@ import { applyPendingTransactions } from '../../src/shared/apply-pending-transac
 import { APPLY_QUEUE_NAME, createApplyQueue, enqueueApply, type ApplyJobData } from '../../src/shared/infra/queue.js';
 import { createRedis } from '../../src/shared/infra/redis.js';
 import { insertPendingTransaction } from '../../src/shared/transaction-repository.js';
-import { findLedgerState, insertWallet, updateLedgerState } from '../../src/shared/wallet-repository.js';
+import { findLedgerState, insertWallet, updateLedgerState } from '../../src/shared/wallets/wallet-repository.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createTestEnv, silentLogger, waitUntil, type TestEnv } from '../support/test-env.js';

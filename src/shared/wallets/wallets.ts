@@ -1,5 +1,5 @@
 import type { CommonQueryMethods } from 'slonik';
-import { ConflictError, NotFoundError } from './domain/errors.js';
+import { ConflictError, NotFoundError } from '../domain/errors.js';
 import {
   findWalletBalance,
   findWalletByExternalId,
