@@ -6,7 +6,7 @@ import {
 } from 'slonik';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
-import { DuplicateFingerprintError, NotVoidableError } from '../shared/conflicts.js';
+import { DuplicateFingerprintError, NotVoidableError } from '../shared/transactions/conflicts.js';
 import { DuplicateExternalIdError } from '../shared/wallets/wallets.js';
 import {
   ConflictError,

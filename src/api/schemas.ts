@@ -1,5 +1,5 @@
 import { z } from './openapi-zod.js';
-import { transactionStatusSchema, type TransactionRow } from '../shared/transaction-repository.js';
+import { transactionStatusSchema, type TransactionRow } from '../shared/transactions/transaction-repository.js';
 import {
   amountSchema,
   descriptionSchema,

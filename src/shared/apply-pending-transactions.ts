@@ -6,7 +6,7 @@ import {
   findPendingEntries,
   markOriginalsVoided,
   recordOutcomes,
-} from './transaction-repository.js';
+} from './transactions/transaction-repository.js';
 import { findLedgerState, updateLedgerState } from './wallets/wallet-repository.js';
 
 export interface ApplyOptions {

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { applyPendingTransactions } from '../../src/shared/apply-pending-transactions.js';
 import { APPLY_QUEUE_NAME, createApplyQueue, enqueueApply, type ApplyJobData } from '../../src/shared/infra/queue.js';
 import { createRedis } from '../../src/shared/infra/redis.js';
-import { insertPendingTransaction } from '../../src/shared/transaction-repository.js';
+import { insertPendingTransaction } from '../../src/shared/transactions/transaction-repository.js';
 import { findLedgerState, insertWallet, updateLedgerState } from '../../src/shared/wallets/wallet-repository.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';

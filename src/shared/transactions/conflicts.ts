@@ -1,4 +1,4 @@
-import { ConflictError } from './domain/errors.js';
+import { ConflictError } from '../domain/errors.js';
 import type { TransactionRow } from './transaction-repository.js';
 
 /** The fingerprint was reserved before: a retry, answered with the transaction it made. */
