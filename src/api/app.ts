@@ -1,7 +1,7 @@
 import express, { type Express, type Request, type Response } from 'express';
 import type { DatabasePool } from 'slonik';
 import type { Config } from '../shared/infra/config.js';
-import type { FinalizationListener } from '../shared/finalization-notices.js';
+import type { FinalizationListener } from '../shared/apply/finalization-notices.js';
 import type { Logger } from '../shared/infra/logger.js';
 import type { ApplyQueue } from '../shared/infra/queue.js';
 import type { HealthChecks } from '../shared/infra/health.js';

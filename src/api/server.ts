@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../shared/infra/config.js';
 import { createDatabasePool } from '../shared/infra/db.js';
-import { FinalizationListener, finalizationChannel } from '../shared/finalization-notices.js';
+import { FinalizationListener, finalizationChannel } from '../shared/apply/finalization-notices.js';
 import type { Logger } from '../shared/infra/logger.js';
 import { createApplyQueue } from '../shared/infra/queue.js';
 import { createFailFastRedis, createRedis } from '../shared/infra/redis.js';

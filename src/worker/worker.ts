@@ -4,7 +4,7 @@ import { createDatabasePool } from '../shared/infra/db.js';
 import type { Logger } from '../shared/infra/logger.js';
 import { APPLY_QUEUE_NAME, createApplyQueue, createWebhookQueue, type ApplyJobData } from '../shared/infra/queue.js';
 import { createFailFastRedis, createRedis } from '../shared/infra/redis.js';
-import { sweepStalePending } from '../shared/sweep-stale-pending.js';
+import { sweepStalePending } from '../shared/apply/sweep-stale-pending.js';
 import { HealthChecks } from '../shared/infra/health.js';
 import { recordSweep, registerDatabasePool, registerOutbox, registerQueueDepth } from '../shared/telemetry/metrics.js';
 import { closeRedis, settleWithin } from '../shared/infra/shutdown.js';

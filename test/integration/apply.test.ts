@@ -3,7 +3,7 @@ import { Worker } from 'bullmq';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { applyPendingTransactions } from '../../src/shared/apply-pending-transactions.js';
+import { applyPendingTransactions } from '../../src/shared/apply/apply-pending-transactions.js';
 import { APPLY_QUEUE_NAME, createApplyQueue, enqueueApply, type ApplyJobData } from '../../src/shared/infra/queue.js';
 import { createRedis } from '../../src/shared/infra/redis.js';
 import { insertPendingTransaction } from '../../src/shared/transactions/transaction-repository.js';

@@ -1,7 +1,7 @@
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router, type Request, type Response } from 'express';
 import type { DatabasePool } from 'slonik';
-import type { FinalizationListener } from '../../shared/finalization-notices.js';
+import type { FinalizationListener } from '../../shared/apply/finalization-notices.js';
 import type { Logger } from '../../shared/infra/logger.js';
 import type { ApplyQueue } from '../../shared/infra/queue.js';
 import type { TransactionRow } from '../../shared/transactions/transaction-repository.js';

@@ -1,13 +1,13 @@
 import type { DatabasePool } from 'slonik';
-import { applyInOrder, type Outcome } from './ledger/ledger.js';
-import { centsToDecimal, decimalToCents } from './ledger/money.js';
+import { applyInOrder, type Outcome } from '../ledger/ledger.js';
+import { centsToDecimal, decimalToCents } from '../ledger/money.js';
 import {
   appendOutcomeEvents,
   findPendingEntries,
   markOriginalsVoided,
   recordOutcomes,
-} from './transactions/transaction-repository.js';
-import { findLedgerState, updateLedgerState } from './wallets/wallet-repository.js';
+} from '../transactions/transaction-repository.js';
+import { findLedgerState, updateLedgerState } from '../wallets/wallet-repository.js';
 
 export interface ApplyOptions {
   /** Most transactions decided in one database transaction. */
