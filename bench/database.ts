@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { createApiKey } from '../src/shared/api-key-repository.js';
+import { createApiKey } from '../src/shared/auth/api-key-repository.js';
 import { createDatabasePool } from '../src/shared/infra/db.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/infra/migrate.js';
 

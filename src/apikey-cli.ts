@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { createApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from './shared/api-key-repository.js';
-import { parseScopes, SCOPES, type Scope } from './shared/api-keys.js';
+import { createApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from './shared/auth/api-key-repository.js';
+import { parseScopes, SCOPES, type Scope } from './shared/auth/api-keys.js';
 import { loadConfig } from './shared/infra/config.js';
 import { createDatabasePool, type DatabasePool } from './shared/infra/db.js';
 

@@ -6,7 +6,7 @@ import type { Logger } from '../shared/infra/logger.js';
 import type { ApplyQueue } from '../shared/infra/queue.js';
 import type { HealthChecks } from '../shared/infra/health.js';
 import { httpMetrics } from '../shared/telemetry/http-metrics.js';
-import { RateLimiter } from '../shared/rate-limit.js';
+import { RateLimiter } from '../shared/auth/rate-limit.js';
 import type { Redis } from '../shared/infra/redis.js';
 import { ApiKeyVerifier, authenticate, rateLimit } from './auth.js';
 import { docsRoutes } from './docs-page.js';
