@@ -1,3 +1,4 @@
+/** apply: the worker's side: apply each wallet's pending transactions in order, announce finality, sweep strays. */
 import type { DatabasePool } from 'slonik';
 import { applyInOrder, type Outcome } from '../ledger/ledger.js';
 import { centsToDecimal, decimalToCents } from '../ledger/money.js';

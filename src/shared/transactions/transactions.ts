@@ -1,3 +1,4 @@
+/** transactions: the API's side: reserve, void, look up and page through transactions; the transactions table. */
 import type { CommonQueryMethods } from 'slonik';
 import { DuplicateFingerprintError } from './conflicts.js';
 import { NotFoundError } from '../domain/errors.js';

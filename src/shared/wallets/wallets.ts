@@ -1,3 +1,4 @@
+/** wallets: creating and reading wallets (wallets.ts) over the wallets table (wallet-repository.ts). */
 import type { CommonQueryMethods } from 'slonik';
 import { ConflictError, NotFoundError } from '../domain/errors.js';
 import {
