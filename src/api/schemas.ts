@@ -18,7 +18,7 @@ import { Decimal } from './json-response.js';
  * `.openapi()` descriptions and examples, also generate the OpenAPI document (src/api/openapi.ts).
  */
 
-/** Documentation of the shared field rules (the rules themselves are in src/shared/validation.ts). */
+/** Documentation of the shared field rules (the rules themselves are in src/shared/domain/validation.ts). */
 const labels = labelsSchema.openapi({
   description: `String keys (1..255 characters) to string values (up to 1024 characters); at most ${MAX_LABELS}.`,
   maxProperties: MAX_LABELS,
