@@ -41,7 +41,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-# Read at run time from <package root>/migrations (../../migrations from dist/shared/migrate.js).
+# Read at run time from <package root>/migrations (../../../migrations from dist/shared/infra/migrate.js).
 COPY migrations ./migrations
 USER node
 ENV METRICS_PORT=9464

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { createApiKey } from '../src/shared/api-key-repository.js';
-import { createDatabasePool } from '../src/shared/db.js';
-import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/migrate.js';
+import { createApiKey } from '../src/shared/auth/api-key-repository.js';
+import { createDatabasePool } from '../src/shared/infra/db.js';
+import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/infra/migrate.js';
 
 /** Drops the database if it is there, then creates and migrates it: every phase starts empty. */
 export async function freshDatabase(url: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { centsToDecimal } from '../src/shared/money.js';
+import { centsToDecimal } from '../src/shared/ledger/money.js';
 import { runConcurrently, type HttpClient } from './http.js';
 
 export interface PlannedTransaction {

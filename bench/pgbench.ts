@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { dropDatabase } from '../src/shared/migrate.js';
+import { dropDatabase } from '../src/shared/infra/migrate.js';
 
 /**
  * The ceiling: what Postgres alone sustains for the service's minimal write, one commit per

@@ -5,11 +5,12 @@
  *
  *   npx tsx bench/query-plans.ts [--transactions 1000000] [--keep]
  *
- * The SQL below mirrors src/shared/transaction-repository.ts and wallet-repository.ts.
+ * The SQL below mirrors src/shared/transactions/transaction-repository.ts and
+ * src/shared/wallets/wallet-repository.ts.
  */
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/migrate.js';
+import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/infra/migrate.js';
 
 const { values } = parseArgs({
   options: {

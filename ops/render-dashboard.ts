@@ -20,8 +20,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { deleteKeysWithPrefix } from '../src/shared/redis.js';
-import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/migrate.js';
+import { deleteKeysWithPrefix } from '../src/shared/infra/redis.js';
+import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/infra/migrate.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({

@@ -1,8 +1,8 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { createApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from './shared/api-key-repository.js';
-import { parseScopes, SCOPES, type Scope } from './shared/api-keys.js';
-import { loadConfig } from './shared/config.js';
-import { createDatabasePool, type DatabasePool } from './shared/db.js';
+import { createApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from './shared/auth/api-key-repository.js';
+import { parseScopes, SCOPES, type Scope } from './shared/auth/api-keys.js';
+import { loadConfig } from './shared/infra/config.js';
+import { createDatabasePool, type DatabasePool } from './shared/infra/db.js';
 
 /** `wallet apikey create|list|revoke`: API keys live in the database named by DATABASE_URL. */
 

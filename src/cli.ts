@@ -2,9 +2,9 @@
 import { Command } from 'commander';
 import { startApi } from './api/server.js';
 import { apiKeyCommand } from './apikey-cli.js';
-import { loadConfig, type Config } from './shared/config.js';
-import { createLogger, type Logger } from './shared/logger.js';
-import { createDatabaseIfMissing, dropDatabase, migrate } from './shared/migrate.js';
+import { loadConfig, type Config } from './shared/infra/config.js';
+import { createLogger, type Logger } from './shared/infra/logger.js';
+import { createDatabaseIfMissing, dropDatabase, migrate } from './shared/infra/migrate.js';
 import { shutdownTracing } from './shared/telemetry/tracing.js';
 import { startWorker } from './worker/worker.js';
 

@@ -1,8 +1,8 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { CommonQueryMethods } from 'slonik';
-import { findActiveApiKeyByHash } from '../shared/api-key-repository.js';
-import { hasScope, hashApiKey, looksLikeApiKey, sameHash, type Scope } from '../shared/api-keys.js';
-import type { RateLimiter } from '../shared/rate-limit.js';
+import { findActiveApiKeyByHash } from '../shared/auth/api-key-repository.js';
+import { hasScope, hashApiKey, looksLikeApiKey, sameHash, type Scope } from '../shared/auth/api-keys.js';
+import type { RateLimiter } from '../shared/auth/rate-limit.js';
 import { problem, sendProblem } from './problem.js';
 
 /** Who is calling: the API key that authenticated the request. */

@@ -1,5 +1,5 @@
 import { Router, type Response } from 'express';
-import { livenessAnswer, readinessAnswer, type HealthChecks, type OpsAnswer } from '../shared/telemetry/health.js';
+import { livenessAnswer, readinessAnswer, type HealthChecks, type OpsAnswer } from '../shared/infra/health.js';
 import { METRICS_CONTENT_TYPE, renderMetrics } from '../shared/telemetry/metrics.js';
 
 function send(res: Response, answer: OpsAnswer): void {

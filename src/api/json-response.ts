@@ -1,5 +1,5 @@
 import type { Response } from 'express';
-import { decimalToJsonNumber } from '../shared/money.js';
+import { decimalToJsonNumber } from '../shared/ledger/money.js';
 
 /**
  * Money leaves the service as JSON numbers written from the exact decimal text

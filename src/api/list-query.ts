@@ -1,7 +1,7 @@
 import { z } from './openapi-zod.js';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decodeCursor } from '../shared/pagination.js';
-import { transactionStatusSchema } from '../shared/transaction-repository.js';
-import { labelsSchema } from '../shared/validation.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decodeCursor } from '../shared/transactions/pagination.js';
+import { transactionStatusSchema } from '../shared/transactions/transaction-repository.js';
+import { labelsSchema } from '../shared/domain/validation.js';
 import { parseRequest } from './problem.js';
 
 /**

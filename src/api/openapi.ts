@@ -1,5 +1,5 @@
 import { OpenApiGeneratorV31, OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
-import { SCOPES } from '../shared/api-keys.js';
+import { SCOPES } from '../shared/auth/api-keys.js';
 import { z } from './openapi-zod.js';
 import { defineOperation, registerOperations, SECURITY_SCHEME } from './operation.js';
 import { registerLookupPaths } from './routes/lookups.js';

@@ -1,6 +1,6 @@
 import type { OpenAPIRegistry, ResponseConfig, RouteConfig } from '@asteasolutions/zod-to-openapi';
 import type { RequestHandler, Router } from 'express';
-import type { Scope } from '../shared/api-keys.js';
+import type { Scope } from '../shared/auth/api-keys.js';
 import { requireScope } from './auth.js';
 import { z } from './openapi-zod.js';
 import { forbiddenProblemResponse, problemResponse } from './schemas.js';

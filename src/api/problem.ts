@@ -6,15 +6,16 @@ import {
 } from 'slonik';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
-import { DuplicateExternalIdError, DuplicateFingerprintError, NotVoidableError } from '../shared/conflicts.js';
+import { DuplicateFingerprintError, NotVoidableError } from '../shared/transactions/conflicts.js';
+import { DuplicateExternalIdError } from '../shared/wallets/wallets.js';
 import {
   ConflictError,
   NotFoundError,
   RuleViolationError,
   ValidationError,
   type InvalidField,
-} from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
+} from '../shared/domain/errors.js';
+import type { Logger } from '../shared/infra/logger.js';
 import { sendJson } from './json-response.js';
 import { toTransactionResponse, toWalletResponse } from './schemas.js';
 

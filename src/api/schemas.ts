@@ -1,5 +1,5 @@
 import { z } from './openapi-zod.js';
-import { transactionStatusSchema, type TransactionRow } from '../shared/transaction-repository.js';
+import { transactionStatusSchema, type TransactionRow } from '../shared/transactions/transaction-repository.js';
 import {
   amountSchema,
   descriptionSchema,
@@ -9,8 +9,8 @@ import {
   MAX_LABELS,
   transactionIdSchema,
   walletIdSchema,
-} from '../shared/validation.js';
-import type { WalletRow } from '../shared/wallet-repository.js';
+} from '../shared/domain/validation.js';
+import type { WalletRow } from '../shared/wallets/wallet-repository.js';
 import { Decimal } from './json-response.js';
 
 /**
@@ -18,7 +18,7 @@ import { Decimal } from './json-response.js';
  * `.openapi()` descriptions and examples, also generate the OpenAPI document (src/api/openapi.ts).
  */
 
-/** Documentation of the shared field rules (the rules themselves are in src/shared/validation.ts). */
+/** Documentation of the shared field rules (the rules themselves are in src/shared/domain/validation.ts). */
 const labels = labelsSchema.openapi({
   description: `String keys (1..255 characters) to string values (up to 1024 characters); at most ${MAX_LABELS}.`,
   maxProperties: MAX_LABELS,

@@ -1,14 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../shared/config.js';
-import { createDatabasePool } from '../shared/db.js';
-import { FinalizationListener, finalizationChannel } from '../shared/finalization-notices.js';
-import type { Logger } from '../shared/logger.js';
-import { createApplyQueue } from '../shared/queue.js';
-import { createFailFastRedis, createRedis } from '../shared/redis.js';
-import { HealthChecks } from '../shared/telemetry/health.js';
+import type { Config } from '../shared/infra/config.js';
+import { createDatabasePool } from '../shared/infra/db.js';
+import { FinalizationListener, finalizationChannel } from '../shared/apply/finalization-notices.js';
+import type { Logger } from '../shared/infra/logger.js';
+import { createApplyQueue } from '../shared/infra/queue.js';
+import { createFailFastRedis, createRedis } from '../shared/infra/redis.js';
+import { HealthChecks } from '../shared/infra/health.js';
 import { registerDatabasePool, registerOutbox, registerQueueDepth } from '../shared/telemetry/metrics.js';
-import { closeRedis, settleWithin } from '../shared/shutdown.js';
+import { closeRedis, settleWithin } from '../shared/infra/shutdown.js';
 import { createApp } from './app.js';
 
 export interface RunningApi {

@@ -1,10 +1,10 @@
 import type { Job } from 'bullmq';
 import type { DatabasePool } from 'slonik';
-import { applyPendingTransactions } from '../shared/apply-pending-transactions.js';
-import { announceFinalized } from '../shared/finalization-notices.js';
-import type { Logger } from '../shared/logger.js';
-import { enqueueApply, type ApplyJobData, type ApplyQueue } from '../shared/queue.js';
-import type { Redis } from '../shared/redis.js';
+import { applyPendingTransactions } from '../shared/apply/apply-pending-transactions.js';
+import { announceFinalized } from '../shared/apply/finalization-notices.js';
+import type { Logger } from '../shared/infra/logger.js';
+import { enqueueApply, type ApplyJobData, type ApplyQueue } from '../shared/infra/queue.js';
+import type { Redis } from '../shared/infra/redis.js';
 import { recordApplied, recordApplyJob, recordVoided } from '../shared/telemetry/metrics.js';
 import { SpanKind, inSpan, traceFinalized } from '../shared/telemetry/tracing.js';
 

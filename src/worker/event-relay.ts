@@ -1,20 +1,20 @@
 import { Worker } from 'bullmq';
 import type { DatabasePool } from 'slonik';
-import type { Config } from '../shared/config.js';
-import { EventStreamPublisher } from '../shared/event-stream.js';
-import type { Logger } from '../shared/logger.js';
-import { relayOutbox } from '../shared/outbox-relay.js';
-import { deleteOldEvents } from '../shared/outbox-repository.js';
+import type { Config } from '../shared/infra/config.js';
+import { EventStreamPublisher } from '../shared/events/event-stream.js';
+import type { Logger } from '../shared/infra/logger.js';
+import { relayOutbox } from '../shared/events/outbox-relay.js';
+import { deleteOldEvents } from '../shared/events/outbox-repository.js';
 import {
   WEBHOOK_QUEUE_NAME,
   createWebhookQueue,
   enqueueWebhookDelivery,
   type WebhookJobData,
-} from '../shared/queue.js';
-import { createRedis, type Redis } from '../shared/redis.js';
-import { findSubscriptionsWithBacklog } from '../shared/webhook-repository.js';
-import { closeRedis, settleWithin } from '../shared/shutdown.js';
-import { deliverPendingWebhooks } from '../shared/webhooks.js';
+} from '../shared/infra/queue.js';
+import { createRedis, type Redis } from '../shared/infra/redis.js';
+import { findSubscriptionsWithBacklog } from '../shared/events/webhook-repository.js';
+import { closeRedis, settleWithin } from '../shared/infra/shutdown.js';
+import { deliverPendingWebhooks } from '../shared/events/webhooks.js';
 import { repeat } from './repeat.js';
 
 const RELAY_BATCH_SIZE = 500;

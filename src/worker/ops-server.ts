@@ -1,13 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../shared/logger.js';
+import type { Logger } from '../shared/infra/logger.js';
 import {
   PROBLEM_TYPE,
   livenessAnswer,
   readinessAnswer,
   type HealthChecks,
   type OpsAnswer,
-} from '../shared/telemetry/health.js';
+} from '../shared/infra/health.js';
 import { METRICS_CONTENT_TYPE, renderMetrics } from '../shared/telemetry/metrics.js';
 
 export interface OpsServer {

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { eventStreamKey } from '../../src/shared/event-stream.js';
+import { eventStreamKey } from '../../src/shared/events/event-stream.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createWallets, postTransactionLoad } from '../support/load.js';
 import { request } from '../support/http.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/shared/config.js';
+import { loadConfig } from '../../src/shared/infra/config.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
 import { TcpProxy } from '../support/tcp-proxy.js';

@@ -1,8 +1,8 @@
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { loadConfig } from '../../src/shared/config.js';
-import { HealthChecks } from '../../src/shared/telemetry/health.js';
+import { loadConfig } from '../../src/shared/infra/config.js';
+import { HealthChecks } from '../../src/shared/infra/health.js';
 import { request } from '../support/http.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import {

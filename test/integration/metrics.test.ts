@@ -3,7 +3,7 @@ import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
-import { APPLY_QUEUE_NAME, createApplyQueue } from '../../src/shared/queue.js';
+import { APPLY_QUEUE_NAME, createApplyQueue } from '../../src/shared/infra/queue.js';
 import { request } from '../support/http.js';
 import {
   createTestEnv,

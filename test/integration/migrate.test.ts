@@ -7,7 +7,7 @@ import {
   listMigrationFiles,
   migrate,
   pendingMigrations,
-} from '../../src/shared/migrate.js';
+} from '../../src/shared/infra/migrate.js';
 
 const databaseUrl = `postgres://postgres@127.0.0.1:5432/wallet_test_migrate_${randomBytes(4).toString('hex')}`;
 

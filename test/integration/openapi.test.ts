@@ -5,7 +5,7 @@ import { createApp, type AppDeps } from '../../src/api/app.js';
 import { isOpenPath } from '../../src/api/auth.js';
 import { buildOpenApiDocument } from '../../src/api/openapi.js';
 import { toOpenApiPath } from '../../src/api/operation.js';
-import { Redis } from '../../src/shared/redis.js';
+import { Redis } from '../../src/shared/infra/redis.js';
 import { ContractChecker } from '../support/contract.js';
 import { request } from '../support/http.js';
 import { createTestEnv, silentLogger, startTestApi, type TestEnv } from '../support/test-env.js';

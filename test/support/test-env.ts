@@ -6,12 +6,12 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createPool, type DatabasePool } from 'slonik';
 import { startApi, type RunningApi } from '../../src/api/server.js';
-import { createApiKey } from '../../src/shared/api-key-repository.js';
-import { SCOPES } from '../../src/shared/api-keys.js';
-import { loadConfig, type Config } from '../../src/shared/config.js';
-import { createDatabasePool } from '../../src/shared/db.js';
-import { deleteKeysWithPrefix } from '../../src/shared/redis.js';
-import { createDatabaseIfMissing, dropDatabase, migrate } from '../../src/shared/migrate.js';
+import { createApiKey } from '../../src/shared/auth/api-key-repository.js';
+import { SCOPES } from '../../src/shared/auth/api-keys.js';
+import { loadConfig, type Config } from '../../src/shared/infra/config.js';
+import { createDatabasePool } from '../../src/shared/infra/db.js';
+import { deleteKeysWithPrefix } from '../../src/shared/infra/redis.js';
+import { createDatabaseIfMissing, dropDatabase, migrate } from '../../src/shared/infra/migrate.js';
 import { useApiKey } from './http.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -8,7 +8,7 @@ import {
   looksLikeApiKey,
   parseScopes,
   sameHash,
-} from '../../src/shared/api-keys.js';
+} from '../../src/shared/auth/api-keys.js';
 
 describe('API keys', () => {
   it('are wk_ plus 43 base64url characters (256 random bits), different every time, with a non-secret prefix', () => {

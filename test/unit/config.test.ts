@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/shared/config.js';
+import { ConfigError, loadConfig } from '../../src/shared/infra/config.js';
 
 describe('loadConfig', () => {
   it('has defaults that work on a machine with local Postgres and Redis', () => {

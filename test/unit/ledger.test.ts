@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { applyInOrder } from '../../src/shared/ledger.js';
-import { MAX_BALANCE } from '../../src/shared/money.js';
+import { applyInOrder } from '../../src/shared/ledger/ledger.js';
+import { MAX_BALANCE } from '../../src/shared/ledger/money.js';
 
 const entry = (id: string, amount: bigint) => ({ id, amount });
 

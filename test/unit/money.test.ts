@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { centsToDecimal, decimalToCents, decimalToJsonNumber, parseAmount } from '../../src/shared/money.js';
+import { centsToDecimal, decimalToCents, decimalToJsonNumber, parseAmount } from '../../src/shared/ledger/money.js';
 
 describe('parseAmount', () => {
   it.each([

@@ -7,9 +7,9 @@ import {
   listWalletTransactions,
   searchTransactions,
   searchWallets,
-} from '../../shared/lookups.js';
-import type { Page } from '../../shared/pagination.js';
-import { externalIdSchema, fingerprintSchema } from '../../shared/validation.js';
+} from '../../shared/transactions/lookups.js';
+import type { Page } from '../../shared/transactions/pagination.js';
+import { externalIdSchema, fingerprintSchema } from '../../shared/domain/validation.js';
 import { sendJson } from '../json-response.js';
 import { parseListQuery, transactionListQuery, walletListQuery } from '../list-query.js';
 import { z } from '../openapi-zod.js';

@@ -1,19 +1,19 @@
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router, type Request, type Response } from 'express';
 import type { DatabasePool } from 'slonik';
-import type { FinalizationListener } from '../../shared/finalization-notices.js';
-import type { Logger } from '../../shared/logger.js';
-import type { ApplyQueue } from '../../shared/queue.js';
-import type { TransactionRow } from '../../shared/transaction-repository.js';
+import type { FinalizationListener } from '../../shared/apply/finalization-notices.js';
+import type { Logger } from '../../shared/infra/logger.js';
+import type { ApplyQueue } from '../../shared/infra/queue.js';
+import type { TransactionRow } from '../../shared/transactions/transaction-repository.js';
 import {
   getLatestApplied,
   getTransaction,
   isFinal,
   reserveTransaction,
   type Reservation,
-} from '../../shared/transactions.js';
-import { requestVoid } from '../../shared/voids.js';
-import { findWalletTransaction } from '../../shared/transaction-repository.js';
+} from '../../shared/transactions/transactions.js';
+import { requestVoid } from '../../shared/transactions/voids.js';
+import { findWalletTransaction } from '../../shared/transactions/transaction-repository.js';
 import { sendJson } from '../json-response.js';
 import { z } from '../openapi-zod.js';
 import { defineOperation, problemContent, registerOperations, route } from '../operation.js';

@@ -1,8 +1,8 @@
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import type { DatabasePool } from 'slonik';
-import { decimalToJsonNumber } from '../../shared/money.js';
-import { createWallet, getBalance, getWallet } from '../../shared/wallets.js';
+import { decimalToJsonNumber } from '../../shared/ledger/money.js';
+import { createWallet, getBalance, getWallet } from '../../shared/wallets/wallets.js';
 import { sendJson } from '../json-response.js';
 import { defineOperation, problemContent, registerOperations, route } from '../operation.js';
 import { parseRequest, requireJsonBody } from '../problem.js';

@@ -1,10 +1,10 @@
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import type { DatabasePool } from 'slonik';
-import { EVENT_TYPES } from '../../shared/cloud-events.js';
-import { listSubscriptions, type WebhookSubscription } from '../../shared/webhook-repository.js';
-import { subscribeWebhook, unsubscribeWebhook } from '../../shared/webhooks.js';
-import { storableText } from '../../shared/validation.js';
+import { EVENT_TYPES } from '../../shared/events/cloud-events.js';
+import { listSubscriptions, type WebhookSubscription } from '../../shared/events/webhook-repository.js';
+import { subscribeWebhook, unsubscribeWebhook } from '../../shared/events/webhooks.js';
+import { storableText } from '../../shared/domain/validation.js';
 import { sendJson } from '../json-response.js';
 import { z } from '../openapi-zod.js';
 import { defineOperation, problemContent, registerOperations, route } from '../operation.js';

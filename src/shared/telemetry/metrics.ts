@@ -1,3 +1,4 @@
+/** telemetry: Prometheus metrics (metrics.ts, http-metrics.ts) and OpenTelemetry tracing helpers (tracing.ts). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';

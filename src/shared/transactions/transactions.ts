@@ -1,8 +1,9 @@
+/** transactions: the API's side: reserve, void, look up and page through transactions; the transactions table. */
 import type { CommonQueryMethods } from 'slonik';
 import { DuplicateFingerprintError } from './conflicts.js';
-import { NotFoundError } from './errors.js';
-import { centsToDecimal, type Cents } from './money.js';
-import { enqueueApply, type ApplyQueue } from './queue.js';
+import { NotFoundError } from '../domain/errors.js';
+import { centsToDecimal, type Cents } from '../ledger/money.js';
+import { enqueueApply, type ApplyQueue } from '../infra/queue.js';
 import {
   findLatestAppliedTransaction,
   findTransactionByFingerprint,
@@ -10,8 +11,8 @@ import {
   insertPendingTransaction,
   type TransactionRow,
 } from './transaction-repository.js';
-import { recordReserved } from './telemetry/metrics.js';
-import { currentTraceparent, inSpan } from './telemetry/tracing.js';
+import { recordReserved } from '../telemetry/metrics.js';
+import { currentTraceparent, inSpan } from '../telemetry/tracing.js';
 
 export interface TransactionRequest {
   amount: Cents;

@@ -1,3 +1,4 @@
+/** ledger: exact money in cents (money.ts) and the rule that applies or rejects each pending transaction; no I/O. */
 import { MAX_BALANCE, type Cents } from './money.js';
 
 /** The rules for moving a wallet's balance, applied to its pending transactions in order. */

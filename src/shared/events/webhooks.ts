@@ -1,6 +1,6 @@
 import type { CommonQueryMethods } from 'slonik';
 import { toCloudEvent } from './cloud-events.js';
-import { NotFoundError } from './errors.js';
+import { NotFoundError } from '../domain/errors.js';
 import {
   deactivateSubscription,
   findPendingDeliveries,

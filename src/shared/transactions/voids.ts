@@ -1,11 +1,11 @@
 import { UniqueIntegrityConstraintViolationError, type CommonQueryMethods } from 'slonik';
 import { DuplicateFingerprintError, NotVoidableError } from './conflicts.js';
-import { RuleViolationError } from './errors.js';
-import { decimalToCents, centsToDecimal } from './money.js';
-import type { ApplyQueue } from './queue.js';
+import { RuleViolationError } from '../domain/errors.js';
+import { decimalToCents, centsToDecimal } from '../ledger/money.js';
+import type { ApplyQueue } from '../infra/queue.js';
 import { findTransactionByFingerprint, findVoidOf, insertPendingTransaction } from './transaction-repository.js';
-import { recordReserved } from './telemetry/metrics.js';
-import { currentTraceparent, inSpan } from './telemetry/tracing.js';
+import { recordReserved } from '../telemetry/metrics.js';
+import { currentTraceparent, inSpan } from '../telemetry/tracing.js';
 import { getTransaction, nudgeWorker, type Reservation } from './transactions.js';
 
 export interface VoidRequest {

@@ -1,3 +1,5 @@
+/** events: the outbox, its relay to the Redis event stream, and signed webhook deliveries, all as CloudEvents. */
+
 /** The outbox's event types, as published (CloudEvents `type`). */
 export const EVENT_TYPES = [
   'WalletCreated',

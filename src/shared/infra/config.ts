@@ -1,3 +1,4 @@
+/** infra: config, Postgres/Redis connections, the apply queue, logging, migrations, health probes, shutdown. */
 import { z } from 'zod';
 
 const integer = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);

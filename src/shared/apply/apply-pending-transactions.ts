@@ -1,13 +1,14 @@
+/** apply: the worker's side: apply each wallet's pending transactions in order, announce finality, sweep strays. */
 import type { DatabasePool } from 'slonik';
-import { applyInOrder, type Outcome } from './ledger.js';
-import { centsToDecimal, decimalToCents } from './money.js';
+import { applyInOrder, type Outcome } from '../ledger/ledger.js';
+import { centsToDecimal, decimalToCents } from '../ledger/money.js';
 import {
   appendOutcomeEvents,
   findPendingEntries,
   markOriginalsVoided,
   recordOutcomes,
-} from './transaction-repository.js';
-import { findLedgerState, updateLedgerState } from './wallet-repository.js';
+} from '../transactions/transaction-repository.js';
+import { findLedgerState, updateLedgerState } from '../wallets/wallet-repository.js';
 
 export interface ApplyOptions {
   /** Most transactions decided in one database transaction. */

@@ -1,3 +1,4 @@
+/** auth: API keys (format, hashing, scopes, storage) and the per-caller rate limit. */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**

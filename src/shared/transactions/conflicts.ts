@@ -1,13 +1,5 @@
-import { ConflictError } from './errors.js';
+import { ConflictError } from '../domain/errors.js';
 import type { TransactionRow } from './transaction-repository.js';
-import type { WalletRow } from './wallet-repository.js';
-
-/** The externalId names a wallet that exists: the client's earlier create (or someone else's). */
-export class DuplicateExternalIdError extends ConflictError {
-  constructor(readonly existing: WalletRow) {
-    super(`a wallet with this externalId exists: wallet ${existing.id}`);
-  }
-}
 
 /** The fingerprint was reserved before: a retry, answered with the transaction it made. */
 export class DuplicateFingerprintError extends ConflictError {

@@ -1,6 +1,6 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from './redis.js';
-import { currentTraceparent } from './telemetry/tracing.js';
+import { currentTraceparent } from '../telemetry/tracing.js';
 
 /**
  * One BullMQ queue carries "apply the pending transactions of wallet W" jobs.

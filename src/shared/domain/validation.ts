@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseAmount } from './money.js';
+import { parseAmount } from '../ledger/money.js';
 
 /**
  * Field rules shared by every entry point. Postgres text cannot hold NUL, and jsonb rejects

@@ -1,6 +1,6 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { hasAllLabels, whereAll } from './sql-conditions.js';
+import { hasAllLabels, whereAll } from '../infra/sql-conditions.js';
 
 /** Data access for the wallets table. */
 

@@ -1,6 +1,6 @@
 import type { CommonQueryMethods } from 'slonik';
-import { enqueueApply, type ApplyQueue } from './queue.js';
-import { findWalletsWithStalePending } from './transaction-repository.js';
+import { enqueueApply, type ApplyQueue } from '../infra/queue.js';
+import { findWalletsWithStalePending } from '../transactions/transaction-repository.js';
 
 const WALLETS_PER_SWEEP = 1000;
 

@@ -1,5 +1,5 @@
 import type { CommonQueryMethods } from 'slonik';
-import { NotFoundError } from './errors.js';
+import { NotFoundError } from '../domain/errors.js';
 import { toPage, type Page } from './pagination.js';
 import {
   findTransactionByFingerprint,
@@ -8,8 +8,8 @@ import {
   type TransactionRow,
   type TransactionStatus,
 } from './transaction-repository.js';
-import { findWalletByExternalId, findWalletsByLabels, type WalletRow } from './wallet-repository.js';
-import { getWallet } from './wallets.js';
+import { findWalletByExternalId, findWalletsByLabels, type WalletRow } from '../wallets/wallet-repository.js';
+import { getWallet } from '../wallets/wallets.js';
 
 export interface PageRequest {
   labels: Record<string, string>;

@@ -1,6 +1,6 @@
+/** wallets: creating and reading wallets (wallets.ts) over the wallets table (wallet-repository.ts). */
 import type { CommonQueryMethods } from 'slonik';
-import { DuplicateExternalIdError } from './conflicts.js';
-import { NotFoundError } from './errors.js';
+import { ConflictError, NotFoundError } from '../domain/errors.js';
 import {
   findWalletBalance,
   findWalletByExternalId,
@@ -9,6 +9,13 @@ import {
   type NewWallet,
   type WalletRow,
 } from './wallet-repository.js';
+
+/** The externalId names a wallet that exists: the client's earlier create (or someone else's). */
+export class DuplicateExternalIdError extends ConflictError {
+  constructor(readonly existing: WalletRow) {
+    super(`a wallet with this externalId exists: wallet ${existing.id}`);
+  }
+}
 
 export async function createWallet(db: CommonQueryMethods, wallet: NewWallet): Promise<WalletRow> {
   const created = await insertWallet(db, wallet);

@@ -1,7 +1,7 @@
 import pg from 'pg';
-import type { Logger } from '../logger.js';
-import { pendingMigrations } from '../migrate.js';
-import type { Redis } from '../redis.js';
+import type { Logger } from './logger.js';
+import { pendingMigrations } from './migrate.js';
+import type { Redis } from './redis.js';
 
 /**
  * Liveness and readiness, shared by the API and the workers.

@@ -1,5 +1,5 @@
-import type { Redis } from './redis.js';
-import type { Logger } from './logger.js';
+import type { Redis } from '../infra/redis.js';
+import type { Logger } from '../infra/logger.js';
 
 /**
  * A token bucket per caller, kept in Redis so every API process shares it: `perSecond` tokens

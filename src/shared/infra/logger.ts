@@ -1,6 +1,6 @@
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
-import { traceLogFields } from './telemetry/tracing.js';
+import { traceLogFields } from '../telemetry/tracing.js';
 
 export type { Logger };
 

@@ -1,4 +1,4 @@
-import type { Redis } from './redis.js';
+import type { Redis } from '../infra/redis.js';
 
 /**
  * Workers announce "wallet W has newly final transactions" on a Redis channel after they commit;

@@ -1,3 +1,5 @@
+/** domain: the errors a client can act on (errors.ts) and the field rules every input must pass (validation.ts). */
+
 /** The few ways a request can fail that a client can act on; mapped to HTTP in src/api/problem.ts. */
 
 export class DomainError extends Error {

@@ -1,8 +1,8 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import type { Outcome } from './ledger.js';
-import { centsToDecimal } from './money.js';
-import { hasAllLabels, whereAll } from './sql-conditions.js';
+import type { Outcome } from '../ledger/ledger.js';
+import { centsToDecimal } from '../ledger/money.js';
+import { hasAllLabels, whereAll } from '../infra/sql-conditions.js';
 
 /** Data access for the transactions table. */
 
