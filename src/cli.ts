@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import closeWithGrace from 'close-with-grace';
 import { Command } from 'commander';
 import { startApi } from './api/server.js';
 import { apiKeyCommand } from './apikey-cli.js';
@@ -18,32 +19,34 @@ async function prepareDatabase(config: Config, logger: Logger): Promise<void> {
   logger.info({ created, applied: result.applied, alreadyApplied: result.alreadyApplied.length }, 'database ready');
 }
 
-/** Runs until SIGTERM or SIGINT, then closes each part in reverse order, within the shutdown timeout. */
-function closeOnSignals(parts: Closable[], config: Config, logger: Logger): void {
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    // Exit even if logging fails (a closed stdout pipe throws EPIPE).
-    const exit = (code: number, log: () => void) => {
-      try {
-        log();
-      } finally {
-        process.exit(code);
-      }
-    };
-    const timer = setTimeout(() => exit(1, () => logger.error('shutdown timed out')), config.SHUTDOWN_TIMEOUT_MS);
-    timer.unref();
-    (async () => {
+/** Logging must not stop a shutdown: a closed stdout pipe throws EPIPE. */
+function tryLog(log: () => void): void {
+  try {
+    log();
+  } catch {
+    // nothing left to tell
+  }
+}
+
+/**
+ * Runs until a signal (SIGTERM, SIGINT, ...) or a crash (uncaughtException, unhandledRejection),
+ * then closes each part in reverse order through the same path, within the shutdown timeout.
+ * A crash logs its reason and exits 1; a signal exits 0 once everything is closed.
+ */
+function closeGracefully(parts: Closable[], config: Config, logger: Logger): void {
+  closeWithGrace(
+    {
+      delay: config.SHUTDOWN_TIMEOUT_MS,
+      logger: { error: (message: unknown) => tryLog(() => logger.error({ detail: message }, 'shutdown')) },
+      onTimeout: () => tryLog(() => logger.error('shutdown timed out')),
+    },
+    async ({ signal, err }) => {
+      if (err) tryLog(() => logger.fatal({ err }, 'crashed; shutting down'));
+      else tryLog(() => logger.info({ signal }, 'shutting down'));
       for (const part of [...parts].reverse()) await part.close();
       await shutdownTracing(); // flush the last spans (a no-op when tracing is off)
-    })()
-      .then(() => exit(0, () => undefined))
-      .catch((error: unknown) => exit(1, () => logger.error({ err: error }, 'shutdown failed')));
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+    },
+  );
 }
 
 function run(name: string, action: (config: Config, logger: Logger) => Promise<Closable[] | void>) {
@@ -52,7 +55,7 @@ function run(name: string, action: (config: Config, logger: Logger) => Promise<C
     const logger = createLogger(config, name);
     try {
       const parts = await action(config, logger);
-      if (parts) closeOnSignals(parts, config, logger);
+      if (parts) closeGracefully(parts, config, logger);
     } catch (error) {
       logger.fatal({ err: error }, `${name} failed`);
       process.exit(1);

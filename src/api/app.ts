@@ -10,6 +10,7 @@ import { RateLimiter } from '../shared/auth/rate-limit.js';
 import type { Redis } from '../shared/infra/redis.js';
 import { ApiKeyVerifier, authenticate, rateLimit } from './auth.js';
 import { docsRoutes } from './docs-page.js';
+import { accessLog } from './middleware/access-log.js';
 import { jsonBody } from './middleware/json-body.js';
 import { requestId } from './middleware/request-id.js';
 import { securityHeaders } from './middleware/security-headers.js';
@@ -50,6 +51,7 @@ export function createApp(deps: AppDeps): Express {
   // Probes and scrapes (/healthz, /readyz, /metrics) come first: nothing below may refuse them.
   app.use(opsRoutes(deps.health));
   app.use(requestId(deps.logger));
+  app.use(accessLog(deps.logger));
   app.use(securityHeaders());
   // Open: the API's description (/openapi.json, /docs). Then every other path needs a key.
   app.use(docsRoutes());

@@ -249,6 +249,41 @@ describe('rate limiting', () => {
   });
 });
 
+describe('access log', () => {
+  it('When a request is answered, then one access line names method, path, status and request id, and never the key', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const logged = await startApi(env.config, pino({ level: 'info' }, sink));
+    extraApis.push(logged);
+    const url = `http://127.0.0.1:${logged.port}`;
+    const response = await request(url, 'GET', `/wallets/${walletId}?x=1`, {
+      apiKey: env.apiKey,
+      headers: { 'x-request-id': 'access-log-1' },
+    });
+    expect(response.status).toBe(200);
+    const refused = await request(url, 'GET', `/wallets/${walletId}`, { apiKey: 'wk_not-a-real-key-0000000000' });
+    expect(refused.status).toBe(401);
+    const access = lines.map((line) => JSON.parse(line)).filter((line) => line.msg === 'request completed');
+    expect(access).toHaveLength(2);
+    expect(access[0]).toMatchObject({
+      requestId: 'access-log-1',
+      req: { method: 'GET', path: `/wallets/${walletId}` },
+      res: { status: 200 },
+    });
+    expect(access[0].durationMs).toEqual(expect.any(Number));
+    expect(access[1]).toMatchObject({ requestId: refused.headers.get('x-request-id'), res: { status: 401 } });
+    const everything = lines.join('');
+    expect(everything).not.toContain(env.apiKey);
+    expect(everything).not.toContain('wk_not-a-real-key');
+    expect(everything.toLowerCase()).not.toContain('authorization');
+  });
+});
+
 describe('AUTH_DISABLED', () => {
   it('When AUTH_DISABLED=true, then no key is needed and the process says so loudly at start', async () => {
     const lines: string[] = [];

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createWallets, postTransactionLoad } from '../support/load.js';
 import { request } from '../support/http.js';
 import {
+  ROOT,
   createTestEnv,
   spawnService,
   spawnWorker,
@@ -171,4 +173,33 @@ describe('an API that is stopped', () => {
     `);
     expect(new Set(stored)).toEqual(new Set(accepted));
   }, 60_000);
+});
+
+describe('processes that crash', () => {
+  it.each([
+    ['api', 'exception', 'injected uncaught exception'],
+    ['worker', 'rejection', 'injected unhandled rejection'],
+  ] as const)(
+    'When the %s hits an uncaught %s, then it logs the reason, closes through the graceful shutdown and exits 1',
+    async (role, kind, message) => {
+      const crashing = spawnService(env, role, { CRASH_AFTER_MS: '6000', CRASH_KIND: kind, METRICS_PORT: '0' }, [
+        path.join(ROOT, 'test/support/crash-later.ts'),
+      ]);
+      workers.push(crashing);
+      await crashing.ready;
+      expect(await waitForExit(crashing), crashing.output()).toEqual({ code: 1, signal: null });
+      const lines = crashing
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { msg?: string; err?: { message?: string } });
+      const crash = lines.find((line) => line.msg === 'crashed; shutting down');
+      expect(crash?.err?.message, crashing.output()).toBe(message);
+      expect(
+        lines.some((line) => line.msg === `${role} stopped`),
+        crashing.output(),
+      ).toBe(true);
+    },
+    30_000,
+  );
 });

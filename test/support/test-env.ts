@@ -108,8 +108,11 @@ export function spawnService(
   env: TestEnv,
   role: 'worker' | 'api',
   extraEnv: Record<string, string> = {},
+  /** Modules loaded before the service (`node --import`), e.g. test/support/crash-later.ts. */
+  preload: string[] = [],
 ): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), role], {
+  const imports = ['tsx', ...preload].flatMap((module) => ['--import', module]);
+  const child = spawn(process.execPath, [...imports, path.join(ROOT, 'src/cli.ts'), role], {
     cwd: ROOT,
     env: { ...env.env, LOG_LEVEL: 'info', ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],

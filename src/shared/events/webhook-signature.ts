@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 
 /**
  * Standard Webhooks signing (https://www.standardwebhooks.com): the secret is `whsec_` + base64
@@ -27,17 +27,4 @@ export function webhookHeaders(secret: string, id: string, body: string, now = D
     'webhook-timestamp': String(timestamp),
     'webhook-signature': signWebhook(secret, id, timestamp, body),
   };
-}
-
-/** What a receiver does: true when one of the (space-separated) signatures matches. */
-export function verifyWebhook(secret: string, headers: Record<string, string | undefined>, body: string): boolean {
-  const id = headers['webhook-id'];
-  const timestamp = Number(headers['webhook-timestamp']);
-  const signatures = headers['webhook-signature'];
-  if (!id || !Number.isInteger(timestamp) || !signatures) return false;
-  const expected = Buffer.from(signWebhook(secret, id, timestamp, body));
-  return signatures.split(' ').some((candidate) => {
-    const given = Buffer.from(candidate);
-    return given.length === expected.length && timingSafeEqual(given, expected);
-  });
 }
