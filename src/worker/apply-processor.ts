@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import type { DatabasePool } from 'slonik';
-import { applyPendingTransactions } from '../shared/apply/apply-pending-transactions.js';
+import { WalletApplyGroups, applyPendingTransactions } from '../shared/apply/apply-pending-transactions.js';
 import { announceFinalized } from '../shared/apply/finalization-notices.js';
 import type { Logger } from '../shared/infra/logger.js';
 import { enqueueApply, type ApplyJobData, type ApplyQueue } from '../shared/infra/queue.js';
@@ -26,6 +26,8 @@ export interface ApplyProcessorDeps {
  * and counted in the apply metrics; see docs/operations.md.
  */
 export function createApplyProcessor(deps: ApplyProcessorDeps) {
+  // The wallets of the jobs this process holds at one moment share their database transactions.
+  const groups = new WalletApplyGroups(deps.pool, deps.batchSize);
   return async (job: Job<ApplyJobData>): Promise<void> => {
     const { walletId, traceparent } = job.data;
     const started = performance.now();
@@ -38,6 +40,7 @@ export function createApplyProcessor(deps: ApplyProcessorDeps) {
           const summary = await applyPendingTransactions(deps.pool, walletId, {
             batchSize: deps.batchSize,
             shouldStop: deps.isClosing,
+            applyBatch: groups.applyBatch,
           });
           // Still active, so the deduplicated add is kept and runs after this job, on any worker.
           if (summary.interrupted) await enqueueApply(deps.queue, walletId);

@@ -3,14 +3,18 @@ import { Worker } from 'bullmq';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { applyPendingTransactions } from '../../src/shared/apply/apply-pending-transactions.js';
+import {
+  WalletApplyGroups,
+  applyPendingTransactions,
+  applyWalletBatches,
+} from '../../src/shared/apply/apply-pending-transactions.js';
 import { APPLY_QUEUE_NAME, createApplyQueue, enqueueApply, type ApplyJobData } from '../../src/shared/infra/queue.js';
 import { createRedis } from '../../src/shared/infra/redis.js';
 import { insertPendingTransaction } from '../../src/shared/transactions/transaction-repository.js';
-import { findLedgerState, insertWallet, updateLedgerState } from '../../src/shared/wallets/wallet-repository.js';
+import { findLedgerStates, insertWallet, updateLedgerStates } from '../../src/shared/wallets/wallet-repository.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
-import { createTestEnv, silentLogger, waitUntil, type TestEnv } from '../support/test-env.js';
+import { createPool, createTestEnv, silentLogger, waitUntil, type TestEnv } from '../support/test-env.js';
 
 let env: TestEnv;
 
@@ -76,12 +80,33 @@ describe('applyPendingTransactions', () => {
     expect(await findLedgerViolations(env.pool)).toEqual([]);
   });
 
-  it('When the wallet row moved on since it was read, then the versioned update refuses to write', async () => {
-    const walletId = await walletWithPending([]);
-    const seen = await findLedgerState(env.pool, walletId);
-    expect(await updateLedgerState(env.pool, walletId, seen!.version, { balance: '1.00', lastRefno: 0 })).toBe(true);
-    expect(await updateLedgerState(env.pool, walletId, seen!.version, { balance: '9.00', lastRefno: 0 })).toBe(false);
-    expect((await findLedgerState(env.pool, walletId))!.balance).toBe('1.00');
+  it('When a wallet row moved on since it was read, then the versioned update writes the others and not that one', async () => {
+    const moved = await walletWithPending([]);
+    const still = await walletWithPending([]);
+    const [seenMoved, seenStill] = await findLedgerStates(env.pool, [moved, still]).then((rows) =>
+      [moved, still].map((id) => rows.find((row) => row.id === id)!),
+    );
+    const update = (id: number, version: number, balance: string) => ({
+      id,
+      expectedVersion: version,
+      balance,
+      lastRefno: 0,
+    });
+    expect(await updateLedgerStates(env.pool, [update(moved, seenMoved!.version, '1.00')])).toEqual(new Set([moved]));
+    const written = await updateLedgerStates(env.pool, [
+      update(moved, seenMoved!.version, '9.00'),
+      update(still, seenStill!.version, '2.00'),
+    ]);
+    expect(written).toEqual(new Set([still]));
+    const balances = await findLedgerStates(env.pool, [moved, still]);
+    expect(Object.fromEntries(balances.map((row) => [row.id, row.balance]))).toEqual({
+      [moved]: '1.00',
+      [still]: '2.00',
+    });
+    // Balances written without transactions would fail the ledger checks of later tests.
+    await env.pool.query(
+      sql.unsafe`UPDATE wallets SET balance = 0 WHERE id = ANY(${sql.array([moved, still], 'int8')})`,
+    );
   });
 
   it('When the wallet has nothing pending or does not exist, then nothing happens', async () => {
@@ -155,8 +180,77 @@ describe('the sweeper', () => {
     } finally {
       await worker.close();
     }
-    const state = await findLedgerState(env.pool, walletId);
+    const [state] = await findLedgerStates(env.pool, [walletId]);
     expect(state).toMatchObject({ balance: '3.00', lastRefno: 2 });
+  });
+});
+
+describe('many wallets in one database transaction', () => {
+  it('When one wallet of a group moved on after the group read it, then the others are written and that one is not', async () => {
+    const [moved, first, second] = [
+      await walletWithPending(['5.00', '-2.00']),
+      await walletWithPending(['7.00']),
+      await walletWithPending(['1.00', '-9.00']),
+    ];
+    // Another writer holds the moved wallet's row and bumps its version; the group reads before that commits.
+    const other = await createPool(env.config.DATABASE_URL, { maximumPoolSize: 1 });
+    try {
+      let release!: () => void;
+      let updated!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const isUpdated = new Promise<void>((resolve) => (updated = resolve));
+      const holding = other.transaction(async (tx) => {
+        await tx.query(sql.unsafe`UPDATE wallets SET version = version + 1 WHERE id = ${moved}`);
+        updated();
+        await released;
+      });
+      await isUpdated;
+      const group = applyWalletBatches(env.pool, [moved, first, second], 10);
+      await waitUntil('the group waits for the moved wallet', async () => {
+        const waiting = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR NO KEY UPDATE%'
+        `);
+        return waiting > 0;
+      });
+      release();
+      await holding;
+      const results = await group;
+      expect(results.get(moved)).toEqual({ won: false });
+      expect(results.get(first)).toMatchObject({ won: true, batch: { outcomes: [{ status: 'applied', refno: 1 }] } });
+      expect(results.get(second)).toMatchObject({
+        won: true,
+        batch: { outcomes: [{ status: 'applied' }, { status: 'rejected', reason: 'insufficient_funds' }] },
+      });
+    } finally {
+      await other.end();
+    }
+    expect(await statusCounts(moved)).toEqual([{ status: 'pending', n: 2 }]);
+    // Retried (alone), the loser is applied in full.
+    expect(await applyPendingTransactions(env.pool, moved, { batchSize: 10 })).toMatchObject({ applied: 2 });
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
+  });
+
+  it('When many wallets are applied at once through shared groups, then each ends in order and every ledger balances', async () => {
+    const groups = new WalletApplyGroups(env.pool, 3, { maxSize: 16, maxDelayMs: 0, maxInFlight: 1 });
+    const wallets = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        walletWithPending(['10.00', '-4.00', `-${(i % 8) + 1}.00`, '2.00', '-20.00']),
+      ),
+    );
+    const summaries = await Promise.all(
+      wallets.map((walletId) =>
+        applyPendingTransactions(env.pool, walletId, { batchSize: 3, applyBatch: groups.applyBatch }),
+      ),
+    );
+    for (const summary of summaries) {
+      expect(summary.applied + summary.rejected).toBe(5);
+      expect(summary.batchSizes).toEqual([3, 2]);
+    }
+    // -20.00 always overdraws; the third (-k) is rejected too where k > 10 - 4, i.e. k = 7 or 8 (10 wallets).
+    const rejected = summaries.map((summary) => summary.rejected);
+    expect(rejected.filter((n) => n === 1)).toHaveLength(30);
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
   });
 });
 

@@ -9,7 +9,7 @@ import {
   getLatestApplied,
   getTransaction,
   isFinal,
-  reserveTransaction,
+  TransactionReserver,
   type Reservation,
 } from '../../shared/transactions/transactions.js';
 import { requestVoid } from '../../shared/transactions/voids.js';
@@ -176,6 +176,7 @@ function sendTransaction(res: Response, status: number, transaction: Transaction
 
 export function transactionRoutes(deps: TransactionRouteDeps): Router {
   const router = Router();
+  const reserver = new TransactionReserver({ db: deps.pool, queue: deps.queue });
 
   /** 202 with the pending transaction, or with `Prefer: wait=N` its final state if it gets there in time. */
   async function answerReservation(req: Request, res: Response, { transaction, enqueued }: Reservation) {
@@ -209,7 +210,7 @@ export function transactionRoutes(deps: TransactionRouteDeps): Router {
   route(router, transactionOperations.postTransaction, requireJsonBody, async (req, res) => {
     const { id: walletId } = parseRequest(walletParams, req.params, 'path');
     const body = parseRequest(createTransactionBody, req.body, 'body');
-    await answerReservation(req, res, await reserveTransaction({ db: deps.pool, queue: deps.queue }, walletId, body));
+    await answerReservation(req, res, await reserver.reserve(walletId, body));
   });
 
   route(router, transactionOperations.voidTransaction, requireJsonBody, async (req, res) => {

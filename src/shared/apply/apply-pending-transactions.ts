@@ -8,7 +8,8 @@ import {
   markOriginalsVoided,
   recordOutcomes,
 } from '../transactions/transaction-repository.js';
-import { findLedgerState, updateLedgerState } from '../wallets/wallet-repository.js';
+import { GroupCommitter, type GroupCommitOptions } from '../infra/group-commit.js';
+import { findLedgerStates, updateLedgerStates } from '../wallets/wallet-repository.js';
 
 export interface ApplyOptions {
   /** Most transactions decided in one database transaction. */
@@ -55,20 +56,28 @@ interface AppliedBatch {
   readAt: number;
 }
 
-const NOTHING_APPLIED: AppliedBatch = { outcomes: [], pending: [], readAt: 0 };
+/** What one database transaction did for one wallet: a batch, or lost the optimistic race. */
+export type WalletBatchResult = { won: true; batch: AppliedBatch } | { won: false };
+
+const NOTHING_APPLIED: WalletBatchResult = { won: true, batch: { outcomes: [], pending: [], readAt: 0 } };
 
 /** Another writer changed the wallet (or finalized our rows) after we read it. */
 export class VersionConflictError extends Error {}
 
+/** Applies one batch of a wallet's pending transactions; many wallets' calls may share a transaction. */
+export type ApplyBatch = (walletId: number) => Promise<WalletBatchResult>;
+
 /**
  * Applies a wallet's pending transactions in reservation order, a bounded batch per database
  * transaction, until none is left: one commit for many transactions on a busy wallet.
- * The wallet row's version guards the write, so concurrent appliers of one wallet cannot both win.
+ * The wallet row's version guards the write, so concurrent appliers of one wallet cannot both win;
+ * a lost race is retried with this wallet alone. `applyBatch` lets a worker share each database
+ * transaction with other wallets (see WalletApplyGroups); by default the wallet is applied alone.
  */
 export async function applyPendingTransactions(
   pool: DatabasePool,
   walletId: number,
-  options: ApplyOptions,
+  options: ApplyOptions & { applyBatch?: ApplyBatch },
 ): Promise<ApplySummary> {
   const summary: ApplySummary = {
     interrupted: false,
@@ -81,17 +90,24 @@ export async function applyPendingTransactions(
     finalized: [],
   };
   const maxRetries = options.maxConflictRetries ?? 20;
+  const alone: ApplyBatch = async (id) => (await applyWalletBatches(pool, [id], options.batchSize)).get(id)!;
+  let applyBatch = options.applyBatch ?? alone;
   for (;;) {
-    let batch: AppliedBatch;
     const batchStartedAt = Date.now();
-    try {
-      batch = await applyOneBatch(pool, walletId, options.batchSize);
-    } catch (error) {
-      if (!(error instanceof VersionConflictError) || summary.conflictRetries >= maxRetries) throw error;
+    const result = await applyBatch(walletId).catch((error: unknown) => {
+      if (error instanceof VersionConflictError) return { won: false } as const;
+      throw error;
+    });
+    if (!result.won) {
+      if (summary.conflictRetries >= maxRetries) {
+        throw new VersionConflictError(`wallet ${walletId}: lost ${maxRetries} optimistic races in a row`);
+      }
       summary.conflictRetries += 1;
+      applyBatch = alone;
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * summary.conflictRetries));
       continue;
     }
+    const { batch } = result;
     const { outcomes } = batch;
     if (outcomes.length === 0) return summary;
     summary.batches += 1;
@@ -106,6 +122,30 @@ export async function applyPendingTransactions(
       return summary;
     }
   }
+}
+
+/** How a worker groups wallets into shared database transactions; tuned on the bench (docs/benchmarks.md). */
+export const APPLY_GROUPS = { maxSize: 64, maxDelayMs: 0, maxInFlight: 2 } as const;
+
+/**
+ * Lets the wallets a worker process holds at one moment share their database transactions: each
+ * group is applied by the same fixed set of statements whatever its size (applyWalletBatches).
+ */
+export class WalletApplyGroups {
+  private readonly groups: GroupCommitter<number, WalletBatchResult>;
+
+  constructor(pool: DatabasePool, batchSize: number, options: GroupCommitOptions = APPLY_GROUPS) {
+    this.groups = new GroupCommitter(async (walletIds) => {
+      const results = await applyWalletBatches(pool, walletIds, batchSize);
+      return walletIds.map((walletId, index) => ({
+        ok: true,
+        // A wallet twice in one group (never with the queue's per-wallet jobs) retries alone.
+        value: walletIds.indexOf(walletId) === index ? results.get(walletId)! : { won: false },
+      }));
+    }, options);
+  }
+
+  readonly applyBatch: ApplyBatch = (walletId) => this.groups.submit(walletId);
 }
 
 /** Adds a committed batch's transactions, with their end-to-end latency, to the summary. */
@@ -129,42 +169,72 @@ function recordFinalized(summary: ApplySummary, batch: AppliedBatch, batchStarte
   });
 }
 
-async function applyOneBatch(pool: DatabasePool, walletId: number, batchSize: number): Promise<AppliedBatch> {
+/**
+ * One database transaction for a group of wallets, with the same few statements whatever the
+ * group's size: read the wallets' states and their oldest pending transactions, decide each
+ * wallet's batch with the ledger rules, write every new balance guarded by its version, then
+ * record only the winners' outcomes, voided originals and events. A wallet whose version moved
+ * meanwhile lost: nothing of its batch is written, and it answers `{ won: false }`.
+ */
+export async function applyWalletBatches(
+  pool: DatabasePool,
+  walletIds: readonly number[],
+  batchSize: number,
+): Promise<Map<number, WalletBatchResult>> {
+  const ids = [...new Set(walletIds)];
   return pool.transaction(async (tx) => {
-    const wallet = await findLedgerState(tx, walletId);
-    if (!wallet) return NOTHING_APPLIED;
-    const pending = await findPendingEntries(tx, walletId, batchSize);
+    const results = new Map<number, WalletBatchResult>(ids.map((id) => [id, NOTHING_APPLIED]));
+    const wallets = await findLedgerStates(tx, ids);
+    const pending = await findPendingEntries(tx, [...wallets.map((wallet) => wallet.id)], batchSize);
     const readAt = performance.now();
-    if (pending.length === 0) return NOTHING_APPLIED;
+    if (pending.length === 0) return results;
 
-    const { outcomes, state } = applyInOrder(
-      { balance: toCents(wallet.balance), lastRefno: wallet.lastRefno },
-      pending.map((entry) => ({
-        id: entry.id,
-        amount: toCents(entry.amount),
-        ...(entry.voids ? { voids: { id: entry.voids, stillApplied: entry.originalStillApplied === true } } : {}),
+    const pendingByWallet = Map.groupBy(pending, (entry) => entry.walletId);
+    const decided = wallets.flatMap((wallet) => {
+      const entries = pendingByWallet.get(wallet.id);
+      if (!entries) return [];
+      const { outcomes, state } = applyInOrder(
+        { balance: toCents(wallet.balance), lastRefno: wallet.lastRefno },
+        entries.map((entry) => ({
+          id: entry.id,
+          amount: toCents(entry.amount),
+          ...(entry.voids ? { voids: { id: entry.voids, stillApplied: entry.originalStillApplied === true } } : {}),
+        })),
+      );
+      return [{ wallet, entries, outcomes, state }];
+    });
+    const won = await updateLedgerStates(
+      tx,
+      decided.map(({ wallet, state }) => ({
+        id: wallet.id,
+        expectedVersion: wallet.version,
+        balance: centsToDecimal(state.balance),
+        lastRefno: state.lastRefno,
       })),
     );
-    const won = await updateLedgerState(tx, walletId, wallet.version, {
-      balance: centsToDecimal(state.balance),
-      lastRefno: state.lastRefno,
-    });
-    if (!won) throw new VersionConflictError(`wallet ${walletId} moved past version ${wallet.version}`);
-    const finalized = await recordOutcomes(tx, outcomes);
-    if (finalized !== outcomes.length) {
-      throw new VersionConflictError(`wallet ${walletId}: ${outcomes.length - finalized} transactions already final`);
+    const winners = decided.filter(({ wallet }) => won.has(wallet.id));
+    for (const { wallet } of decided) if (!won.has(wallet.id)) results.set(wallet.id, { won: false });
+    const outcomes = winners.flatMap((winner) => winner.outcomes);
+    if (outcomes.length === 0) return results;
+
+    // The versions guard these rows: with the wallet written, nobody else can have finalized them.
+    if ((await recordOutcomes(tx, outcomes)) !== outcomes.length) {
+      throw new VersionConflictError(`wallets ${ids.join(',')}: a pending transaction was finalized meanwhile`);
     }
     const reversals = outcomes.flatMap((outcome) =>
       outcome.status === 'applied' && outcome.voids ? [{ reversalId: outcome.id, originalId: outcome.voids }] : [],
     );
     if ((await markOriginalsVoided(tx, reversals)) !== reversals.length) {
-      throw new VersionConflictError(`wallet ${walletId}: an original was voided meanwhile`);
+      throw new VersionConflictError(`wallets ${ids.join(',')}: an original was voided meanwhile`);
     }
     await appendOutcomeEvents(
       tx,
       outcomes.map((outcome) => outcome.id),
     );
-    return { outcomes, pending, readAt };
+    for (const { wallet, entries, outcomes: walletOutcomes } of winners) {
+      results.set(wallet.id, { won: true, batch: { outcomes: walletOutcomes, pending: entries, readAt } });
+    }
+    return results;
   });
 }
 

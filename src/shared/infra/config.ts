@@ -17,7 +17,7 @@ export const configSchema = z.object({
   QUEUE_PREFIX: z.string().min(1).default('wallet'),
   DB_POOL_SIZE: integer(20, 1),
   /** Jobs (wallets) one worker process applies at the same time. */
-  WORKER_CONCURRENCY: integer(16, 1),
+  WORKER_CONCURRENCY: integer(64, 1),
   /** Most pending transactions applied in one database transaction. */
   APPLY_BATCH_SIZE: integer(500, 1),
   /** How long a worker holds a job before BullMQ considers it stalled (e.g. its process died). */

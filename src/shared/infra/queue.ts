@@ -61,6 +61,32 @@ export async function enqueueApply(queue: ApplyQueue, walletId: number): Promise
   }
 }
 
+/**
+ * enqueueApply for a group of wallets in one Redis round trip (one pipeline of deduplicated
+ * adds); BullMQ still keeps at most one waiting job per wallet, within the bulk too.
+ */
+export async function enqueueApplyMany(queue: ApplyQueue, walletIds: readonly number[]): Promise<void> {
+  if (walletIds.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('enqueue timed out: Redis unreachable')), ENQUEUE_TIMEOUT_MS);
+  });
+  const traceparent = currentTraceparent();
+  const add = queue.addBulk(
+    walletIds.map((walletId) => ({
+      name: APPLY_JOB_NAME,
+      data: traceparent ? { walletId, traceparent } : { walletId },
+      opts: { deduplication: { id: walletDeduplicationId(walletId), keepLastIfActive: true } },
+    })),
+  );
+  add.catch(() => undefined); // settles after the timeout when Redis comes back; nobody waits then
+  try {
+    await Promise.race([add, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Webhook deliveries: one job per subscription at a time, deduplicated the same way as wallets. */
 export const WEBHOOK_QUEUE_NAME = 'webhook-delivery';
 export const WEBHOOK_JOB_NAME = 'deliver';

@@ -72,6 +72,72 @@ export async function insertPendingTransaction(
   `);
 }
 
+/** One row of a reservation group; `ordinal` ties each returned row to the request that made it. */
+export interface NewPendingTransaction {
+  walletId: number;
+  amount: string;
+  fingerprint: string;
+  labels: Record<string, string>;
+  description: string | null;
+  traceContext: string | null;
+}
+
+const reservedRowSchema = transactionRowSchema.extend({ ordinal: z.number() });
+
+/**
+ * Group commit of reservations: one statement (one round trip, one commit) reserves every
+ * fingerprint of the group whose wallet exists, in the group's order (so `seq` keeps arrival
+ * order), with each TransactionCreated event. A fingerprint taken before, or earlier in the same
+ * group, is skipped. Returns the rows it reserved, each with the position of its request.
+ */
+export async function insertPendingTransactions(
+  db: CommonQueryMethods,
+  group: readonly NewPendingTransaction[],
+): Promise<readonly z.infer<typeof reservedRowSchema>[]> {
+  const tuples = group.map((row, index) => [
+    index,
+    row.walletId,
+    row.amount,
+    row.fingerprint,
+    JSON.stringify(row.labels),
+    row.description,
+    row.traceContext,
+  ]);
+  return db.any(sql.type(reservedRowSchema)`
+    WITH input AS (
+      SELECT * FROM ${sql.unnest(tuples, ['int4', 'int8', 'numeric', 'text', 'jsonb', 'text', 'text'])}
+        AS i (ordinal, wallet_id, amount, fingerprint, labels, description, trace_context)
+    ), reserved AS (
+      INSERT INTO transactions (wallet_id, amount, fingerprint, labels, description, trace_context)
+      SELECT i.wallet_id, i.amount, i.fingerprint, i.labels, i.description, i.trace_context
+      FROM input i JOIN wallets w ON w.id = i.wallet_id
+      ORDER BY i.ordinal
+      ON CONFLICT (fingerprint) DO NOTHING
+      RETURNING *
+    ), created_event AS (
+      INSERT INTO outbox_events (wallet_id, type, subject, data)
+      SELECT wallet_id, 'TransactionCreated', id::text, jsonb_build_object(
+        'id', id, 'walletId', wallet_id, 'amount', amount, 'fingerprint', fingerprint, 'labels', labels,
+        'description', description, 'status', status, 'voids', voids, 'created', created)
+      FROM reserved ORDER BY seq
+    )
+    SELECT ${transactionColumns}, (
+      SELECT min(i.ordinal) FROM input i WHERE i.fingerprint = reserved.fingerprint AND i.wallet_id = reserved.wallet_id
+    ) AS ordinal
+    FROM reserved
+  `);
+}
+
+/** The transactions holding any of `fingerprints`. */
+export async function findTransactionsByFingerprints(
+  db: CommonQueryMethods,
+  fingerprints: readonly string[],
+): Promise<readonly TransactionRow[]> {
+  return db.any(sql.type(transactionRowSchema)`
+    SELECT ${transactionColumns} FROM transactions WHERE fingerprint = ANY(${sql.array(fingerprints, 'text')})
+  `);
+}
+
 export async function findTransactionByFingerprint(
   db: CommonQueryMethods,
   fingerprint: string,
@@ -139,6 +205,7 @@ export async function findLatestAppliedTransaction(
 
 const pendingEntrySchema = z.object({
   id: z.string(),
+  walletId: z.number(),
   amount: z.string(),
   voids: z.string().nullable(),
   originalStillApplied: z.boolean().nullable(),
@@ -147,19 +214,26 @@ const pendingEntrySchema = z.object({
   ageSeconds: z.number(),
 });
 
-/** The wallet's oldest pending transactions, in reservation order; reversals with their original's state. */
+/**
+ * Each wallet's oldest pending transactions (at most `limitPerWallet`), in reservation order;
+ * reversals with their original's state. One index range scan per wallet.
+ */
 export async function findPendingEntries(
   db: CommonQueryMethods,
-  walletId: number,
-  limit: number,
+  walletIds: readonly number[],
+  limitPerWallet: number,
 ): Promise<readonly z.infer<typeof pendingEntrySchema>[]> {
   return db.any(sql.type(pendingEntrySchema)`
-    SELECT t.id, t.amount::text AS amount, t.voids, original.status = 'applied' AS "originalStillApplied",
-           t.trace_context AS "traceContext", extract(epoch FROM clock_timestamp() - t.created)::float8 AS "ageSeconds"
-    FROM transactions t
-    LEFT JOIN transactions original ON original.id = t.voids
-    WHERE t.wallet_id = ${walletId} AND t.status = 'pending'
-    ORDER BY t.seq LIMIT ${limit}
+    SELECT p.* FROM unnest(${sql.array(walletIds, 'int8')}) AS w (id)
+    CROSS JOIN LATERAL (
+      SELECT t.id, t.wallet_id AS "walletId", t.amount::text AS amount, t.voids,
+             original.status = 'applied' AS "originalStillApplied", t.trace_context AS "traceContext",
+             extract(epoch FROM clock_timestamp() - t.created)::float8 AS "ageSeconds"
+      FROM transactions t
+      LEFT JOIN transactions original ON original.id = t.voids
+      WHERE t.wallet_id = w.id AND t.status = 'pending'
+      ORDER BY t.seq LIMIT ${limitPerWallet}
+    ) AS p
   `);
 }
 

@@ -3,12 +3,13 @@ import type { CommonQueryMethods } from 'slonik';
 import { DuplicateFingerprintError } from './conflicts.js';
 import { NotFoundError } from '../domain/errors.js';
 import { centsToDecimal, type Cents } from '../ledger/money.js';
-import { enqueueApply, type ApplyQueue } from '../infra/queue.js';
+import { GroupCommitter, type GroupCommitOptions, type ItemResult } from '../infra/group-commit.js';
+import { enqueueApply, enqueueApplyMany, type ApplyQueue } from '../infra/queue.js';
 import {
   findLatestAppliedTransaction,
-  findTransactionByFingerprint,
+  findTransactionsByFingerprints,
   findWalletTransaction,
-  insertPendingTransaction,
+  insertPendingTransactions,
   type TransactionRow,
 } from './transaction-repository.js';
 import { recordReserved } from '../telemetry/metrics.js';
@@ -27,40 +28,75 @@ export interface Reservation {
   enqueued: boolean;
 }
 
-/**
- * Reserves the fingerprint with a pending row, then asks a worker to apply the wallet's pending
- * transactions. The row in Postgres is the promise to the client; the job is only a nudge. If the
- * enqueue fails, or the process dies between the two, the sweeper enqueues the wallet later.
- * Traced as `wallet.reserve`; the row keeps that span's context for the worker (docs/operations.md).
- */
-export function reserveTransaction(
-  deps: { db: CommonQueryMethods; queue: ApplyQueue },
-  walletId: number,
-  request: TransactionRequest,
-): Promise<Reservation> {
-  return inSpan('wallet.reserve', { attributes: { 'wallet.id': walletId } }, async (span) => {
-    const reservation = await reservePending(deps, walletId, request);
-    span.setAttribute('wallet.transaction.id', reservation.transaction.id);
-    recordReserved();
-    return reservation;
-  });
+/** How reservations are grouped (see GroupCommitter): sizes tuned on the bench, docs/benchmarks.md. */
+export const RESERVATION_GROUPS = { maxSize: 64, maxDelayMs: 1, maxInFlight: 4 } as const;
+
+interface ReservationRequest extends TransactionRequest {
+  walletId: number;
+  traceContext: string | null;
 }
 
-async function reservePending(
-  deps: { db: CommonQueryMethods; queue: ApplyQueue },
-  walletId: number,
-  request: TransactionRequest,
-): Promise<Reservation> {
-  const reserved = await insertPendingTransaction(deps.db, {
-    walletId,
-    amount: centsToDecimal(request.amount),
-    fingerprint: request.fingerprint,
-    labels: request.labels,
-    description: request.description,
-    traceContext: currentTraceparent(),
-  });
-  if (!reserved) throw await explainRefusedReservation(deps.db, walletId, request.fingerprint);
-  return nudgeWorker(deps.queue, reserved);
+/**
+ * Reserves fingerprints with pending rows, then asks a worker to apply each wallet's pending
+ * transactions. Concurrent requests of one process are reserved as a group: one statement and one
+ * commit for the group's rows and their events, then one Redis round trip for the group's
+ * wallets. The row in Postgres is the promise to the client; the job is only a nudge. If the
+ * enqueue fails, or the process dies between the two, the sweeper enqueues the wallet later.
+ * Each request is traced as `wallet.reserve`; its row keeps that span's context for the worker.
+ */
+export class TransactionReserver {
+  private readonly groups: GroupCommitter<ReservationRequest, Reservation>;
+
+  constructor(
+    private readonly deps: { db: CommonQueryMethods; queue: ApplyQueue },
+    options: GroupCommitOptions = RESERVATION_GROUPS,
+  ) {
+    this.groups = new GroupCommitter((group) => this.reserveGroup(group), options);
+  }
+
+  reserve(walletId: number, request: TransactionRequest): Promise<Reservation> {
+    return inSpan('wallet.reserve', { attributes: { 'wallet.id': walletId } }, async (span) => {
+      const reservation = await this.groups.submit({ ...request, walletId, traceContext: currentTraceparent() });
+      span.setAttribute('wallet.transaction.id', reservation.transaction.id);
+      recordReserved();
+      return reservation;
+    });
+  }
+
+  private async reserveGroup(group: readonly ReservationRequest[]): Promise<ItemResult<Reservation>[]> {
+    const reserved = await insertPendingTransactions(
+      this.deps.db,
+      group.map((request) => ({ ...request, amount: centsToDecimal(request.amount) })),
+    );
+    const rowByPosition = new Map(reserved.map(({ ordinal, ...row }) => [ordinal, row]));
+    const enqueued = await enqueueApplyMany(this.deps.queue, [...new Set(reserved.map((row) => row.walletId))]).then(
+      () => true,
+      () => false,
+    );
+    const refused = group.filter((_, index) => !rowByPosition.has(index));
+    const existing =
+      refused.length === 0
+        ? new Map<string, TransactionRow>()
+        : new Map(
+            (
+              await findTransactionsByFingerprints(
+                this.deps.db,
+                refused.map((request) => request.fingerprint),
+              )
+            ).map((row) => [row.fingerprint, row]),
+          );
+    return group.map((request, index): ItemResult<Reservation> => {
+      const row = rowByPosition.get(index);
+      if (row) return { ok: true, value: { transaction: row, enqueued } };
+      return { ok: false, error: refusal(request, existing.get(request.fingerprint)) };
+    });
+  }
+}
+
+/** Why a request reserved nothing: its fingerprint is taken, else its wallet does not exist. */
+function refusal(request: ReservationRequest, existing: TransactionRow | undefined): Error {
+  if (existing) return new DuplicateFingerprintError(existing);
+  return new NotFoundError(`wallet ${request.walletId} does not exist`);
 }
 
 /** Enqueues the wallet of a just-reserved transaction; a failure is left to the sweeper. */
@@ -70,12 +106,6 @@ export async function nudgeWorker(queue: ApplyQueue, reserved: TransactionRow): 
     () => false,
   );
   return { transaction: reserved, enqueued };
-}
-
-async function explainRefusedReservation(db: CommonQueryMethods, walletId: number, fingerprint: string) {
-  const existing = await findTransactionByFingerprint(db, fingerprint);
-  if (existing) return new DuplicateFingerprintError(existing);
-  return new NotFoundError(`wallet ${walletId} does not exist`);
 }
 
 export function isFinal(transaction: TransactionRow): boolean {

@@ -54,31 +54,59 @@ export async function findWalletBalance(db: CommonQueryMethods, id: number): Pro
   `);
 }
 
-const ledgerStateSchema = z.object({ balance: z.string(), lastRefno: z.number(), version: z.number() });
+const ledgerStateSchema = z.object({
+  id: z.number(),
+  balance: z.string(),
+  lastRefno: z.number(),
+  version: z.number(),
+});
 export type WalletLedgerRow = z.infer<typeof ledgerStateSchema>;
 
-export async function findLedgerState(db: CommonQueryMethods, id: number): Promise<WalletLedgerRow | null> {
-  return db.maybeOne(sql.type(ledgerStateSchema)`
-    SELECT balance::text AS balance, last_refno AS "lastRefno", version FROM wallets WHERE id = ${id}
+/** The balance, last refno and version of each of `ids` that exists. */
+export async function findLedgerStates(
+  db: CommonQueryMethods,
+  ids: readonly number[],
+): Promise<readonly WalletLedgerRow[]> {
+  return db.any(sql.type(ledgerStateSchema)`
+    SELECT id, balance::text AS balance, last_refno AS "lastRefno", version
+    FROM wallets WHERE id = ANY(${sql.array(ids, 'int8')})
   `);
 }
 
+export interface LedgerStateUpdate {
+  id: number;
+  expectedVersion: number;
+  balance: string;
+  lastRefno: number;
+}
+
 /**
- * Writes a new balance if the wallet is still at `expectedVersion`.
- * False means another writer got there first: the caller must roll back and start over.
+ * Writes each wallet's new balance if it is still at its expected version, in one statement.
+ * Returns the wallets written; any other one had a concurrent writer, and its decisions must not
+ * be recorded. Rows are locked in id order, so two such statements cannot deadlock each other.
  */
-export async function updateLedgerState(
+export async function updateLedgerStates(
   db: CommonQueryMethods,
-  id: number,
-  expectedVersion: number,
-  next: { balance: string; lastRefno: number },
-): Promise<boolean> {
-  const result = await db.query(sql.unsafe`
-    UPDATE wallets
-    SET balance = ${next.balance}, last_refno = ${next.lastRefno}, version = version + 1
-    WHERE id = ${id} AND version = ${expectedVersion}
+  updates: readonly LedgerStateUpdate[],
+): Promise<ReadonlySet<number>> {
+  if (updates.length === 0) return new Set();
+  const tuples = [...updates]
+    .sort((a, b) => a.id - b.id)
+    .map((update) => [update.id, update.expectedVersion, update.balance, update.lastRefno]);
+  const written = await db.anyFirst(sql.type(z.object({ id: z.number() }))`
+    WITH expected AS (
+      SELECT * FROM ${sql.unnest(tuples, ['int8', 'int8', 'numeric', 'int8'])} AS e (id, version, balance, last_refno)
+    ), locked AS (
+      SELECT w.id FROM wallets w JOIN expected e ON e.id = w.id AND e.version = w.version
+      ORDER BY w.id FOR NO KEY UPDATE OF w
+    )
+    UPDATE wallets AS w
+    SET balance = e.balance, last_refno = e.last_refno, version = w.version + 1
+    FROM expected e
+    WHERE w.id = e.id AND w.version = e.version AND w.id IN (SELECT id FROM locked)
+    RETURNING w.id
   `);
-  return result.rowCount === 1;
+  return new Set(written);
 }
 
 /** Wallets whose labels include all of `labels`, newest first, before wallet `beforeId` when given. */
