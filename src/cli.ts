@@ -2,6 +2,7 @@
 import closeWithGrace from 'close-with-grace';
 import { Command } from 'commander';
 import { startApi } from './api/server.js';
+import { SUPERVISED_ENV, runTogether } from './run-together.js';
 import { apiKeyCommand } from './apikey-cli.js';
 import { loadConfig, type Config } from './shared/infra/config.js';
 import { createLogger, type Logger } from './shared/infra/logger.js';
@@ -34,7 +35,7 @@ function tryLog(log: () => void): void {
  * A crash logs its reason and exits 1; a signal exits 0 once everything is closed.
  */
 function closeGracefully(parts: Closable[], config: Config, logger: Logger): void {
-  closeWithGrace(
+  const closer = closeWithGrace(
     {
       delay: config.SHUTDOWN_TIMEOUT_MS,
       logger: { error: (message: unknown) => tryLog(() => logger.error({ detail: message }, 'shutdown')) },
@@ -47,6 +48,8 @@ function closeGracefully(parts: Closable[], config: Config, logger: Logger): voi
       await shutdownTracing(); // flush the last spans (a no-op when tracing is off)
     },
   );
+  // Started by `wallet start`: if that process dies (even by SIGKILL), stop rather than linger.
+  if (process.env[SUPERVISED_ENV] && process.send) process.once('disconnect', () => closer.close());
 }
 
 function run(name: string, action: (config: Config, logger: Logger) => Promise<Closable[] | void>) {
@@ -109,12 +112,11 @@ program
 
 program
   .command('start')
-  .description('API and one worker in one process, migrating first: the single-machine setup')
+  .description('migrate, then the API and one worker as two processes: the single-machine setup')
   .action(
     run('wallet', async (config, logger) => {
       await prepareDatabase(config, logger);
-      const worker = await startWorker(config, logger);
-      return [worker, await startApi(config, logger)];
+      process.exit(await runTogether(['worker', 'api'], logger, config.SHUTDOWN_TIMEOUT_MS));
     }),
   );
 

@@ -1,0 +1,55 @@
+/**
+ * `wallet start`: the API and a worker as separate processes, so a single machine uses a core
+ * for each, started and stopped together. Ctrl-C or SIGTERM stops both gracefully; if either
+ * ends on its own, the other is stopped too and the exit code says so.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Logger } from './shared/infra/logger.js';
+
+/** Set for the children: they stop by themselves if this process goes away (see cli.ts). */
+export const SUPERVISED_ENV = 'WALLET_SUPERVISED';
+
+export function runTogether(roles: readonly string[], logger: Logger, shutdownTimeoutMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    let exitCode = 0;
+    let running = roles.length;
+    const children: ChildProcess[] = roles.map((role) => {
+      // Same Node, same flags (--import ./dist/instrumentation.js), same entry point, another role.
+      const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, role], {
+        env: { ...process.env, [SUPERVISED_ENV]: '1' },
+        // Own process group: a terminal's Ctrl-C reaches only us, and each child gets one SIGTERM.
+        detached: true,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      child.once('exit', (code, signal) => {
+        running -= 1;
+        if (code !== 0) exitCode = 1;
+        if (!stopping) {
+          logger.error({ role, code, signal }, 'a process of `start` ended; stopping the others');
+          exitCode = 1;
+          stopAll();
+        }
+        if (running === 0) resolve(exitCode);
+      });
+      return child;
+    });
+
+    function stopAll(): void {
+      stopping = true;
+      for (const child of children) {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      }
+      setTimeout(() => {
+        for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }, shutdownTimeoutMs + 5_000).unref();
+    }
+
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(signal, () => {
+        if (!stopping) logger.info({ signal }, 'stopping the API and the worker');
+        stopAll();
+      });
+    }
+  });
+}
