@@ -154,8 +154,8 @@ async function main(): Promise<void> {
 
     const phases: PhaseResult[] = [];
     for (const scenario of scenarios(options)) {
-      for (const mode of ['end-to-end', 'backlog'] as Mode[]) {
-        const short = mode === 'end-to-end' ? 'e2e' : 'backlog';
+      for (const mode of ['reference', 'end-to-end', 'start', 'backlog'] as Mode[]) {
+        const short = mode === 'end-to-end' ? 'e2e' : mode;
         const url = databaseUrl(options, `wallet_bench_${scenario.name}_${short}`);
         const queuePrefix = `${runPrefix}-${scenario.name}-${short}`;
         databases.add(url);
@@ -180,8 +180,8 @@ async function main(): Promise<void> {
     const summaries = summarize(phases, ceilings);
     console.log(`\n${summaryTable(summaries)}`);
     console.log(
-      '\napplied/s: n / (first POST to last finalized), API and worker running; backlog/s: n / (worker spawned to last finalized), ' +
-        'posted with no worker running; e2e x and backlog x: those over the pgbench ceiling of the same scenario.',
+      '\napplied/s: n / (first POST to last finalized); reference: the synchronous design (bench/sync-reference.ts) under the same load; ' +
+        'backlog/s: n / (worker spawned to last finalized), posted with no worker running.',
     );
 
     const results = {

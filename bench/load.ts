@@ -64,11 +64,23 @@ export function planTransactions(
   });
 }
 
-function expectStatus(what: string, expected: number, response: { status: number; body: string }): void {
-  if (response.status !== expected) {
-    throw new Error(`${what}: expected HTTP ${expected}, got ${response.status}: ${response.body.slice(0, 300)}`);
+function expectStatus(
+  what: string,
+  expected: number | readonly number[],
+  response: { status: number; body: string },
+): void {
+  const accepted = typeof expected === 'number' ? [expected] : expected;
+  if (!accepted.includes(response.status)) {
+    throw new Error(
+      `${what}: expected HTTP ${accepted.join('/')}, got ${response.status}: ${response.body.slice(0, 300)}`,
+    );
   }
 }
+
+/** What a POST of a transaction answers: the service accepts (202); the synchronous reference decides at once. */
+export type Acceptance = readonly number[];
+export const QUEUED: Acceptance = [202];
+export const DECIDED: Acceptance = [201, 422];
 
 export async function createWallets(
   client: HttpClient,
@@ -94,6 +106,7 @@ export async function seedWallets(
   walletIds: readonly number[],
   amount: string,
   concurrency: number,
+  accepted: Acceptance = QUEUED,
 ): Promise<void> {
   await runConcurrently(walletIds.length, concurrency, async (index) => {
     const walletId = walletIds[index]!;
@@ -102,15 +115,16 @@ export async function seedWallets(
       fingerprint: `s-${walletId}`,
       description: 'bench seed',
     });
-    expectStatus('seed deposit', 202, response);
+    expectStatus('seed deposit', accepted, response);
   });
 }
 
-/** Posts every planned transaction, timing each POST; every one must be accepted (202). */
+/** Posts every planned transaction, timing each POST; every one must be accepted (202, or decided for the reference). */
 export async function postTransactions(
   client: HttpClient,
   planned: readonly PlannedTransaction[],
   concurrency: number,
+  accepted: Acceptance = QUEUED,
 ): Promise<PostResult> {
   const latenciesMs = new Array<number>(planned.length);
   const startedAt = Date.now();
@@ -123,7 +137,7 @@ export async function postTransactions(
       labels: { bench: 'load' },
     });
     latenciesMs[index] = performance.now() - t0;
-    expectStatus('POST transaction', 202, response);
+    expectStatus('POST transaction', accepted, response);
   });
   return { count: planned.length, startedAt, finishedAt: Date.now(), latenciesMs };
 }

@@ -16,11 +16,13 @@ import {
   percentile,
   planTransactions,
   postTransactions,
+  DECIDED,
+  QUEUED,
   seededRandom,
   seedWallets,
   type LoadMix,
 } from './load.js';
-import { freePort, startService, waitForApi, type Runtime, type ServiceProcess } from './service.js';
+import { childProcesses, freePort, startService, waitForApi, type Runtime, type ServiceProcess } from './service.js';
 
 export interface Scenario {
   name: 'uniform' | 'hot';
@@ -31,8 +33,12 @@ export interface Scenario {
   mix: LoadMix;
 }
 
-/** end-to-end: API and workers run while posting. backlog: workers start only once everything is posted. */
-export type Mode = 'end-to-end' | 'backlog';
+/**
+ * end-to-end: API and workers (separate processes) run while posting. backlog: workers start only
+ * once everything is posted. start: `wallet start` (what `npm start` runs) while posting.
+ * reference: the synchronous design (bench/sync-reference.ts) under the same load.
+ */
+export type Mode = 'end-to-end' | 'backlog' | 'start' | 'reference';
 
 export interface PhaseSetup {
   scenario: Scenario;
@@ -91,10 +97,14 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     QUEUE_PREFIX: setup.queuePrefix,
     PORT: port,
   };
+  const together = mode === 'start' || mode === 'reference';
   const startWorkers = () =>
-    Array.from({ length: setup.workers }, (_, i) => startService(`worker${i + 1}`, 'worker', setup.runtime, env));
+    together
+      ? []
+      : Array.from({ length: setup.workers }, (_, i) => startService(`worker${i + 1}`, 'worker', setup.runtime, env));
 
-  const api = startService('api', 'api', setup.runtime, env);
+  const api = startService(mode, mode === 'start' || mode === 'reference' ? mode : 'api', setup.runtime, env);
+  const accepted = mode === 'reference' ? DECIDED : QUEUED;
   let workers: ServiceProcess[] = startWorkers();
   const workerPids = new Set<number>(workers.map((worker) => worker.pid));
   const serviceDown = () => [api, ...workers].find((service) => service.crashed)?.name ?? null;
@@ -107,7 +117,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
 
     // Setup, not measured: wallets and their seed deposits, all applied.
     const walletIds = await createWallets(client, scenario.wallets, setup.concurrency, `${scenario.name}-${mode}`);
-    await seedWallets(client, walletIds, scenario.seedAmount, setup.concurrency);
+    await seedWallets(client, walletIds, scenario.seedAmount, setup.concurrency, accepted);
     await waitUntilFinal(db, serviceDown);
     if (mode === 'backlog') {
       await Promise.all(workers.map((worker) => worker.stop()));
@@ -117,7 +127,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
 
     const pgPids = await postgresPids(db, database);
     const cpuStart = cpuSnapshot();
-    const posted = await postTransactions(client, planned, setup.concurrency);
+    const posted = await postTransactions(client, planned, setup.concurrency, accepted);
     const cpuPosted = cpuSnapshot();
 
     let workersSpawnedAt: number | null = null;
@@ -133,9 +143,14 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     const outcome = await measuredOutcome(db);
     const ledger = await checkLedger(db);
 
+    // `wallet start` runs the API and the worker as its children: count each where it belongs.
+    const children = mode === 'start' ? childProcesses(api.pid) : [];
     const groups = {
-      api: [api.pid],
-      workers: [...workerPids],
+      api: [api.pid, ...children.filter((child) => / api$/.test(child.command.trim())).map((child) => child.pid)],
+      workers: [
+        ...workerPids,
+        ...children.filter((child) => / worker$/.test(child.command.trim())).map((child) => child.pid),
+      ],
       postgresBench: [...new Set([...pgPids.bench, ...pgPidsAfter.bench])],
       postgresBackground: [...new Set([...pgPids.background, ...pgPidsAfter.background])],
     };

@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -67,8 +68,16 @@ export function build(): void {
   if (result.status !== 0) throw new Error(`npm run build failed (status ${String(result.status)})`);
 }
 
-export function startService(name: string, role: 'api' | 'worker', runtime: Runtime, env: ServiceEnv): ServiceProcess {
-  const args = runtime === 'node' ? ['dist/cli.js', role] : ['--import', 'tsx', 'src/cli.ts', role];
+/** api, worker, start (both as child processes, like `npm start`) or the synchronous reference (bench/sync-reference.ts). */
+export type Role = 'api' | 'worker' | 'start' | 'reference';
+
+export function startService(name: string, role: Role, runtime: Runtime, env: ServiceEnv): ServiceProcess {
+  const args =
+    role === 'reference'
+      ? ['--import', 'tsx', 'bench/sync-reference.ts']
+      : runtime === 'node'
+        ? ['dist/cli.js', role]
+        : ['--import', 'tsx', 'src/cli.ts', role];
   const child = spawn(process.execPath, args, {
     // Its own process group: a Ctrl-C in the terminal reaches the bench only, which stops it with SIGTERM.
     detached: true,
@@ -116,4 +125,23 @@ export async function freePort(): Promise<number> {
   server.close();
   if (address === null || typeof address === 'string') throw new Error('could not find a free port');
   return address.port;
+}
+
+/** The processes `pid` started (Linux /proc), with their command lines: `wallet start`'s API and worker. */
+export function childProcesses(pid: number): { pid: number; command: string }[] {
+  const children: { pid: number; command: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the parenthesised command: state, ppid, ...
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== pid) continue;
+      const command = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
+      children.push({ pid: Number(entry), command });
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return children;
 }

@@ -1,0 +1,108 @@
+/**
+ * The synchronous design this service replaces, as a yardstick for `npm run bench` (not part of
+ * the product): each POST is one database transaction that reads the wallet (row-locked), checks
+ * the balance, writes it and inserts the applied (or rejected) row, then answers 201 (or 422).
+ * Same tables, same Postgres, same connection count (DB_POOL_SIZE) as the service; no queue.
+ *
+ *   node --import tsx bench/sync-reference.ts     (PORT, DATABASE_URL, DB_POOL_SIZE from the environment)
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import pg from 'pg';
+import { centsToDecimal, decimalToCents } from '../src/shared/ledger/money.js';
+
+const pool = new pg.Pool({
+  connectionString: process.env.DATABASE_URL,
+  max: Number(process.env.DB_POOL_SIZE ?? 20),
+});
+// NUMERIC as text: exact money, as in the service.
+pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => value);
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+}
+
+async function createWallet(body: Record<string, unknown>): Promise<[number, unknown]> {
+  const result = await pool.query<{ id: string }>(
+    'INSERT INTO wallets (external_id, labels) VALUES ($1, $2) RETURNING id',
+    [body.externalId, JSON.stringify(body.labels ?? {})],
+  );
+  return [201, { id: Number(result.rows[0]!.id) }];
+}
+
+async function postTransaction(walletId: number, body: Record<string, unknown>): Promise<[number, unknown]> {
+  const amount = decimalToCents(String(body.amount));
+  if (amount === null) return [400, { detail: 'bad amount' }];
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const wallet = await client.query<{ balance: string; last_refno: string }>(
+      'SELECT balance, last_refno FROM wallets WHERE id = $1 FOR UPDATE',
+      [walletId],
+    );
+    const row = wallet.rows[0];
+    if (!row) {
+      await client.query('ROLLBACK');
+      return [404, { detail: 'no such wallet' }];
+    }
+    const oldBalance = decimalToCents(row.balance)!;
+    const newBalance = oldBalance + amount;
+    const common = [walletId, centsToDecimal(amount), body.fingerprint, JSON.stringify(body.labels ?? {})];
+    if (newBalance < 0n) {
+      await client.query(
+        `INSERT INTO transactions (wallet_id, amount, fingerprint, labels, status, reason, finalized)
+         VALUES ($1, $2, $3, $4, 'rejected', 'insufficient_funds', now())`,
+        common,
+      );
+      await client.query('COMMIT');
+      return [422, { status: 'rejected' }];
+    }
+    const refno = Number(row.last_refno) + 1;
+    await client.query('UPDATE wallets SET balance = $2, last_refno = $3, version = version + 1 WHERE id = $1', [
+      walletId,
+      centsToDecimal(newBalance),
+      refno,
+    ]);
+    const inserted = await client.query<{ id: string }>(
+      `INSERT INTO transactions (wallet_id, amount, fingerprint, labels, status, refno, oldbalance, newbalance, finalized)
+       VALUES ($1, $2, $3, $4, 'applied', $5, $6, $7, now()) RETURNING id`,
+      [...common, refno, centsToDecimal(oldBalance), centsToDecimal(newBalance)],
+    );
+    await client.query('COMMIT');
+    return [201, { id: inserted.rows[0]!.id, refno, newbalance: centsToDecimal(newBalance) }];
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    if ((error as { code?: string }).code === '23505') return [409, { detail: 'fingerprint used' }];
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+const server = createServer((req, res) => {
+  const path = (req.url ?? '').split('?')[0] ?? '';
+  const transaction = /^\/wallets\/(\d+)\/transactions$/.exec(path);
+  const answer = async (): Promise<[number, unknown]> => {
+    if (req.method === 'POST' && path === '/wallets') return createWallet(await readJson(req));
+    if (req.method === 'POST' && transaction) return postTransaction(Number(transaction[1]), await readJson(req));
+    return [404, { detail: 'not found' }];
+  };
+  answer().then(
+    ([status, body]) => send(res, status, body),
+    (error: unknown) => send(res, 500, { detail: String(error) }),
+  );
+});
+
+server.listen(Number(process.env.PORT ?? 3100), process.env.HOST ?? '127.0.0.1', () => {
+  console.log(JSON.stringify({ level: 30, msg: 'reference listening', port: Number(process.env.PORT ?? 3100) }));
+});
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => server.close(() => void pool.end().then(() => process.exit(0))));
+}
