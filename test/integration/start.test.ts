@@ -44,8 +44,8 @@ function startTogether() {
 describe('npm start: the API and a worker as two processes', () => {
   it('When started, then the API and the worker run in processes of their own, apply transactions, and Ctrl-C stops all three with 0', async () => {
     const { child, lines } = startTogether();
-    await waitUntil('both are up', async () =>
-      ['api listening', 'worker started'].every((msg) => lines.some((line) => line.msg === msg)),
+    await waitUntil('both are up', () =>
+      Promise.resolve(['api listening', 'worker started'].every((msg) => lines.some((line) => line.msg === msg))),
     );
     const api = lines.find((line) => line.msg === 'api listening')!;
     const worker = lines.find((line) => line.msg === 'worker started')!;
@@ -66,8 +66,8 @@ describe('npm start: the API and a worker as two processes', () => {
 
   it('When the worker dies, then the API is stopped too and start exits 1', async () => {
     const { child, lines } = startTogether();
-    await waitUntil('both are up', async () =>
-      ['api listening', 'worker started'].every((msg) => lines.some((line) => line.msg === msg)),
+    await waitUntil('both are up', () =>
+      Promise.resolve(['api listening', 'worker started'].every((msg) => lines.some((line) => line.msg === msg))),
     );
     const worker = lines.find((line) => line.msg === 'worker started')!;
     process.kill(worker.pid!, 'SIGKILL');
