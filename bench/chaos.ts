@@ -4,7 +4,9 @@
  * overdraw) over a few wallets, each retrying its fingerprint until it is acknowledged (202, or 409
  * when an earlier try had gone through). Faults come in turn: SIGKILL a worker, SIGKILL the API,
  * delete a random half of the prefix's Redis keys, delete all of them, restart Postgres. After each
- * fault ends we time how long until every transaction acknowledged so far is final (bound 30 s).
+ * fault ends the clients finish the posts in flight and start no more (fresh posts would enqueue
+ * their wallets and hide a stuck one), and we time how long until every acknowledged transaction
+ * is final (bound 30 s); then the load resumes.
  * Then the ledger invariants are checked in SQL and through the API. The last line is exactly
  * `N faults, M violations`; the exit code is non-zero on any violation or slow recovery.
  */
@@ -29,7 +31,7 @@ import { freePort } from './service.js';
 const execFileAsync = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLIENTS = 32;
-const WALLETS = 12;
+const WALLETS = 40;
 const RECOVERY_BOUND_MS = 30_000;
 /** Everything, setup to cleanup, must fit in 3 minutes; past this the run fails rather than hang. */
 const HARD_DEADLINE_MS = 170_000;
@@ -162,35 +164,47 @@ interface Acknowledged {
 
 const acknowledged = new Map<string, Acknowledged>();
 
-function runClients(apiUrl: string, walletIds: number[]): { stop: () => Promise<void> } {
-  let stopping = false;
-  const client = async () => {
-    while (!stopping) {
-      const walletId = walletIds[Math.floor(Math.random() * walletIds.length)]!;
-      const withdrawal = Math.random() < 0.4;
-      // Withdrawals run larger than deposits, so some of them overdraw and must be rejected.
-      const amountCents = (withdrawal ? -1 : 1) * (100 + Math.floor(Math.random() * (withdrawal ? 15_000 : 10_000)));
-      const amount = (amountCents / 100).toFixed(2);
-      const fingerprint = `chaos-${randomUUID()}`;
-      // The same fingerprint until acknowledged: a lost answer must not lose or double the money.
-      const answer = await callRetrying(apiUrl, 'POST', `/wallets/${walletId}/transactions`, { amount, fingerprint });
-      if (answer.status === 202 || answer.status === 409) {
-        const existing = (answer.body as { transaction?: { amount?: unknown } } | null)?.transaction;
-        if (answer.status === 409 && existing && cents(existing.amount) !== amountCents) {
-          violations.push(`409 for ${fingerprint} names another amount: ${String(existing.amount)}`);
-        }
-        acknowledged.set(fingerprint, { walletId, amountCents });
-      } else {
-        violations.push(`POST ${fingerprint}: unexpected ${answer.status} ${JSON.stringify(answer.body)}`);
+interface Clients {
+  /** No new transactions; resolves once every one in flight is acknowledged. */
+  pause(): Promise<void>;
+  resume(): void;
+}
+
+function runClients(apiUrl: string, walletIds: number[]): Clients {
+  const post = async () => {
+    const walletId = walletIds[Math.floor(Math.random() * walletIds.length)]!;
+    const withdrawal = Math.random() < 0.4;
+    // Withdrawals run larger than deposits, so some of them overdraw and must be rejected.
+    const amountCents = (withdrawal ? -1 : 1) * (100 + Math.floor(Math.random() * (withdrawal ? 15_000 : 10_000)));
+    const amount = (amountCents / 100).toFixed(2);
+    const fingerprint = `chaos-${randomUUID()}`;
+    // The same fingerprint until acknowledged: a lost answer must not lose or double the money.
+    const answer = await callRetrying(apiUrl, 'POST', `/wallets/${walletId}/transactions`, { amount, fingerprint });
+    if (answer.status === 202 || answer.status === 409) {
+      const existing = (answer.body as { transaction?: { amount?: unknown } } | null)?.transaction;
+      if (answer.status === 409 && existing && cents(existing.amount) !== amountCents) {
+        violations.push(`409 for ${fingerprint} names another amount: ${String(existing.amount)}`);
       }
+      acknowledged.set(fingerprint, { walletId, amountCents });
+    } else {
+      violations.push(`POST ${fingerprint}: unexpected ${answer.status} ${JSON.stringify(answer.body)}`);
     }
   };
-  const running = Array.from({ length: CLIENTS }, client);
+  let paused = false;
+  let running: Promise<void>[] = [];
+  const start = () => {
+    paused = false;
+    running = Array.from({ length: CLIENTS }, async () => {
+      while (!paused) await post();
+    });
+  };
+  start();
   return {
-    async stop() {
-      stopping = true;
+    async pause() {
+      paused = true;
       await Promise.all(running);
     },
+    resume: start,
   };
 }
 
@@ -375,14 +389,17 @@ async function main(): Promise<number> {
       const begun = Date.now();
       await fault.inject();
       const ended = Date.now();
+      // New posts would enqueue their wallets and hide a stuck one: only recovery may finish the rest.
+      await clients.pause();
       const ms = await timeUntilFinal(pool, [...acknowledged.keys()], ended);
+      clients.resume();
       recoveries.push({ name: fault.name, ms, faultMs: ended - begun });
       const outcome = Number.isFinite(ms) ? `recovered ${(ms / 1000).toFixed(1)} s after it ended` : 'NOT recovered';
       log(`[${elapsed()}] ${fault.name}: lasted ${((ended - begun) / 1000).toFixed(1)} s, ${outcome}`);
       if (!Number.isFinite(ms)) violations.push(`${fault.name}: no recovery within ${RECOVERY_BOUND_MS / 1000} s`);
     }
 
-    await clients.stop();
+    await clients.pause();
     const drained = await timeUntilFinal(pool, [...acknowledged.keys()], Date.now());
     if (!Number.isFinite(drained))
       violations.push('acknowledged transactions still pending 30 s after the load stopped');
