@@ -4,7 +4,7 @@ import { createDatabasePool } from '../shared/infra/db.js';
 import type { Logger } from '../shared/infra/logger.js';
 import { APPLY_QUEUE_NAME, createApplyQueue, createWebhookQueue, type ApplyJobData } from '../shared/infra/queue.js';
 import { createFailFastRedis, createRedis } from '../shared/infra/redis.js';
-import { sweepStalePending } from '../shared/apply/sweep-stale-pending.js';
+import { sweepStalePending, type SweepCursor } from '../shared/apply/sweep-stale-pending.js';
 import { HealthChecks } from '../shared/infra/health.js';
 import { recordSweep, registerDatabasePool, registerOutbox, registerQueueDepth } from '../shared/telemetry/metrics.js';
 import { closeRedis, settleWithin } from '../shared/infra/shutdown.js';
@@ -66,11 +66,17 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
   const relay = startEventRelay({ pool, redis, config, logger });
 
+  const sweepCursor: SweepCursor = { afterWalletId: 0 };
   const stopSweeper = repeat(
     config.SWEEP_INTERVAL_MS,
     async () => {
-      const enqueued = await sweepStalePending({ db: pool, queue }, config.SWEEP_STALE_AFTER_MS);
+      const { enqueued, released } = await sweepStalePending(
+        { db: pool, queue, redis },
+        config.SWEEP_STALE_AFTER_MS,
+        sweepCursor,
+      );
       recordSweep({ reenqueued: enqueued });
+      if (released > 0) logger.warn({ released }, 'sweeper released wallets whose queued job could not move');
       if (enqueued > 0) logger.info({ enqueued }, 'sweeper re-enqueued wallets with stale pending transactions');
       return false;
     },

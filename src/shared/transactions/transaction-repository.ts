@@ -305,15 +305,23 @@ export async function appendOutcomeEvents(db: CommonQueryMethods, transactionIds
   `);
 }
 
-/** Wallets with a transaction pending for longer than `olderThanMs`: candidates for a new apply job. */
+/**
+ * Wallets with a transaction pending for longer than `olderThanMs`: candidates for a new apply job.
+ * Round-robin by wallet id from `afterWalletId` (wrapping to the lowest id), so wallets that stay
+ * stuck cannot hold the first `limit` places forever: with N stale wallets each is returned within
+ * ceil(N / limit) calls.
+ */
 export async function findWalletsWithStalePending(
   db: CommonQueryMethods,
   olderThanMs: number,
   limit: number,
+  afterWalletId = 0,
 ): Promise<readonly number[]> {
   return db.anyFirst(sql.type(z.object({ walletId: z.number() }))`
-    SELECT DISTINCT wallet_id AS "walletId" FROM transactions
+    SELECT wallet_id AS "walletId" FROM transactions
     WHERE status = 'pending' AND created < now() - make_interval(secs => ${olderThanMs / 1000})
+    GROUP BY wallet_id
+    ORDER BY wallet_id <= ${afterWalletId}, wallet_id
     LIMIT ${limit}
   `);
 }

@@ -1,0 +1,450 @@
+/**
+ * `npm run chaos`: a bounded bank test under faults. An API and two workers run as OS processes
+ * on a database and Redis prefix of their own; 32 clients post deposits and withdrawals (some
+ * overdraw) over a few wallets, each retrying its fingerprint until it is acknowledged (202, or 409
+ * when an earlier try had gone through). Faults come in turn: SIGKILL a worker, SIGKILL the API,
+ * delete a random half of the prefix's Redis keys, delete all of them, restart Postgres. After each
+ * fault ends the clients finish the posts in flight and start no more (fresh posts would enqueue
+ * their wallets and hide a stuck one), and we time how long until every acknowledged transaction
+ * is final (bound 30 s); then the load resumes.
+ * Then the ledger invariants are checked in SQL and through the API. The last line is exactly
+ * `N faults, M violations`; the exit code is non-zero on any violation or slow recovery.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createWriteStream, mkdirSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { loadConfig } from '../src/shared/infra/config.js';
+import { createDatabasePool } from '../src/shared/infra/db.js';
+import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/infra/migrate.js';
+import { deleteKeysWithPrefix } from '../src/shared/infra/redis.js';
+import { findLedgerViolations } from '../test/support/ledger-invariants.js';
+import { freePort } from './service.js';
+
+const execFileAsync = promisify(execFile);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CLIENTS = 32;
+const WALLETS = 40;
+const RECOVERY_BOUND_MS = 30_000;
+/** Everything, setup to cleanup, must fit in 3 minutes; past this the run fails rather than hang. */
+const HARD_DEADLINE_MS = 170_000;
+const LOAD_BETWEEN_FAULTS_MS = 3_000;
+
+const started = Date.now();
+const suffix = randomBytes(4).toString('hex');
+const baseUrl = new URL(process.env.CHAOS_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+baseUrl.pathname = `/wallet_chaos_${suffix}`;
+const DATABASE_URL = baseUrl.toString();
+const REDIS_URL = process.env.CHAOS_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const QUEUE_PREFIX = `chaos_${suffix}`;
+const logDir = path.join(tmpdir(), `wallet-chaos-${suffix}`);
+mkdirSync(logDir, { recursive: true });
+
+const violations: string[] = [];
+const log = (line: string) => process.stdout.write(`${line}\n`);
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+
+// --- service processes ------------------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+
+function serviceEnv(apiPort: number): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL,
+    REDIS_URL,
+    QUEUE_PREFIX,
+    PORT: String(apiPort),
+    HOST: '127.0.0.1',
+    METRICS_PORT: '0',
+    LOG_LEVEL: 'info',
+    AUTH_DISABLED: 'true',
+    RATE_LIMIT_PER_SECOND: '0',
+    DB_POOL_SIZE: '8',
+    WORKER_CONCURRENCY: '8',
+    // Short enough that a dead worker's job and a stranded wallet come back well within the bound.
+    WORKER_LOCK_DURATION_MS: '4000',
+    WORKER_STALLED_INTERVAL_MS: '1000',
+    SWEEP_INTERVAL_MS: '1000',
+    SWEEP_STALE_AFTER_MS: '3000',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+  };
+}
+
+/** `node --import tsx src/cli.ts <role>`; resolves once it logged that it is up. */
+async function startService(name: string, role: 'api' | 'worker', apiPort: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), role], {
+    cwd: ROOT,
+    env: serviceEnv(apiPort),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const file = createWriteStream(path.join(logDir, `${name}.log`), { flags: 'a' });
+  child.stderr.pipe(file);
+  const readyMessage = role === 'api' ? '"msg":"api listening"' : '"msg":"worker started"';
+  await new Promise<void>((resolve, reject) => {
+    let buffered = '';
+    let ready = false;
+    child.stdout.on('data', (chunk: Buffer) => {
+      file.write(chunk);
+      if (ready) return;
+      buffered += chunk.toString();
+      if (buffered.includes(readyMessage)) {
+        ready = true;
+        resolve();
+      }
+      buffered = buffered.slice(-2000);
+    });
+    child.once('exit', (code, signal) => reject(new Error(`${name} exited (${code ?? signal}) before ready`)));
+  });
+  return child;
+}
+
+async function kill(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill(signal);
+  await exited;
+}
+
+async function stopGracefully(child: ChildProcess): Promise<void> {
+  const timer = setTimeout(() => child.kill('SIGKILL'), 8_000);
+  await kill(child, 'SIGTERM');
+  clearTimeout(timer);
+}
+
+// --- HTTP -------------------------------------------------------------------------------------
+
+interface Answer {
+  status: number;
+  body: unknown;
+}
+
+async function call(apiUrl: string, method: string, urlPath: string, json?: unknown): Promise<Answer> {
+  const response = await fetch(`${apiUrl}${urlPath}`, {
+    method,
+    headers: json === undefined ? {} : { 'content-type': 'application/json' },
+    body: json === undefined ? undefined : JSON.stringify(json),
+    signal: AbortSignal.timeout(5_000),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? (JSON.parse(text) as unknown) : null };
+}
+
+/** Retries network errors and 5xx (the API or its database being away) until `until`. */
+async function callRetrying(apiUrl: string, method: string, urlPath: string, json?: unknown): Promise<Answer> {
+  for (;;) {
+    try {
+      const answer = await call(apiUrl, method, urlPath, json);
+      if (answer.status < 500) return answer;
+    } catch {
+      // connection refused or reset, timeout: the API is being killed or restarted
+    }
+    if (Date.now() - started > HARD_DEADLINE_MS) throw new Error(`${method} ${urlPath}: no answer before the deadline`);
+    await sleep(50 + Math.random() * 150);
+  }
+}
+
+const cents = (amount: unknown) => Math.round(Number(amount) * 100);
+
+// --- the clients ------------------------------------------------------------------------------
+
+interface Acknowledged {
+  walletId: number;
+  amountCents: number;
+}
+
+const acknowledged = new Map<string, Acknowledged>();
+
+interface Clients {
+  /** No new transactions; resolves once every one in flight is acknowledged. */
+  pause(): Promise<void>;
+  resume(): void;
+}
+
+function runClients(apiUrl: string, walletIds: number[]): Clients {
+  const post = async () => {
+    const walletId = walletIds[Math.floor(Math.random() * walletIds.length)]!;
+    const withdrawal = Math.random() < 0.4;
+    // Withdrawals run larger than deposits, so some of them overdraw and must be rejected.
+    const amountCents = (withdrawal ? -1 : 1) * (100 + Math.floor(Math.random() * (withdrawal ? 15_000 : 10_000)));
+    const amount = (amountCents / 100).toFixed(2);
+    const fingerprint = `chaos-${randomUUID()}`;
+    // The same fingerprint until acknowledged: a lost answer must not lose or double the money.
+    const answer = await callRetrying(apiUrl, 'POST', `/wallets/${walletId}/transactions`, { amount, fingerprint });
+    if (answer.status === 202 || answer.status === 409) {
+      const existing = (answer.body as { transaction?: { amount?: unknown } } | null)?.transaction;
+      if (answer.status === 409 && existing && cents(existing.amount) !== amountCents) {
+        violations.push(`409 for ${fingerprint} names another amount: ${String(existing.amount)}`);
+      }
+      acknowledged.set(fingerprint, { walletId, amountCents });
+    } else {
+      violations.push(`POST ${fingerprint}: unexpected ${answer.status} ${JSON.stringify(answer.body)}`);
+    }
+  };
+  let paused = false;
+  let running: Promise<void>[] = [];
+  const start = () => {
+    paused = false;
+    running = Array.from({ length: CLIENTS }, async () => {
+      while (!paused) await post();
+    });
+  };
+  start();
+  return {
+    async pause() {
+      paused = true;
+      await Promise.all(running);
+    },
+    resume: start,
+  };
+}
+
+// --- recovery ---------------------------------------------------------------------------------
+
+const PendingCount = z.object({ count: z.number() });
+
+/** Milliseconds until every one of `fingerprints` is final; Infinity past the bound. */
+async function timeUntilFinal(pool: DatabasePool, fingerprints: string[], since: number): Promise<number> {
+  const deadline = since + RECOVERY_BOUND_MS;
+  for (;;) {
+    try {
+      const pending = await pool.oneFirst(sql.type(PendingCount)`
+        SELECT count(*)::int AS count FROM transactions
+        WHERE status = 'pending' AND fingerprint = ANY(${sql.array(fingerprints, 'text')})
+      `);
+      if (pending === 0) return Date.now() - since;
+    } catch {
+      // Postgres restarting: ask again
+    }
+    if (Date.now() > deadline) return Number.POSITIVE_INFINITY;
+    await sleep(100);
+  }
+}
+
+// --- faults -----------------------------------------------------------------------------------
+
+interface Services {
+  api: ChildProcess;
+  workers: ChildProcess[];
+}
+
+async function scanPrefix(redis: Redis): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${QUEUE_PREFIX}:*`, 'COUNT', 1000);
+    keys.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  return keys;
+}
+
+function faults(services: Services, apiPort: number, redis: Redis) {
+  let restarts = 0;
+  return [
+    {
+      name: 'SIGKILL a worker',
+      async inject() {
+        const victim = services.workers.shift()!;
+        await kill(victim, 'SIGKILL');
+        services.workers.push(await startService(`worker-r${(restarts += 1)}`, 'worker', apiPort));
+      },
+    },
+    {
+      name: 'SIGKILL the API',
+      async inject() {
+        await kill(services.api, 'SIGKILL');
+        services.api = await startService(`api-r${(restarts += 1)}`, 'api', apiPort);
+      },
+    },
+    {
+      name: 'delete a random part of the Redis keys',
+      async inject() {
+        // One DEL per key, not atomic: what a failover that drops writes or an operator's SCAN | DEL does.
+        const keys = await scanPrefix(redis);
+        let deleted = 0;
+        for (const key of keys) if (Math.random() < 0.5) deleted += await redis.del(key);
+        log(`  deleted ${deleted} of ${keys.length} keys`);
+      },
+    },
+    {
+      name: 'delete all Redis keys',
+      async inject() {
+        log(`  deleted ${await deleteKeysWithPrefix(redis, QUEUE_PREFIX)} keys`);
+      },
+    },
+    {
+      name: 'restart Postgres',
+      async inject() {
+        // Asynchronously, so the clients keep posting (and failing over) while Postgres is down.
+        const [version] = readdirSync('/etc/postgresql');
+        await execFileAsync('pg_ctlcluster', ['--skip-systemctl-redirect', version!, 'main', 'restart'], {
+          timeout: 30_000,
+        });
+      },
+    },
+  ];
+}
+
+// --- final checks -----------------------------------------------------------------------------
+
+const TransactionBody = z.object({
+  fingerprint: z.string(),
+  walletId: z.number(),
+  amount: z.unknown(),
+  status: z.string(),
+  refno: z.number().optional(),
+});
+const Page = z.object({ items: z.array(TransactionBody), nextCursor: z.string().nullable().optional() });
+
+async function checkThroughApi(apiUrl: string, walletIds: number[]): Promise<void> {
+  // Each acknowledged fingerprint is final and is what the client sent.
+  const entries = [...acknowledged];
+  let next = 0;
+  const lookup = async () => {
+    while (next < entries.length) {
+      const [fingerprint, sent] = entries[next++]!;
+      const answer = await callRetrying(apiUrl, 'GET', `/transactions/by-fingerprint/${fingerprint}`);
+      const parsed = TransactionBody.safeParse(answer.body);
+      if (answer.status !== 200 || !parsed.success) {
+        violations.push(`GET by fingerprint ${fingerprint}: ${answer.status}`);
+      } else if (parsed.data.status === 'pending') {
+        violations.push(`${fingerprint} still pending`);
+      } else if (parsed.data.walletId !== sent.walletId || cents(parsed.data.amount) !== sent.amountCents) {
+        violations.push(`${fingerprint}: stored ${parsed.data.walletId}/${String(parsed.data.amount)}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, lookup));
+
+  for (const walletId of walletIds) {
+    const listed: z.infer<typeof TransactionBody>[] = [];
+    let cursor: string | null | undefined = null;
+    do {
+      const query: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+      const answer = await callRetrying(apiUrl, 'GET', `/wallets/${walletId}/transactions?limit=500${query}`);
+      const page = Page.parse(answer.body);
+      listed.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor);
+    const expected = [...acknowledged].filter(([, sent]) => sent.walletId === walletId).map(([fp]) => fp);
+    const listedFingerprints = new Set(listed.map((tx) => tx.fingerprint));
+    if (listed.length !== expected.length || expected.some((fp) => !listedFingerprints.has(fp))) {
+      violations.push(`wallet ${walletId}: lists ${listed.length} transactions, ${expected.length} acknowledged`);
+    }
+    const applied = listed.filter((tx) => tx.refno !== undefined).sort((a, b) => a.refno! - b.refno!);
+    if (applied.some((tx, index) => tx.refno !== index + 1))
+      violations.push(`wallet ${walletId}: refnos not contiguous`);
+    const sum = applied.reduce((total, tx) => total + cents(tx.amount), 0);
+    const balance = await callRetrying(apiUrl, 'GET', `/wallets/${walletId}/balance`);
+    if (balance.status !== 200 || cents(balance.body) !== sum) {
+      violations.push(
+        `wallet ${walletId}: balance ${JSON.stringify(balance.body)} but applied amounts sum to ${sum / 100}`,
+      );
+    }
+  }
+}
+
+// --- the run ----------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  await createDatabaseIfMissing(DATABASE_URL);
+  await migrate(DATABASE_URL);
+  const pool = await createDatabasePool(loadConfig({ DATABASE_URL, DB_POOL_SIZE: '4' }));
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const apiPort = await freePort();
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const recoveries: { name: string; ms: number; faultMs: number }[] = [];
+  try {
+    const [api, ...workers] = await Promise.all([
+      startService('api', 'api', apiPort),
+      startService('worker-a', 'worker', apiPort),
+      startService('worker-b', 'worker', apiPort),
+    ]);
+    const services: Services = { api, workers };
+    log(`[${elapsed()}] API and 2 workers up; logs in ${logDir}`);
+
+    const walletIds: number[] = [];
+    for (let i = 0; i < WALLETS; i += 1) {
+      const answer = await callRetrying(apiUrl, 'POST', '/wallets', { externalId: `chaos-${suffix}-${i}` });
+      walletIds.push(z.object({ id: z.number() }).parse(answer.body).id);
+    }
+    const clients = runClients(apiUrl, walletIds);
+
+    const all = faults(services, apiPort, redis);
+    // The Redis and process faults twice, Postgres (shared with other people's tests) once.
+    const schedule = [...all.slice(0, 4), ...all];
+    for (const fault of schedule) {
+      await sleep(LOAD_BETWEEN_FAULTS_MS);
+      log(`[${elapsed()}] fault: ${fault.name}`);
+      const begun = Date.now();
+      await fault.inject();
+      const ended = Date.now();
+      // New posts would enqueue their wallets and hide a stuck one: only recovery may finish the rest.
+      await clients.pause();
+      const ms = await timeUntilFinal(pool, [...acknowledged.keys()], ended);
+      clients.resume();
+      recoveries.push({ name: fault.name, ms, faultMs: ended - begun });
+      const outcome = Number.isFinite(ms) ? `recovered ${(ms / 1000).toFixed(1)} s after it ended` : 'NOT recovered';
+      log(`[${elapsed()}] ${fault.name}: lasted ${((ended - begun) / 1000).toFixed(1)} s, ${outcome}`);
+      if (!Number.isFinite(ms)) violations.push(`${fault.name}: no recovery within ${RECOVERY_BOUND_MS / 1000} s`);
+    }
+
+    await clients.pause();
+    const drained = await timeUntilFinal(pool, [...acknowledged.keys()], Date.now());
+    if (!Number.isFinite(drained))
+      violations.push('acknowledged transactions still pending 30 s after the load stopped');
+    log(`[${elapsed()}] load stopped: ${acknowledged.size} transactions acknowledged; final checks`);
+
+    await checkThroughApi(apiUrl, walletIds);
+    violations.push(...(await findLedgerViolations(pool)));
+    const statuses = await pool.any(sql.type(z.object({ status: z.string(), count: z.number() }))`
+      SELECT status, count(*)::int AS count FROM transactions GROUP BY status ORDER BY status
+    `);
+    log(`transactions: ${statuses.map(({ status, count }) => `${count} ${status}`).join(', ')}`);
+    await Promise.all([services.api, ...services.workers].map(stopGracefully));
+  } finally {
+    for (const child of children) child.kill('SIGKILL');
+    await pool.end();
+    await deleteKeysWithPrefix(redis, QUEUE_PREFIX);
+    redis.disconnect();
+    await dropDatabase(DATABASE_URL).catch(() => undefined);
+  }
+
+  log('recovery times:');
+  for (const { name, ms, faultMs } of recoveries) {
+    const recovery = Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)} s` : '> 30 s';
+    log(`  ${name}: ${recovery} (the fault itself lasted ${(faultMs / 1000).toFixed(1)} s)`);
+  }
+  for (const violation of violations.slice(0, 50)) log(`violation: ${violation}`);
+  log(`total wall time ${elapsed()}`);
+  log(`${recoveries.length} faults, ${violations.length} violations`);
+  return violations.length === 0 ? 0 : 1;
+}
+
+const watchdog = setTimeout(() => {
+  log(`chaos run exceeded ${HARD_DEADLINE_MS / 1000} s; killing its processes`);
+  for (const child of children) child.kill('SIGKILL');
+  log(`0 faults, 1 violations`);
+  process.exit(1);
+}, HARD_DEADLINE_MS + 8_000);
+watchdog.unref();
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    for (const child of children) child.kill('SIGKILL');
+    log(`chaos run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    log(`0 faults, 1 violations`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,123 @@
+import type { ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { sql } from 'slonik';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { releaseStuckWallet } from '../../src/shared/apply/recover-stuck-wallets.js';
+import {
+  createApplyQueue,
+  enqueueApply,
+  walletDeduplicationId,
+  type ApplyQueue,
+} from '../../src/shared/infra/queue.js';
+import { findWalletsWithStalePending } from '../../src/shared/transactions/transaction-repository.js';
+import { createTestEnv, spawnWorker, stopProcess, waitUntil, type TestEnv } from '../support/test-env.js';
+
+let env: TestEnv;
+let redis: Redis;
+let queue: ApplyQueue;
+const workers: ChildProcess[] = [];
+
+beforeAll(async () => {
+  // The test env sweeps every 500 ms and calls a transaction stale after 2 s.
+  env = await createTestEnv('liveness');
+  redis = new Redis(env.config.REDIS_URL, { maxRetriesPerRequest: null });
+  queue = createApplyQueue(redis, env.config.QUEUE_PREFIX);
+});
+
+afterAll(async () => {
+  await Promise.all(workers.map(stopProcess));
+  await queue?.close();
+  redis?.disconnect();
+  await env?.destroy();
+});
+
+let walletCount = 0;
+/** A wallet with one pending deposit of 10, created behind the queue's back (no job). */
+async function walletWithPendingDeposit(pool = env.pool, createdSecondsAgo = 0): Promise<number> {
+  walletCount += 1;
+  const walletId = await pool.oneFirst(sql.type(z.object({ id: z.number() }))`
+    INSERT INTO wallets (external_id) VALUES (${`liveness-${walletCount}`}) RETURNING id
+  `);
+  await pool.query(sql.unsafe`
+    INSERT INTO transactions (wallet_id, amount, fingerprint, created)
+    VALUES (${walletId}, 10, ${`liveness-${walletCount}`}, now() - make_interval(secs => ${createdSecondsAgo}))
+  `);
+  return walletId;
+}
+
+const statusOf = (walletId: number) =>
+  env.pool.oneFirst(sql.type(z.object({ status: z.string() }))`
+    SELECT status FROM transactions WHERE wallet_id = ${walletId}
+  `);
+
+const dedupKey = (walletId: number) => queue.toKey(`de:${walletDeduplicationId(walletId)}`);
+
+/** Adds the wallet's job, then takes it out of the wait list: a job hash that is in no list. */
+async function strandJob(walletId: number): Promise<string> {
+  await enqueueApply(queue, walletId);
+  const jobId = await redis.get(dedupKey(walletId));
+  expect(jobId).not.toBeNull();
+  expect(await redis.lrem(queue.toKey('wait'), 0, jobId!)).toBe(1);
+  return jobId!;
+}
+
+describe('a wallet whose deduplication key names a job that cannot move', () => {
+  it('When the job it names is waiting, or active under a lock, then the key is kept', async () => {
+    const waiting = await walletWithPendingDeposit();
+    await enqueueApply(queue, waiting);
+    expect(await releaseStuckWallet(redis, queue, waiting)).toBe(false);
+
+    const active = await walletWithPendingDeposit();
+    const jobId = await strandJob(active);
+    await redis.lpush(queue.toKey('active'), jobId);
+    await redis.set(queue.toKey(`${jobId}:lock`), 'some-worker-token', 'PX', 60_000);
+    expect(await releaseStuckWallet(redis, queue, active)).toBe(false);
+
+    // Losing the lock (the worker died and the lock expired) makes it stuck.
+    await redis.del(queue.toKey(`${jobId}:lock`));
+    expect(await releaseStuckWallet(redis, queue, active)).toBe(true);
+    expect(await redis.exists(dedupKey(active))).toBe(0);
+
+    await redis.del(queue.toKey('wait'), queue.toKey('active'));
+  });
+
+  it('When the job hash exists but sits in no list, then the sweeper releases the wallet and its transaction is applied', async () => {
+    const walletId = await walletWithPendingDeposit();
+    const jobId = await strandJob(walletId);
+    // The state BullMQ cannot leave by itself: key → existing job hash, in no list, no lock.
+    expect(await redis.exists(queue.toKey(jobId))).toBe(1);
+    expect(await redis.exists(queue.toKey(`${jobId}:lock`))).toBe(0);
+
+    const worker = spawnWorker(env);
+    workers.push(worker);
+    await worker.ready;
+    // Stale after 2 s, swept every 500 ms: well within 10 s.
+    await waitUntil(
+      `wallet ${walletId}'s deposit is applied`,
+      async () => (await statusOf(walletId)) === 'applied',
+      10_000,
+    );
+  });
+});
+
+describe('the sweeper query', () => {
+  it('When more wallets are stale than one sweep takes, then each is returned within ceil(N / limit) sweeps', async () => {
+    // A database of its own: no worker applies these.
+    const fresh = await createTestEnv('liveness_fair');
+    try {
+      const wallets = [];
+      for (let i = 0; i < 5; i += 1) wallets.push(await walletWithPendingDeposit(fresh.pool, 60));
+      let after = 0;
+      const seen: number[][] = [];
+      for (let sweep = 0; sweep < 3; sweep += 1) {
+        const batch = await findWalletsWithStalePending(fresh.pool, 1000, 2, after);
+        seen.push([...batch]);
+        after = batch.at(-1) ?? 0;
+      }
+      expect(seen).toEqual([wallets.slice(0, 2), wallets.slice(2, 4), [wallets[4], wallets[0]]]);
+    } finally {
+      await fresh.destroy();
+    }
+  });
+});
