@@ -47,6 +47,7 @@ export function startEventRelay(deps: {
       await deliverPendingWebhooks(pool, job.data.subscriptionId, {
         timeoutMs: config.WEBHOOK_TIMEOUT_MS,
         batchSize: 100,
+        allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
       });
     },
     { connection: deliveryConnection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY },

@@ -18,7 +18,12 @@ let api: Awaited<ReturnType<typeof startTestApi>>;
 let redis: Redis;
 
 beforeAll(async () => {
-  env = await createTestEnv('events', { RELAY_INTERVAL_MS: '50', WEBHOOK_SWEEP_INTERVAL_MS: '1000' });
+  env = await createTestEnv('events', {
+    RELAY_INTERVAL_MS: '50',
+    WEBHOOK_SWEEP_INTERVAL_MS: '1000',
+    // The receivers below listen on 127.0.0.1; test/integration/webhook-targets.test.ts runs without this.
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+  });
   api = await startTestApi(env);
   redis = new Redis(env.config.REDIS_URL);
 });

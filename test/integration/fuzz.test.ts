@@ -429,7 +429,10 @@ describe('hostile input', () => {
         String(2n ** 64n),
       ),
       fc.bigInt({ min: 1000n, max: 10n ** 30n }).map(String),
-      fc.string({ minLength: 1, maxLength: 12 }).map(encodeURIComponent).filter(notDotSegment)
+      fc
+        .string({ minLength: 1, maxLength: 12 })
+        .map(encodeURIComponent)
+        .filter(notDotSegment)
         // A random string may spell an existing wallet id ("1"), which is no bad id at all.
         .filter((segment) => !/^[1-9][0-9]*$/.test(segment)),
     );

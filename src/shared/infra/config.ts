@@ -38,6 +38,15 @@ export const configSchema = z.object({
   WEBHOOK_CONCURRENCY: integer(8, 1),
   /** How long published events (and their finished webhook deliveries) are kept. */
   OUTBOX_RETENTION_HOURS: z.coerce.number().positive().default(168),
+  /**
+   * Only the exact text `true` lets webhooks target loopback, private, link-local and other
+   * internal addresses (local development: a receiver on 127.0.0.1). Off, such URLs are refused
+   * at registration and such addresses at connect time.
+   */
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: z
+    .enum(['true', 'false', ''])
+    .default('false')
+    .transform((value) => value === 'true'),
   /** How often subscriptions whose retries ran out get another round (and old events are cleaned up). */
   WEBHOOK_SWEEP_INTERVAL_MS: integer(60_000, 100),
   /** How old (since it was posted) a transaction may be and still be voided. */
