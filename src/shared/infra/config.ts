@@ -31,6 +31,8 @@ export const configSchema = z.object({
   BODY_LIMIT: z.string().default('16kb'),
   /** How often each worker's outbox relay looks for unpublished events. */
   RELAY_INTERVAL_MS: integer(200, 10),
+  /** Longest the relay waits for Redis to take a batch before it abandons the pass (no transaction is open meanwhile). */
+  RELAY_PUBLISH_TIMEOUT_MS: integer(5_000, 100),
   /** The Redis Stream keeps about this many newest events. */
   EVENT_STREAM_MAX_LENGTH: integer(100_000, 1000),
   WEBHOOK_TIMEOUT_MS: integer(5_000, 100),
