@@ -12,6 +12,7 @@ import {
   type WebhookJobData,
 } from '../shared/infra/queue.js';
 import { createFailFastRedis, createRedis, type Redis } from '../shared/infra/redis.js';
+import { registerEventStreamLag } from '../shared/telemetry/metrics.js';
 import { findSubscriptionsWithBacklog } from '../shared/events/webhook-repository.js';
 import { closeRedis, settleWithin } from '../shared/infra/shutdown.js';
 import { deliverPendingWebhooks } from '../shared/events/webhooks.js';
@@ -40,6 +41,7 @@ export function startEventRelay(deps: {
   // Fail fast while Redis is away: a waiting connection would pile every abandoned batch up in its offline queue.
   const streamConnection = createFailFastRedis(config, 'wallet-relay', logger);
   const publisher = new EventStreamPublisher(streamConnection, config.QUEUE_PREFIX, config.EVENT_STREAM_MAX_LENGTH);
+  const unregisterLag = registerEventStreamLag(() => publisher.slowestGroupLag());
   const webhookQueue = createWebhookQueue(redis, config.QUEUE_PREFIX);
   const deliveryConnection = createRedis(config, 'wallet-webhooks', logger);
 
@@ -103,6 +105,7 @@ export function startEventRelay(deps: {
       await deliveries.close();
       await settleWithin(webhookQueue.close());
       await closeRedis(deliveryConnection);
+      unregisterLag();
       await closeRedis(streamConnection);
     },
   };

@@ -33,7 +33,7 @@ export const configSchema = z.object({
   RELAY_INTERVAL_MS: integer(200, 10),
   /** Longest the relay waits for Redis to take a batch before it abandons the pass (no transaction is open meanwhile). */
   RELAY_PUBLISH_TIMEOUT_MS: integer(5_000, 100),
-  /** The Redis Stream keeps about this many newest events. */
+  /** The Redis Stream keeps this many newest events, and more while a consumer group has not read them. */
   EVENT_STREAM_MAX_LENGTH: integer(100_000, 1000),
   WEBHOOK_TIMEOUT_MS: integer(5_000, 100),
   /** Subscriptions one worker process delivers to at the same time. */
