@@ -32,6 +32,7 @@ export interface AppDeps {
     | 'RATE_LIMIT_PER_SECOND'
     | 'RATE_LIMIT_BURST'
     | 'QUEUE_PREFIX'
+    | 'WEBHOOK_ALLOW_PRIVATE_TARGETS'
   >;
   pool: DatabasePool;
   /** For the rate limiter (a fail-fast connection). */
@@ -91,7 +92,7 @@ export function createApp(deps: AppDeps): Express {
       voidWindowMs: deps.config.VOID_WINDOW_HOURS * 3_600_000,
     }),
   );
-  app.use(webhookRoutes(deps));
+  app.use(webhookRoutes({ pool: deps.pool, allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS }));
 
   app.use(notFoundRoute);
   app.use(errorHandler(deps.logger));

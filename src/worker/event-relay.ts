@@ -11,7 +11,8 @@ import {
   enqueueWebhookDelivery,
   type WebhookJobData,
 } from '../shared/infra/queue.js';
-import { createRedis, type Redis } from '../shared/infra/redis.js';
+import { createFailFastRedis, createRedis, type Redis } from '../shared/infra/redis.js';
+import { registerEventStreamLag } from '../shared/telemetry/metrics.js';
 import { findSubscriptionsWithBacklog } from '../shared/events/webhook-repository.js';
 import { closeRedis, settleWithin } from '../shared/infra/shutdown.js';
 import { deliverPendingWebhooks } from '../shared/events/webhooks.js';
@@ -37,7 +38,10 @@ export function startEventRelay(deps: {
   logger: Logger;
 }): RunningRelay {
   const { pool, redis, config, logger } = deps;
-  const publisher = new EventStreamPublisher(redis, config.QUEUE_PREFIX, config.EVENT_STREAM_MAX_LENGTH);
+  // Fail fast while Redis is away: a waiting connection would pile every abandoned batch up in its offline queue.
+  const streamConnection = createFailFastRedis(config, 'wallet-relay', logger);
+  const publisher = new EventStreamPublisher(streamConnection, config.QUEUE_PREFIX, config.EVENT_STREAM_MAX_LENGTH);
+  const unregisterLag = registerEventStreamLag(() => publisher.slowestGroupLag());
   const webhookQueue = createWebhookQueue(redis, config.QUEUE_PREFIX);
   const deliveryConnection = createRedis(config, 'wallet-webhooks', logger);
 
@@ -47,6 +51,7 @@ export function startEventRelay(deps: {
       await deliverPendingWebhooks(pool, job.data.subscriptionId, {
         timeoutMs: config.WEBHOOK_TIMEOUT_MS,
         batchSize: 100,
+        allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
       });
     },
     { connection: deliveryConnection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY },
@@ -62,7 +67,12 @@ export function startEventRelay(deps: {
   const stopRelay = repeat(
     config.RELAY_INTERVAL_MS,
     async () => {
-      const { relayed, subscriptionsToNotify } = await relayOutbox(pool, publisher, RELAY_BATCH_SIZE);
+      const { relayed, subscriptionsToNotify } = await relayOutbox(
+        pool,
+        publisher,
+        RELAY_BATCH_SIZE,
+        config.RELAY_PUBLISH_TIMEOUT_MS,
+      );
       for (const subscriptionId of subscriptionsToNotify) await enqueueWebhookDelivery(webhookQueue, subscriptionId);
       return relayed === RELAY_BATCH_SIZE;
     },
@@ -95,6 +105,8 @@ export function startEventRelay(deps: {
       await deliveries.close();
       await settleWithin(webhookQueue.close());
       await closeRedis(deliveryConnection);
+      unregisterLag();
+      await closeRedis(streamConnection);
     },
   };
 }

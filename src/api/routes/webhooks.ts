@@ -66,7 +66,10 @@ export const webhookOperations = {
     scope: 'admin',
     tags: ['webhooks'],
     summary: 'Subscribe a URL to events',
-    description: 'Events are POSTed to it as signed CloudEvents (Standard Webhooks), in order, at least once.',
+    description:
+      'Events are POSTed to it as signed CloudEvents (Standard Webhooks), in order, at least once. ' +
+      'URLs whose host is a loopback, private, link-local, unique-local, CGNAT or other internal address ' +
+      '(or `localhost`) are refused, and so are names that resolve to one when a delivery connects.',
     request: { body: { required: true, content: { 'application/json': { schema: createWebhookBody } } } },
     responses: {
       201: {
@@ -74,7 +77,7 @@ export const webhookOperations = {
         headers: z.object({ Location: z.string().openapi({ example: '/webhooks/1' }) }),
         content: { 'application/json': { schema: createdWebhookResponse } },
       },
-      400: invalid,
+      400: { ...invalid, description: 'Invalid body, or a URL pointing at an internal address.' },
     },
   }),
   listWebhooks: defineOperation({
@@ -112,13 +115,15 @@ export function registerWebhookPaths(registry: OpenAPIRegistry): void {
 }
 
 /** Webhook subscribers: events are POSTed to them as signed CloudEvents, in order, at least once. */
-export function webhookRoutes(deps: { pool: DatabasePool }): Router {
+export function webhookRoutes(deps: { pool: DatabasePool; allowPrivateTargets: boolean }): Router {
   const router = Router();
 
   // The secret is in this answer only: it is what the subscriber verifies signatures with.
   route(router, webhookOperations.createWebhook, requireJsonBody, async (req, res) => {
     const body = parseRequest(createWebhookBody, req.body, 'body');
-    const { subscription, secret } = await subscribeWebhook(deps.pool, body);
+    const { subscription, secret } = await subscribeWebhook(deps.pool, body, {
+      allowPrivateTargets: deps.allowPrivateTargets,
+    });
     res.location(`/webhooks/${subscription.id}`);
     sendJson(res, 201, { ...toWebhookResponse(subscription), secret });
   });

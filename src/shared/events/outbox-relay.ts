@@ -1,7 +1,13 @@
 import type { DatabasePool } from 'slonik';
 import type { OutboxEvent } from './cloud-events.js';
 import type { EventStreamPublisher } from './event-stream.js';
-import { addWebhookDeliveries, findUnpublishedEvents, markPublished, tryTakeRelayLock } from './outbox-repository.js';
+import {
+  addWebhookDeliveries,
+  findUnpublishedEvents,
+  markPublished,
+  releaseRelayLock,
+  tryTakeRelayLock,
+} from './outbox-repository.js';
 
 export interface RelayResult {
   /** Events this pass handed on (0 when another relay held the lock or nothing was waiting). */
@@ -10,32 +16,59 @@ export interface RelayResult {
   subscriptionsToNotify: readonly number[];
 }
 
+/** Publishing gave up: Redis did not answer within the relay's bound. */
+export class PublishTimeoutError extends Error {}
+
+const NOTHING: RelayResult = { relayed: 0, subscriptionsToNotify: [] };
+
 /**
- * One pass of the outbox relay. In one database transaction, holding a lock that makes it the
- * only relay: read the oldest unpublished events, publish them to the stream, queue their webhook
- * deliveries, mark them published. If the process dies after publishing and before the commit,
- * the next pass publishes them again and the stream's per-event marker drops the repeats; the
- * deliveries were rolled back with the marks and are queued again. Nothing is published for a
- * change that rolled back, because its event row never committed.
+ * One pass of the outbox relay, holding a session advisory lock that makes it the only relay:
+ * read the oldest unpublished events, publish them to the stream as one batch, then in one short
+ * transaction queue their webhook deliveries and mark them published. No transaction is open
+ * while Redis is called, and the call is abandoned after `publishTimeoutMs`, so an unreachable
+ * Redis neither holds a snapshot (vacuum) nor keeps the connection for long.
+ *
+ * Exactly once per event: if the process dies (or gives up) after publishing and before the
+ * marks commit, the next pass reads the same rows again and the stream's in-flight set turns them
+ * into no-ops, even if the abandoned call reaches Redis later. The deliveries commit with the
+ * marks. Nothing is published for a change that rolled back: its event row never committed.
  */
 export async function relayOutbox(
   pool: DatabasePool,
   publisher: Pick<EventStreamPublisher, 'publish' | 'forget'>,
   batchSize: number,
+  publishTimeoutMs = 5000,
 ): Promise<RelayResult> {
   let published: readonly OutboxEvent[] = [];
-  const result = await pool.transaction(async (tx) => {
-    if (!(await tryTakeRelayLock(tx))) return { relayed: 0, subscriptionsToNotify: [] };
-    const events = await findUnpublishedEvents(tx, batchSize);
-    if (events.length === 0) return { relayed: 0, subscriptionsToNotify: [] };
-    await publisher.publish(events);
-    const ids = events.map((event) => event.id);
-    const subscriptionsToNotify = await addWebhookDeliveries(tx, ids);
-    await markPublished(tx, ids);
-    published = events;
-    return { relayed: events.length, subscriptionsToNotify };
+  const result = await pool.connect(async (connection) => {
+    if (!(await tryTakeRelayLock(connection))) return NOTHING;
+    try {
+      const events = await findUnpublishedEvents(connection, batchSize);
+      if (events.length === 0) return NOTHING;
+      await within(publisher.publish(events), publishTimeoutMs);
+      const ids = events.map((event) => event.id);
+      const subscriptionsToNotify = await connection.transaction(async (tx) => {
+        const subscriptions = await addWebhookDeliveries(tx, ids);
+        await markPublished(tx, ids);
+        return subscriptions;
+      });
+      published = events;
+      return { relayed: events.length, subscriptionsToNotify };
+    } finally {
+      await releaseRelayLock(connection);
+    }
   });
-  // Committed: these rows will never be read again, so their stream markers are not needed.
-  await publisher.forget(published);
+  // Committed: these rows will never be read again, so their in-flight ids are not needed. Should
+  // Redis fail right now, the ids only linger until the set expires: the pass itself succeeded.
+  await publisher.forget(published).catch(() => undefined);
   return result;
+}
+
+function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new PublishTimeoutError(`publishing to the event stream took over ${ms} ms`)), ms);
+  });
+  work.catch(() => undefined); // an abandoned publish may still fail later; nobody waits for it
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

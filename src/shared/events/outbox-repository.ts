@@ -17,10 +17,18 @@ const outboxEventSchema = z.object({
 // Any constant; the same in every process: only one relay publishes at a time, in outbox order.
 const RELAY_LOCK_KEY = 7_312_604_119;
 
+/**
+ * A session lock, not a transaction one: the relay holds it across its call to Redis without
+ * keeping a transaction open. Released by `releaseRelayLock`, or by Postgres when the connection ends.
+ */
 export async function tryTakeRelayLock(db: CommonQueryMethods): Promise<boolean> {
   return db.oneFirst(sql.type(z.object({ locked: z.boolean() }))`
-    SELECT pg_try_advisory_xact_lock(${RELAY_LOCK_KEY}) AS locked
+    SELECT pg_try_advisory_lock(${RELAY_LOCK_KEY}) AS locked
   `);
+}
+
+export async function releaseRelayLock(db: CommonQueryMethods): Promise<void> {
+  await db.query(sql.unsafe`SELECT pg_advisory_unlock(${RELAY_LOCK_KEY})`);
 }
 
 export async function findUnpublishedEvents(db: CommonQueryMethods, limit: number): Promise<readonly OutboxEvent[]> {

@@ -1,6 +1,9 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
 import type { CommonQueryMethods } from 'slonik';
 import { toCloudEvent } from './cloud-events.js';
-import { NotFoundError } from '../domain/errors.js';
+import { NotFoundError, ValidationError } from '../domain/errors.js';
 import {
   deactivateSubscription,
   findPendingDeliveries,
@@ -10,11 +13,20 @@ import {
   type WebhookSubscription,
 } from './webhook-repository.js';
 import { generateWebhookSecret, webhookHeaders } from './webhook-signature.js';
+import { DisallowedTargetError, guardedLookup, isDisallowedAddress, webhookTargetProblem } from './webhook-targets.js';
+
+/** `allowPrivateTargets` (WEBHOOK_ALLOW_PRIVATE_TARGETS) lifts the target rules, for local development. */
+export interface TargetPolicy {
+  allowPrivateTargets: boolean;
+}
 
 export async function subscribeWebhook(
   db: CommonQueryMethods,
   request: { url: string; events: readonly string[] },
+  policy: TargetPolicy,
 ): Promise<{ subscription: WebhookSubscription; secret: string }> {
+  const problem = policy.allowPrivateTargets ? null : webhookTargetProblem(request.url);
+  if (problem) throw new ValidationError('the request body is invalid', [{ name: 'url', reason: problem }]);
   const secret = generateWebhookSecret();
   const subscription = await insertSubscription(db, { ...request, events: [...new Set(request.events)], secret });
   return { subscription, secret };
@@ -27,7 +39,7 @@ export async function unsubscribeWebhook(db: CommonQueryMethods, id: number): Pr
 /** The subscriber did not take an event; the job retries later, from that event on. */
 export class WebhookDeliveryError extends Error {}
 
-export interface DeliveryOptions {
+export interface DeliveryOptions extends TargetPolicy {
   timeoutMs: number;
   batchSize: number;
 }
@@ -64,25 +76,39 @@ export async function deliverPendingWebhooks(
   }
 }
 
-/** POSTs the event; returns why it failed, or null when the subscriber answered 2xx. */
-async function post(
+/**
+ * POSTs the event; returns why it failed, or null when the subscriber answered 2xx. Redirects
+ * are not followed (a 3xx is a failure). Unless private targets are allowed, an IP literal is
+ * checked here and a name is checked by `guardedLookup` on the addresses the socket will use.
+ */
+function post(
   url: string,
   body: string,
   headers: Record<string, string>,
   options: DeliveryOptions,
 ): Promise<string | null> {
-  try {
-    const response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(options.timeoutMs),
-    });
-    await response.body?.cancel();
-    return response.ok ? null : `HTTP ${response.status}`;
-  } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code;
-    return cause ?? (error as Error).name;
+  const target = new URL(url);
+  const host = target.hostname.replace(/^\[|\]$/g, '');
+  if (!options.allowPrivateTargets && isIP(host) !== 0 && isDisallowedAddress(host)) {
+    return Promise.resolve(new DisallowedTargetError(host, host).code);
   }
+  const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve) => {
+    const request = send(
+      target,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
+        signal: AbortSignal.timeout(options.timeoutMs),
+        ...(options.allowPrivateTargets ? {} : { lookup: guardedLookup }),
+      },
+      (response) => {
+        response.resume();
+        const status = response.statusCode ?? 0;
+        resolve(status >= 200 && status < 300 ? null : `HTTP ${status}`);
+      },
+    );
+    request.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.name));
+    request.end(body);
+  });
 }

@@ -21,8 +21,8 @@ export const configSchema = z.object({
   /** Most pending transactions applied in one database transaction. */
   APPLY_BATCH_SIZE: integer(500, 1),
   /** How long a worker holds a job before BullMQ considers it stalled (e.g. its process died). */
-  WORKER_LOCK_DURATION_MS: integer(30_000, 1000),
-  WORKER_STALLED_INTERVAL_MS: integer(15_000, 500),
+  WORKER_LOCK_DURATION_MS: integer(10_000, 1000),
+  WORKER_STALLED_INTERVAL_MS: integer(5_000, 500),
   SWEEP_INTERVAL_MS: integer(5_000, 100),
   /** A pending transaction older than this is re-enqueued by the sweeper. */
   SWEEP_STALE_AFTER_MS: integer(10_000, 0),
@@ -31,13 +31,24 @@ export const configSchema = z.object({
   BODY_LIMIT: z.string().default('16kb'),
   /** How often each worker's outbox relay looks for unpublished events. */
   RELAY_INTERVAL_MS: integer(200, 10),
-  /** The Redis Stream keeps about this many newest events. */
+  /** Longest the relay waits for Redis to take a batch before it abandons the pass (no transaction is open meanwhile). */
+  RELAY_PUBLISH_TIMEOUT_MS: integer(5_000, 100),
+  /** The Redis Stream keeps this many newest events, and more while a consumer group has not read them. */
   EVENT_STREAM_MAX_LENGTH: integer(100_000, 1000),
   WEBHOOK_TIMEOUT_MS: integer(5_000, 100),
   /** Subscriptions one worker process delivers to at the same time. */
   WEBHOOK_CONCURRENCY: integer(8, 1),
   /** How long published events (and their finished webhook deliveries) are kept. */
   OUTBOX_RETENTION_HOURS: z.coerce.number().positive().default(168),
+  /**
+   * Only the exact text `true` lets webhooks target loopback, private, link-local and other
+   * internal addresses (local development: a receiver on 127.0.0.1). Off, such URLs are refused
+   * at registration and such addresses at connect time.
+   */
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: z
+    .enum(['true', 'false', ''])
+    .default('false')
+    .transform((value) => value === 'true'),
   /** How often subscriptions whose retries ran out get another round (and old events are cleaned up). */
   WEBHOOK_SWEEP_INTERVAL_MS: integer(60_000, 100),
   /** How old (since it was posted) a transaction may be and still be voided. */

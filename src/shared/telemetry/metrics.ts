@@ -325,6 +325,32 @@ export function registerOutbox(pool: DatabasePool): () => void {
   };
 }
 
+/** Reads the event stream's consumer lag at scrape time; null when no relay runs in this process. */
+let readStreamLag: (() => Promise<number>) | null = null;
+
+new Gauge({
+  name: 'wallet_event_stream_lag_entries',
+  help: 'Entries of the Redis event stream not yet delivered to the slowest consumer group (0 without groups). The stream is not trimmed past them, so it grows while a group lags.',
+  registers: [registry],
+  async collect() {
+    this.reset();
+    if (!readStreamLag) return;
+    try {
+      this.set(await withTimeout(readStreamLag(), 'event stream lag'));
+    } catch {
+      collectErrors.inc({ source: 'event_stream' });
+    }
+  },
+});
+
+/** Reports the event stream's slowest consumer group lag at every scrape until the returned function is called. */
+export function registerEventStreamLag(read: () => Promise<number>): () => void {
+  readStreamLag = read;
+  return () => {
+    if (readStreamLag === read) readStreamLag = null;
+  };
+}
+
 /** The text exposition of every metric of this process. */
 export function renderMetrics(): Promise<string> {
   return registry.metrics();

@@ -1,0 +1,143 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { sql } from 'slonik';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { OutboxEvent } from '../../src/shared/events/cloud-events.js';
+import { EventStreamPublisher, eventStreamKey } from '../../src/shared/events/event-stream.js';
+import { relayOutbox } from '../../src/shared/events/outbox-relay.js';
+import * as metrics from '../../src/shared/telemetry/metrics.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+import { createTestEnv, waitUntil, type TestEnv } from '../support/test-env.js';
+
+let env: TestEnv;
+let redis: Redis;
+
+beforeAll(async () => {
+  env = await createTestEnv('event_stream');
+  redis = new Redis(env.config.REDIS_URL);
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await env?.destroy();
+});
+
+const count = (query: ReturnType<typeof sql.unsafe>) =>
+  env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM (${query}) AS q`);
+
+describe('the relay while Redis is unreachable', () => {
+  it('When Redis does not answer, then the relay gives up within its bound, holds no transaction open meanwhile, and publishes each event once when Redis is back', async () => {
+    await env.pool.query(sql.unsafe`
+      INSERT INTO outbox_events (wallet_id, type, data)
+      SELECT i, 'WalletCreated', jsonb_build_object('walletId', i) FROM generate_series(1, 20) AS i
+    `);
+    const proxy = await new TcpProxy('127.0.0.1', 6379).start();
+    // A client that waits through outages, the worst case: only the relay's own bound can end the pass.
+    const viaProxy = new Redis(`redis://127.0.0.1:${proxy.port}`, { maxRetriesPerRequest: null });
+    viaProxy.on('error', () => undefined);
+    try {
+      await viaProxy.ping();
+      await proxy.stop();
+      const publisher = new EventStreamPublisher(viaProxy, env.config.QUEUE_PREFIX);
+
+      const started = Date.now();
+      const pass = relayOutbox(env.pool, publisher, 500, 1000).then(
+        () => 'returned',
+        (error: Error) => error.message,
+      );
+      await sleep(500);
+      const idleInTransaction = await count(sql.unsafe`
+        SELECT 1 FROM pg_stat_activity
+        WHERE datname = current_database() AND state LIKE 'idle in transaction%'
+      `);
+      const outcome = await Promise.race([pass, sleep(5000).then(() => 'still waiting after 5 s')]);
+
+      expect(idleInTransaction).toBe(0);
+      expect(outcome).toMatch(/took over 1000 ms/);
+      expect(Date.now() - started).toBeLessThan(2500);
+      expect(await count(sql.unsafe`SELECT 1 FROM outbox_events WHERE published_at IS NULL`)).toBe(20);
+
+      // Redis is back: the abandoned call lands late; the next pass must not add those events again.
+      await proxy.restart();
+      const stream = eventStreamKey(env.config.QUEUE_PREFIX);
+      await waitUntil('the abandoned batch reached Redis', async () => (await redis.xlen(stream)) === 20, 10_000);
+      const { relayed } = await relayOutbox(env.pool, new EventStreamPublisher(redis, env.config.QUEUE_PREFIX), 500);
+      expect(relayed).toBe(20);
+      expect(await count(sql.unsafe`SELECT 1 FROM outbox_events WHERE published_at IS NULL`)).toBe(0);
+      const sequences = (await redis.xrange(stream, '-', '+')).map(
+        ([, fields]) => JSON.parse(fields[fields.indexOf('event') + 1]!).sequence,
+      );
+      expect(sequences).toHaveLength(20);
+      expect(new Set(sequences).size).toBe(20);
+    } finally {
+      viaProxy.disconnect();
+      await proxy.stop();
+    }
+  }, 30_000);
+});
+
+describe('trimming the stream', () => {
+  const prefix = () => `${env.config.QUEUE_PREFIX}:trim`;
+  const stream = () => eventStreamKey(prefix());
+  let nextId = 1;
+  const batch = (size: number): OutboxEvent[] =>
+    Array.from({ length: size }, () => {
+      const id = nextId++;
+      return { id, eventId: `e-${id}`, walletId: 1, type: 'WalletCreated', subject: null, data: '{}', created: 'now' };
+    });
+  const sequencesInStream = async () =>
+    (await redis.xrange(stream(), '-', '+')).map(([, fields]) =>
+      Number(JSON.parse(fields[fields.indexOf('event') + 1]!).sequence),
+    );
+  /** Reads up to `count` new entries for a group; acknowledges the first `ack` of them. */
+  async function read(group: string, count: number, ack = count): Promise<number> {
+    const reply = (await redis.xreadgroup('GROUP', group, 'c', 'COUNT', count, 'STREAMS', stream(), '>')) as
+      [string, [string, string[]][]][] | null;
+    const ids = (reply?.[0]?.[1] ?? []).map(([id]) => id);
+    if (ack > 0 && ids.length > 0) await redis.xack(stream(), group, ...ids.slice(0, ack));
+    return ids.length;
+  }
+
+  it('When a consumer group lags, then the stream keeps everything it has not read, reports the lag, and trims to the length once it caught up', async () => {
+    const publisher = new EventStreamPublisher(redis, prefix(), 100);
+    await redis.xgroup('CREATE', stream(), 'slow', '0', 'MKSTREAM');
+    await redis.xgroup('CREATE', stream(), 'fast', '0');
+    const unregister = metrics.registerEventStreamLag(() => publisher.slowestGroupLag());
+    try {
+      for (let i = 0; i < 5; i += 1) {
+        await publisher.publish(batch(100));
+        while ((await read('fast', 1000)) > 0);
+      }
+      // 5 × the length, none of it read by "slow": nothing may go.
+      expect(await redis.xlen(stream())).toBe(500);
+      expect(await publisher.slowestGroupLag()).toBe(500);
+      expect(await metrics.renderMetrics()).toMatch(/^wallet_event_stream_lag_entries 500$/m);
+
+      // "slow" has read 300 and acknowledged 250: the 251st is the oldest it still needs.
+      expect(await read('slow', 300, 250)).toBe(300);
+      await publisher.publish(batch(10));
+      while ((await read('fast', 1000)) > 0);
+      expect((await sequencesInStream())[0]).toBe(251);
+      expect(await redis.xlen(stream())).toBe(260);
+      expect(await publisher.slowestGroupLag()).toBe(210);
+
+      // Caught up and acknowledged: trimmed to the length, newest kept, each event once.
+      await redis.xack(stream(), 'slow', ...(await redis.xrange(stream(), '-', '+')).map(([id]) => id));
+      while ((await read('slow', 1000)) > 0);
+      await publisher.publish(batch(10));
+      const kept = await sequencesInStream();
+      expect(kept).toEqual(Array.from({ length: 100 }, (_, i) => 421 + i));
+      expect(await publisher.slowestGroupLag()).toBe(10);
+    } finally {
+      unregister();
+    }
+  });
+
+  it('When no consumer group exists, then the stream keeps the newest `maxLength` entries', async () => {
+    const publisher = new EventStreamPublisher(redis, `${prefix()}:nogroups`, 100);
+    for (let i = 0; i < 3; i += 1) await publisher.publish(batch(100));
+    expect(await redis.xlen(eventStreamKey(`${prefix()}:nogroups`))).toBe(100);
+    expect(await publisher.slowestGroupLag()).toBe(0);
+  });
+});
