@@ -27,7 +27,13 @@ export function requestId(logger: Logger): RequestHandler {
     const incoming = req.get(REQUEST_ID_HEADER);
     const id = incoming !== undefined && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
     res.locals.requestId = id;
-    res.locals.log = logger.child({ requestId: id });
+    // Made on first use: most requests never log anything of their own.
+    let log: Logger | undefined;
+    Object.defineProperty(res.locals, 'log', {
+      configurable: true,
+      enumerable: true,
+      get: () => (log ??= logger.child({ requestId: id })),
+    });
     res.set(REQUEST_ID_HEADER, id);
     next();
   };
