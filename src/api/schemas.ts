@@ -7,8 +7,8 @@ import {
   fingerprintSchema,
   labelsSchema,
   MAX_LABELS,
+  idSchema,
   transactionIdSchema,
-  walletIdSchema,
 } from '../shared/domain/validation.js';
 import type { WalletRow } from '../shared/wallets/wallet-repository.js';
 import { Decimal } from './json-response.js';
@@ -67,7 +67,7 @@ export const voidTransactionBody = z
   .strict();
 
 export const walletParams = z.object({
-  id: walletIdSchema.openapi({ param: { description: 'The wallet id (a positive integer).' }, example: '1' }),
+  id: idSchema.openapi({ param: { description: 'The wallet id (a positive integer).' }, example: '1' }),
 });
 export const transactionParams = walletParams.extend({
   txId: transactionIdSchema.openapi({

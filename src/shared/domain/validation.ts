@@ -32,10 +32,18 @@ export const amountSchema = z.union([z.number(), z.string()]).transform((input, 
   return parsed.cents;
 });
 
-/** Path ids: a positive integer. Ids past 2^53 cannot exist, so they are simply not found. */
-export const walletIdSchema = z
+/**
+ * Path ids of bigint identity columns (wallets, webhook subscriptions): a positive integer the
+ * API can render exactly. Responses carry ids as JSON numbers, so the API's range is 1..2^53-1;
+ * the identity columns never get near it, and anything past it (or past bigint) would otherwise
+ * be rounded into some other id. One schema for every route, so they all refuse the same way.
+ */
+export const MAX_ID = Number.MAX_SAFE_INTEGER;
+export const idSchema = z
   .string()
-  .regex(/^[1-9][0-9]*$/, 'must be a positive integer')
-  .transform((text) => (text.length > 15 ? Number.MAX_SAFE_INTEGER : Number(text)));
+  .regex(/^[1-9][0-9]*$/, { message: 'must be a positive integer', abort: true })
+  // Length first: a thousand-digit id is refused without converting it.
+  .refine((text) => text.length <= 16 && Number(text) <= MAX_ID, `must be at most ${MAX_ID}`)
+  .transform(Number);
 
 export const transactionIdSchema = z.string().uuid('must be a UUID');
