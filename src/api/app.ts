@@ -47,6 +47,9 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Flat names only (`labels[k]` stays one parameter): list-query.ts gathers and validates label
+  // filters itself, so no parser builds nested objects (or prototypes) from a query string.
+  app.set('query parser', 'simple');
   app.use(httpMetrics);
   // Probes and scrapes (/healthz, /readyz, /metrics) come first: nothing below may refuse them.
   app.use(opsRoutes(deps.health));

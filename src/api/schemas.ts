@@ -7,6 +7,7 @@ import {
   fingerprintSchema,
   labelsSchema,
   MAX_LABELS,
+  RESERVED_LABEL_KEYS,
   idSchema,
   transactionIdSchema,
 } from '../shared/domain/validation.js';
@@ -20,7 +21,7 @@ import { Decimal } from './json-response.js';
 
 /** Documentation of the shared field rules (the rules themselves are in src/shared/domain/validation.ts). */
 const labels = labelsSchema.openapi({
-  description: `String keys (1..255 characters) to string values (up to 1024 characters); at most ${MAX_LABELS}.`,
+  description: `String keys (1..255 characters; not ${RESERVED_LABEL_KEYS.join(', ')}) to string values (up to 1024 characters); at most ${MAX_LABELS}.`,
   maxProperties: MAX_LABELS,
   example: { couponId: '10004871', reason: 'prize' },
 });

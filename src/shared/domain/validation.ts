@@ -14,9 +14,27 @@ export const storableText = (max: number) =>
 
 export const MAX_LABELS = 50;
 
-export const labelsSchema = z
-  .record(storableText(255).pipe(z.string().min(1)), storableText(1024))
-  .refine((labels) => Object.keys(labels).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`);
+/**
+ * Keys that name JavaScript's object machinery. zod's record silently drops `__proto__`, so a
+ * label with it would vanish on write and a filter with it would match everything; all three are
+ * refused, on write and in filters alike, before the record sees them.
+ */
+export const RESERVED_LABEL_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
+
+export const labelsSchema = z.preprocess(
+  (labels, context) => {
+    if (labels === null || typeof labels !== 'object') return labels;
+    for (const key of Object.keys(labels)) {
+      if (RESERVED_LABEL_KEYS.includes(key)) {
+        context.addIssue({ code: 'custom', message: `the label key "${key}" is reserved`, path: [key] });
+      }
+    }
+    return labels;
+  },
+  z
+    .record(storableText(255).pipe(z.string().min(1)), storableText(1024))
+    .refine((labels) => Object.keys(labels).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`),
+);
 
 export const externalIdSchema = storableText(255).pipe(z.string().min(1));
 export const fingerprintSchema = storableText(255).pipe(z.string().min(1));
