@@ -38,6 +38,21 @@ export const labelsSchema = z.preprocess(
 
 export const externalIdSchema = storableText(255).pipe(z.string().min(1));
 export const fingerprintSchema = storableText(255).pipe(z.string().min(1));
+
+/**
+ * `void:<transaction id>` is the default fingerprint of that transaction's void. The namespace is
+ * reserved: were a plain transaction (or another void) allowed to take it first, the real void
+ * would meet its 409 and a client could take that for its own reversal.
+ */
+export const VOID_FINGERPRINT_PREFIX = 'void:';
+export const defaultVoidFingerprint = (originalId: string) => `${VOID_FINGERPRINT_PREFIX}${originalId}`;
+export const RESERVED_FINGERPRINT_REASON = `must not start with "${VOID_FINGERPRINT_PREFIX}" (reserved for voids)`;
+
+/** The fingerprint of a plain (non-void) transaction. */
+export const transactionFingerprintSchema = fingerprintSchema.refine(
+  (fingerprint) => !fingerprint.startsWith(VOID_FINGERPRINT_PREFIX),
+  RESERVED_FINGERPRINT_REASON,
+);
 export const descriptionSchema = storableText(1024);
 
 /** A JSON number or decimal string; becomes exact cents. */

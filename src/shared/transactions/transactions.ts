@@ -1,6 +1,7 @@
 /** transactions: the API's side: reserve, void, look up and page through transactions; the transactions table. */
 import type { CommonQueryMethods } from 'slonik';
-import { DuplicateFingerprintError } from './conflicts.js';
+import { DuplicateFingerprintError, FingerprintReusedError } from './conflicts.js';
+import { isReplayOf } from './fingerprint-reuse.js';
 import { NotFoundError } from '../domain/errors.js';
 import { centsToDecimal, type Cents } from '../ledger/money.js';
 import { enqueueApply, type ApplyQueue } from '../infra/queue.js';
@@ -9,6 +10,7 @@ import {
   findTransactionByFingerprint,
   findWalletTransaction,
   insertPendingTransaction,
+  type NewTransaction,
   type TransactionRow,
 } from './transaction-repository.js';
 import { recordReserved } from '../telemetry/metrics.js';
@@ -51,15 +53,16 @@ async function reservePending(
   walletId: number,
   request: TransactionRequest,
 ): Promise<Reservation> {
-  const reserved = await insertPendingTransaction(deps.db, {
+  const transaction: NewTransaction = {
     walletId,
     amount: centsToDecimal(request.amount),
     fingerprint: request.fingerprint,
     labels: request.labels,
     description: request.description,
     traceContext: currentTraceparent(),
-  });
-  if (!reserved) throw await explainRefusedReservation(deps.db, walletId, request.fingerprint);
+  };
+  const reserved = await insertPendingTransaction(deps.db, transaction);
+  if (!reserved) throw await explainRefusedReservation(deps.db, transaction);
   return nudgeWorker(deps.queue, reserved);
 }
 
@@ -72,10 +75,15 @@ export async function nudgeWorker(queue: ApplyQueue, reserved: TransactionRow): 
   return { transaction: reserved, enqueued };
 }
 
-async function explainRefusedReservation(db: CommonQueryMethods, walletId: number, fingerprint: string) {
-  const existing = await findTransactionByFingerprint(db, fingerprint);
-  if (existing) return new DuplicateFingerprintError(existing);
-  return new NotFoundError(`wallet ${walletId} does not exist`);
+async function explainRefusedReservation(db: CommonQueryMethods, transaction: NewTransaction) {
+  const existing = await findTransactionByFingerprint(db, transaction.fingerprint);
+  if (existing) return fingerprintConflict(existing, transaction);
+  return new NotFoundError(`wallet ${transaction.walletId} does not exist`);
+}
+
+/** A taken fingerprint: a replay gets the transaction it made; any other request learns nothing. */
+export function fingerprintConflict(existing: TransactionRow, request: NewTransaction) {
+  return isReplayOf(existing, request) ? new DuplicateFingerprintError(existing) : new FingerprintReusedError();
 }
 
 export function isFinal(transaction: TransactionRow): boolean {
