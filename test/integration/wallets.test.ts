@@ -1,6 +1,7 @@
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { createApiKey } from '../../src/shared/auth/api-key-repository.js';
 import { request } from '../support/http.js';
 import { createTestEnv, startTestApi, type TestEnv } from '../support/test-env.js';
 
@@ -55,6 +56,29 @@ describe('POST /wallets', () => {
     });
     expect(second.body.wallet).toMatchObject({ id: first.body.id, labels: {} });
     expect(await walletCount()).toBe(before);
+  });
+
+  it('When a key without wallets:read creates a taken externalId, then the 409 names the walletId only; a reader gets the wallet', async () => {
+    const first = await request(api.url, 'POST', '/wallets', {
+      json: { externalId: 'secretive', labels: { vip: 'yes' } },
+    });
+    const writer = (await createApiKey(env.pool, { name: 'writer', scopes: ['wallets:write'] })).key;
+    const blind = await request(api.url, 'POST', '/wallets', { json: { externalId: 'secretive' }, apiKey: writer });
+    expect(blind.status).toBe(409);
+    expect(blind.body).toEqual({
+      type: '/problems/duplicate-external-id',
+      title: 'Wallet already exists',
+      status: 409,
+      detail: `a wallet with this externalId exists: wallet ${first.body.id}`,
+      walletId: first.body.id,
+    });
+    expect(blind.text).not.toContain('vip');
+    expect(blind.headers.get('location')).toBe(`/wallets/${first.body.id}`);
+
+    const reader = (await createApiKey(env.pool, { name: 'reader', scopes: ['wallets:write', 'wallets:read'] })).key;
+    const seen = await request(api.url, 'POST', '/wallets', { json: { externalId: 'secretive' }, apiKey: reader });
+    expect(seen.status).toBe(409);
+    expect(seen.body.wallet).toEqual(first.body);
   });
 
   it('When the same externalId is created by many clients at once, then exactly one wins', async () => {
