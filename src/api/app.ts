@@ -12,6 +12,7 @@ import { ApiKeyVerifier, authenticate, rateLimit } from './auth.js';
 import { docsRoutes } from './docs-page.js';
 import { accessLog } from './middleware/access-log.js';
 import { jsonBody } from './middleware/json-body.js';
+import { noOptions } from './middleware/no-options.js';
 import { requestId } from './middleware/request-id.js';
 import { securityHeaders } from './middleware/security-headers.js';
 import { opsRoutes } from './health.js';
@@ -80,6 +81,7 @@ export function createApp(deps: AppDeps): Express {
       ),
     ),
   );
+  app.use(noOptions);
   app.use(jsonBody(deps.config.BODY_LIMIT));
 
   app.use(lookupRoutes(deps)); // before the wallet routes: /wallets/by-external-id is not a wallet id

@@ -159,6 +159,21 @@ describe('scopes', () => {
   });
 });
 
+describe('OPTIONS', () => {
+  it('When any key sends OPTIONS, then it gets the same 404 on every path and no Allow header: no route disclosure', async () => {
+    const reader = await keyWith(['wallets:read']);
+    for (const apiKey of [reader, env.apiKey]) {
+      for (const path of ['/webhooks', '/webhooks/1', `/wallets/${walletId}`, '/wallets', '/no/such/route']) {
+        const response = await request(api.url, 'OPTIONS', path, { apiKey });
+        expect(response.status, path).toBe(404);
+        expect(response.headers.get('allow'), path).toBeNull();
+        expect(response.body).toMatchObject({ type: '/problems/not-found', status: 404 });
+      }
+    }
+    expect((await request(api.url, 'OPTIONS', '/webhooks', { apiKey: null })).status).toBe(401);
+  });
+});
+
 describe('apikey command', () => {
   it('When an operator creates, lists and revokes a key, then it works until revoked and its secret is never listed', async () => {
     const created = cli('create', '--name', 'cli key', '--scopes', 'wallets:read', '--json');
