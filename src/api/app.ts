@@ -32,6 +32,8 @@ export interface AppDeps {
     | 'API_KEY_CACHE_TTL_MS'
     | 'RATE_LIMIT_PER_SECOND'
     | 'RATE_LIMIT_BURST'
+    | 'RATE_LIMIT_UNAUTHENTICATED_PER_SECOND'
+    | 'RATE_LIMIT_UNAUTHENTICATED_BURST'
     | 'QUEUE_PREFIX'
   >;
   pool: DatabasePool;
@@ -66,6 +68,16 @@ export function createApp(deps: AppDeps): Express {
     authenticate({
       verifier: new ApiKeyVerifier(deps.pool, deps.config.API_KEY_CACHE_TTL_MS),
       disabled: deps.config.AUTH_DISABLED,
+      // Its own key space: per address, apart from the per-key buckets below.
+      addressLimiter: new RateLimiter(
+        deps.redis,
+        {
+          perSecond: deps.config.RATE_LIMIT_UNAUTHENTICATED_PER_SECOND,
+          burst: deps.config.RATE_LIMIT_UNAUTHENTICATED_BURST,
+          prefix: `${deps.config.QUEUE_PREFIX}:unauthenticated`,
+        },
+        deps.logger,
+      ),
     }),
   );
   app.use(

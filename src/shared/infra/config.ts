@@ -65,6 +65,12 @@ export const configSchema = z.object({
   /** Per API key: sustained requests per second (0 turns rate limiting off) and the burst above it. */
   RATE_LIMIT_PER_SECOND: integer(100, 0),
   RATE_LIMIT_BURST: integer(200, 1),
+  /**
+   * Per client address, for requests without a key the API process has verified recently (no key,
+   * a bad key, or one that needs a database lookup): requests per second (0 turns it off) and burst.
+   */
+  RATE_LIMIT_UNAUTHENTICATED_PER_SECOND: integer(10, 0),
+  RATE_LIMIT_UNAUTHENTICATED_BURST: integer(50, 1),
 });
 
 export type Config = z.infer<typeof configSchema>;
