@@ -12,6 +12,7 @@ import { ApiKeyVerifier, authenticate, rateLimit } from './auth.js';
 import { docsRoutes } from './docs-page.js';
 import { accessLog } from './middleware/access-log.js';
 import { jsonBody } from './middleware/json-body.js';
+import { noOptions } from './middleware/no-options.js';
 import { requestId } from './middleware/request-id.js';
 import { securityHeaders } from './middleware/security-headers.js';
 import { opsRoutes } from './health.js';
@@ -31,6 +32,8 @@ export interface AppDeps {
     | 'API_KEY_CACHE_TTL_MS'
     | 'RATE_LIMIT_PER_SECOND'
     | 'RATE_LIMIT_BURST'
+    | 'RATE_LIMIT_UNAUTHENTICATED_PER_SECOND'
+    | 'RATE_LIMIT_UNAUTHENTICATED_BURST'
     | 'QUEUE_PREFIX'
     | 'WEBHOOK_ALLOW_PRIVATE_TARGETS'
   >;
@@ -48,6 +51,9 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Flat names only (`labels[k]` stays one parameter): list-query.ts gathers and validates label
+  // filters itself, so no parser builds nested objects (or prototypes) from a query string.
+  app.set('query parser', 'simple');
   app.use(httpMetrics);
   // Probes and scrapes (/healthz, /readyz, /metrics) come first: nothing below may refuse them.
   app.use(opsRoutes(deps.health));
@@ -63,6 +69,16 @@ export function createApp(deps: AppDeps): Express {
     authenticate({
       verifier: new ApiKeyVerifier(deps.pool, deps.config.API_KEY_CACHE_TTL_MS),
       disabled: deps.config.AUTH_DISABLED,
+      // Its own key space: per address, apart from the per-key buckets below.
+      addressLimiter: new RateLimiter(
+        deps.redis,
+        {
+          perSecond: deps.config.RATE_LIMIT_UNAUTHENTICATED_PER_SECOND,
+          burst: deps.config.RATE_LIMIT_UNAUTHENTICATED_BURST,
+          prefix: `${deps.config.QUEUE_PREFIX}:unauthenticated`,
+        },
+        deps.logger,
+      ),
     }),
   );
   app.use(
@@ -78,6 +94,7 @@ export function createApp(deps: AppDeps): Express {
       ),
     ),
   );
+  app.use(noOptions);
   app.use(jsonBody(deps.config.BODY_LIMIT));
 
   app.use(lookupRoutes(deps)); // before the wallet routes: /wallets/by-external-id is not a wallet id

@@ -62,6 +62,14 @@ export class ApiKeyVerifier {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** The principal of a key verified within the TTL, without asking the database; else null. */
+  cached(key: string): Principal | null {
+    if (!looksLikeApiKey(key)) return null;
+    const hash = hashApiKey(key);
+    const cached = this.cache.get(hash.toString('base64'));
+    return cached && cached.expiresAt > this.now() && sameHash(cached.hash, hash) ? cached.principal : null;
+  }
+
   /** The key's principal, or null if it is not an active key. Database errors propagate (503). */
   async verify(key: string): Promise<Principal | null> {
     if (!looksLikeApiKey(key)) return null;
@@ -113,8 +121,16 @@ function bearerToken(header: string | undefined): string | null | undefined {
 /**
  * Authenticates every request not on an open path: a missing, malformed, unknown or revoked key
  * gets 401 with a `WWW-Authenticate` challenge. With `disabled`, every request is let in as admin.
+ * A request whose key this process has not verified recently (no key, a bad one, or one that needs
+ * a database lookup) first takes a token from `addressLimiter`, per client address: unknown keys
+ * can neither flood the database nor escape rate limiting. A recently verified key skips it, so a
+ * flood of bad keys from an address does not lock out the good keys behind it.
  */
-export function authenticate(options: { verifier: ApiKeyVerifier; disabled: boolean }): RequestHandler {
+export function authenticate(options: {
+  verifier: ApiKeyVerifier;
+  disabled: boolean;
+  addressLimiter?: RateLimiter;
+}): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     if (isOpenPath(req.path)) return next();
     if (options.disabled) {
@@ -122,14 +138,49 @@ export function authenticate(options: { verifier: ApiKeyVerifier; disabled: bool
       return next();
     }
     const token = bearerToken(req.get('authorization'));
-    if (token === undefined) return unauthorized(res, false);
-    if (token === null) return unauthorized(res, true);
-    options.verifier.verify(token).then((principal) => {
-      if (!principal) return unauthorized(res, true);
-      res.locals.principal = principal;
-      next();
-    }, next);
+    const known = token ? options.verifier.cached(token) : null;
+    if (known) {
+      res.locals.principal = known;
+      return next();
+    }
+    admit(options.addressLimiter, `address:${req.ip ?? 'unknown'}`, res, false)
+      .then(async (admitted) => {
+        if (!admitted) return;
+        if (token === undefined) return unauthorized(res, false);
+        if (token === null) return unauthorized(res, true);
+        const principal = await options.verifier.verify(token);
+        if (!principal) return unauthorized(res, true);
+        res.locals.principal = principal;
+        next();
+      })
+      .catch(next);
   };
+}
+
+/**
+ * Takes a token for `caller`; on refusal answers 429 with `Retry-After` and resolves false. With
+ * `advertise`, every decided answer carries `RateLimit-Limit` and `RateLimit-Remaining`.
+ */
+async function admit(
+  limiter: RateLimiter | undefined,
+  caller: string,
+  res: Response,
+  advertise: boolean,
+): Promise<boolean> {
+  if (!limiter?.enabled) return true;
+  const decision = await limiter.take(caller);
+  if (!decision) return true;
+  if (advertise) {
+    res.set('RateLimit-Limit', String(decision.limit));
+    res.set('RateLimit-Remaining', String(decision.remaining));
+  }
+  if (decision.allowed) return true;
+  res.set('Retry-After', String(decision.retryAfterSeconds));
+  sendProblem(
+    res,
+    problem(429, 'rate-limited', 'Too Many Requests', `slow down; retry after ${decision.retryAfterSeconds} s`),
+  );
+  return false;
 }
 
 /** 403 unless the authenticated key holds `scope` (or admin). Must run after `authenticate`. */
@@ -154,16 +205,8 @@ export function rateLimit(limiter: RateLimiter): RequestHandler {
     const principal = res.locals.principal;
     if (!limiter.enabled || !principal) return next();
     const caller = principal.keyId === null ? `ip:${req.ip ?? 'unknown'}` : `key:${principal.keyId}`;
-    limiter.take(caller).then((decision) => {
-      if (!decision) return next();
-      res.set('RateLimit-Limit', String(decision.limit));
-      res.set('RateLimit-Remaining', String(decision.remaining));
-      if (decision.allowed) return next();
-      res.set('Retry-After', String(decision.retryAfterSeconds));
-      sendProblem(
-        res,
-        problem(429, 'rate-limited', 'Too Many Requests', `slow down; retry after ${decision.retryAfterSeconds} s`),
-      );
+    admit(limiter, caller, res, true).then((admitted) => {
+      if (admitted) next();
     }, next);
   };
 }

@@ -38,19 +38,25 @@ export const transactionListQuery = pageQuery.extend({ status: transactionStatus
 
 const LABEL_PARAMETER = /^labels\[(.+)\]$/;
 
-/** Gathers `labels[key]=value` parameters into one `labels` object, then validates the whole query. */
+/**
+ * Gathers `labels[key]=value` parameters into one `labels` object, then validates the whole query.
+ * A bare `labels` (`?labels`, `?labels=x`) is not a filter: it is validated as given, so it is
+ * refused rather than silently replaced by an empty filter that matches everything.
+ */
 export function parseListQuery<S extends typeof walletListQuery | typeof transactionListQuery>(
   schema: S,
   query: Record<string, unknown>,
 ): { labels: Record<string, string>; after: number | null; limit: number } & Omit<z.output<S>, 'cursor'> {
-  const labels: Record<string, unknown> = {};
+  const labels: [string, unknown][] = [];
   const rest: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(query)) {
     const label = LABEL_PARAMETER.exec(name);
-    if (label) labels[label[1]!] = value;
+    if (label) labels.push([label[1]!, value]);
     else rest[name] = value;
   }
-  const parsed = parseRequest(schema, { ...rest, labels }, 'query') as z.output<S>;
+  // fromEntries defines own properties: `labels[__proto__]` stays a key (and is refused), not a prototype.
+  const given = 'labels' in rest ? rest : { ...rest, labels: Object.fromEntries(labels) };
+  const parsed = parseRequest(schema, given, 'query') as z.output<S>;
   const { cursor, ...page } = parsed;
   return { ...page, after: cursor ?? null };
 }

@@ -6,7 +6,13 @@ import {
 } from 'slonik';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
-import { DuplicateFingerprintError, NotVoidableError } from '../shared/transactions/conflicts.js';
+import {
+  DuplicateFingerprintError,
+  FingerprintReusedError,
+  NotVoidableError,
+  VoidExistsError,
+} from '../shared/transactions/conflicts.js';
+import { hasScope } from '../shared/auth/api-keys.js';
 import { DuplicateExternalIdError } from '../shared/wallets/wallets.js';
 import {
   ConflictError,
@@ -110,20 +116,35 @@ function isDatabaseUnavailable(error: unknown): boolean {
   );
 }
 
-export function toProblem(error: unknown): Problem | null {
+/** What the caller may see beyond its own request: the scopes of its key (none when unknown). */
+export interface Viewer {
+  scopes: readonly string[];
+}
+
+export function toProblem(error: unknown, viewer: Viewer = { scopes: [] }): Problem | null {
   if (error instanceof ValidationError) {
     return problem(400, 'validation-error', 'Invalid request', error.message, { invalidParams: error.invalidParams });
   }
   if (error instanceof NotFoundError) return problem(404, 'not-found', 'Not Found', error.message);
   if (error instanceof DuplicateExternalIdError) {
+    // The id lets a client that created the wallet carry on; its contents are for readers only.
+    const canRead = hasScope(viewer.scopes, 'wallets:read');
     return problem(409, 'duplicate-external-id', 'Wallet already exists', error.message, {
       walletId: error.existing.id,
-      wallet: toWalletResponse(error.existing),
+      ...(canRead ? { wallet: toWalletResponse(error.existing) } : {}),
     });
   }
   if (error instanceof DuplicateFingerprintError) {
     return problem(409, 'duplicate-fingerprint', 'Fingerprint already used', error.message, {
       transaction: toTransactionResponse(error.existing),
+    });
+  }
+  if (error instanceof FingerprintReusedError) {
+    return problem(409, 'fingerprint-reused', 'Fingerprint used by another request', error.message);
+  }
+  if (error instanceof VoidExistsError) {
+    return problem(409, 'void-exists', 'Transaction already has a void', error.message, {
+      transaction: toTransactionResponse(error.reversal),
     });
   }
   if (error instanceof NotVoidableError) {
@@ -149,10 +170,13 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
     if (res.headersSent) return next(error);
     const log = res.locals.log ?? logger;
-    const known = toProblem(error);
+    const known = toProblem(error, res.locals.principal);
     if (known) {
       if (error instanceof DuplicateFingerprintError) {
         res.location(`/wallets/${error.existing.walletId}/transactions/${error.existing.id}`);
+      }
+      if (error instanceof VoidExistsError) {
+        res.location(`/wallets/${error.reversal.walletId}/transactions/${error.reversal.id}`);
       }
       if (error instanceof DuplicateExternalIdError) res.location(`/wallets/${error.existing.id}`);
       if (known.status === 503) {

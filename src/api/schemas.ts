@@ -7,8 +7,10 @@ import {
   fingerprintSchema,
   labelsSchema,
   MAX_LABELS,
+  RESERVED_LABEL_KEYS,
+  idSchema,
+  transactionFingerprintSchema,
   transactionIdSchema,
-  walletIdSchema,
 } from '../shared/domain/validation.js';
 import type { WalletRow } from '../shared/wallets/wallet-repository.js';
 import { Decimal } from './json-response.js';
@@ -20,7 +22,7 @@ import { Decimal } from './json-response.js';
 
 /** Documentation of the shared field rules (the rules themselves are in src/shared/domain/validation.ts). */
 const labels = labelsSchema.openapi({
-  description: `String keys (1..255 characters) to string values (up to 1024 characters); at most ${MAX_LABELS}.`,
+  description: `String keys (1..255 characters; not ${RESERVED_LABEL_KEYS.join(', ')}) to string values (up to 1024 characters); at most ${MAX_LABELS}.`,
   maxProperties: MAX_LABELS,
   example: { couponId: '10004871', reason: 'prize' },
 });
@@ -29,8 +31,9 @@ const externalId = externalIdSchema.openapi({
   minLength: 1,
   example: 'userid-123',
 });
-const fingerprint = fingerprintSchema.openapi({
-  description: 'Unique across all wallets: a retry with a used fingerprint answers 409 with the transaction it made.',
+const fingerprint = transactionFingerprintSchema.openapi({
+  description:
+    'Unique across all wallets: a retry of the same request answers 409 with the transaction it made; another request with a used fingerprint gets 409 fingerprint-reused. Must not start with `void:` (reserved for voids).',
   minLength: 1,
   example: 'TX123A001',
 });
@@ -61,13 +64,16 @@ export const createTransactionBody = z
 
 export const voidTransactionBody = z
   .object({
-    fingerprint: fingerprintSchema.optional(),
+    fingerprint: fingerprintSchema.optional().openapi({
+      description:
+        'Defaults to `void:<txId>`. Any other `void:` fingerprint is refused. A second void of the same transaction answers 409 void-exists with its reversal, whatever the fingerprint.',
+    }),
     reason: descriptionSchema.optional(),
   })
   .strict();
 
 export const walletParams = z.object({
-  id: walletIdSchema.openapi({ param: { description: 'The wallet id (a positive integer).' }, example: '1' }),
+  id: idSchema.openapi({ param: { description: 'The wallet id (a positive integer).' }, example: '1' }),
 });
 export const transactionParams = walletParams.extend({
   txId: transactionIdSchema.openapi({
@@ -188,12 +194,43 @@ export const validationProblemResponse = problemResponse
   });
 
 export const duplicateExternalIdProblemResponse = problemResponse
-  .extend({ walletId: z.number().int().positive(), wallet: walletResponse })
+  .extend({
+    walletId: z.number().int().positive(),
+    wallet: walletResponse
+      .optional()
+      .openapi({ description: 'The existing wallet: only for a key that may read wallets (`wallets:read`).' }),
+  })
   .openapi('DuplicateExternalIdProblem');
 
 export const duplicateFingerprintProblemResponse = problemResponse
   .extend({ transaction: transactionResponse })
-  .openapi('DuplicateFingerprintProblem');
+  .openapi('DuplicateFingerprintProblem', {
+    description: '`/problems/duplicate-fingerprint`: a replay of the same request; `transaction` is the one it made.',
+  });
+
+export const fingerprintReusedProblemResponse = problemResponse.openapi('FingerprintReusedProblem', {
+  description:
+    '`/problems/fingerprint-reused`: the fingerprint is taken by a different request (another wallet, amount, labels or description); nothing about it is disclosed.',
+  example: {
+    type: '/problems/fingerprint-reused',
+    title: 'Fingerprint used by another request',
+    status: 409,
+    detail: 'this fingerprint is already used by a different request; choose another fingerprint',
+  },
+});
+
+export const voidExistsProblemResponse = problemResponse
+  .extend({ transaction: transactionResponse })
+  .openapi('VoidExistsProblem', {
+    description:
+      '`/problems/void-exists`: the transaction already has a live (pending or applied) void; `transaction` is that reversal (its `voids` names the original).',
+  });
+
+export const notVoidableProblemResponse = problemResponse
+  .extend({ transaction: transactionResponse })
+  .openapi('NotVoidableProblem', {
+    description: '`/problems/not-voidable`: `transaction` is the original, in the state that forbids the void.',
+  });
 
 export const forbiddenProblemResponse = problemResponse
   .extend({ requiredScope: z.string().openapi({ example: 'wallets:write' }) })

@@ -159,6 +159,21 @@ describe('scopes', () => {
   });
 });
 
+describe('OPTIONS', () => {
+  it('When any key sends OPTIONS, then it gets the same 404 on every path and no Allow header: no route disclosure', async () => {
+    const reader = await keyWith(['wallets:read']);
+    for (const apiKey of [reader, env.apiKey]) {
+      for (const path of ['/webhooks', '/webhooks/1', `/wallets/${walletId}`, '/wallets', '/no/such/route']) {
+        const response = await request(api.url, 'OPTIONS', path, { apiKey });
+        expect(response.status, path).toBe(404);
+        expect(response.headers.get('allow'), path).toBeNull();
+        expect(response.body).toMatchObject({ type: '/problems/not-found', status: 404 });
+      }
+    }
+    expect((await request(api.url, 'OPTIONS', '/webhooks', { apiKey: null })).status).toBe(401);
+  });
+});
+
 describe('apikey command', () => {
   it('When an operator creates, lists and revokes a key, then it works until revoked and its secret is never listed', async () => {
     const created = cli('create', '--name', 'cli key', '--scopes', 'wallets:read', '--json');
@@ -227,6 +242,45 @@ describe('rate limiting', () => {
 
     const other = await request(url, 'GET', `/wallets/${walletId}`, { apiKey: await keyWith(['wallets:read']) });
     expect(other.status).toBe(200);
+  });
+
+  it('When one address sends more bad-key or keyless requests than the unauthenticated burst, then the excess gets 429 with Retry-After while a valid key still works', async () => {
+    const limited = await startApi(
+      loadConfig({
+        ...env.env,
+        API_KEY_CACHE_TTL_MS: '60000',
+        RATE_LIMIT_UNAUTHENTICATED_PER_SECOND: '1',
+        RATE_LIMIT_UNAUTHENTICATED_BURST: '5',
+      }),
+      pino({ level: 'silent' }),
+    );
+    extraApis.push(limited);
+    const url = `http://127.0.0.1:${limited.port}`;
+    const key = await keyWith(['wallets:read']);
+    expect((await request(url, 'GET', `/wallets/${walletId}`, { apiKey: key })).status).toBe(200);
+
+    const statuses: number[] = [];
+    let refused: Awaited<ReturnType<typeof request>> | undefined;
+    for (let i = 0; i < 12; i += 1) {
+      const bad = `wk_${String(i).padStart(43, 'A')}`;
+      const response = await request(
+        url,
+        'GET',
+        `/wallets/${walletId}`,
+        i % 3 === 2 ? { apiKey: null } : { apiKey: bad },
+      );
+      statuses.push(response.status);
+      if (response.status === 429) refused ??= response;
+    }
+    expect(statuses.slice(0, 4)).toEqual([401, 401, 401, 401]);
+    expect(statuses.filter((status) => status === 429).length).toBeGreaterThanOrEqual(5);
+    expect(Number(refused!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(refused!.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(refused!.body).toMatchObject({ type: '/problems/rate-limited', status: 429 });
+
+    expect((await request(url, 'GET', `/wallets/${walletId}`, { apiKey: key })).status).toBe(200);
+    // Open paths are never limited.
+    expect((await request(url, 'GET', '/healthz', { apiKey: null })).status).toBe(200);
   });
 
   it('When Redis is unreachable, then requests are let through (fail open), not refused or failed', async () => {

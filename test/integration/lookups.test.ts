@@ -150,3 +150,54 @@ describe('label search', () => {
     expect(response.body.items).toEqual([]);
   });
 });
+
+describe('malformed label filters', () => {
+  const listings = () => ['/wallets', '/transactions', `/wallets/${walletId}/transactions`];
+  const filters = [
+    'labels=array',
+    'labels',
+    'labels=',
+    'labels[__proto__]=x',
+    'labels[constructor]=x',
+    'labels[prototype]=x',
+    'labels[tier]=gold&labels=x',
+    'labels[tier]=gold&labels[tier]=silver',
+  ];
+
+  it.each(filters)(
+    'When a listing is filtered by %s, then it answers 400 naming labels, never everything',
+    async (filter) => {
+      for (const listing of listings()) {
+        const response = await get(`${listing}?${filter}`);
+        expect(response.status, `${listing}?${filter}`).toBe(400);
+        expect(response.body).toMatchObject({ type: '/problems/validation-error' });
+        expect(response.body.invalidParams.map((param: any) => param.name.split('.')[0])).toContain('labels');
+      }
+    },
+  );
+
+  it.each(['__proto__', 'constructor', 'prototype'])(
+    'When a wallet or a transaction is written with the label key %s, then it answers 400 and stores nothing',
+    async (key) => {
+      const raw = `{"externalId":"reserved-${key}","labels":{"${key}":"x"}}`;
+      const wallet = await request(api.url, 'POST', '/wallets', {
+        raw,
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(wallet.status).toBe(400);
+      expect(wallet.body.invalidParams).toEqual([
+        { name: `labels.${key}`, reason: `the label key "${key}" is reserved` },
+      ]);
+      expect((await get(`/wallets/by-external-id/reserved-${key}`)).status).toBe(404);
+
+      const fingerprint = `reserved-${key}`;
+      const transaction = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+        raw: `{"amount":"1.00","fingerprint":"${fingerprint}","labels":{"${key}":"x"}}`,
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(transaction.status).toBe(400);
+      expect(transaction.body.invalidParams[0].name).toBe(`labels.${key}`);
+      expect((await get(`/transactions/by-fingerprint/${fingerprint}`)).status).toBe(404);
+    },
+  );
+});

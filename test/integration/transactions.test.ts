@@ -115,6 +115,61 @@ describe('POST /wallets/:id/transactions', () => {
     expect((await request(api.url, 'GET', `/wallets/${otherWalletId}/balance`)).text).toBe('0.0');
   });
 
+  it('When a replay writes the same request differently (amount text, label order, null description), then it still gets the transaction it made', async () => {
+    const walletId = await newWallet();
+    const fingerprint = randomUUID();
+    const first = await post(walletId, { amount: '12.50', fingerprint, labels: { a: '1', b: '2' } }, wait);
+    const replay = await post(walletId, { amount: 12.5, fingerprint, labels: { b: '2', a: '1' }, description: null });
+    expect(replay.status).toBe(409);
+    expect(replay.body).toMatchObject({ type: '/problems/duplicate-fingerprint', transaction: { id: first.body.id } });
+    expect(replay.headers.get('location')).toBe(`/wallets/${walletId}/transactions/${first.body.id}`);
+  });
+
+  it.each<[string, (walletId: number, otherWalletId: number) => [number, object]]>([
+    ['another wallet', (_, other) => [other, { amount: '5.00', labels: { k: 'v' }, description: 'd' }]],
+    ['another amount', (wallet) => [wallet, { amount: '5.01', labels: { k: 'v' }, description: 'd' }]],
+    ['other labels', (wallet) => [wallet, { amount: '5.00', labels: { k: 'w' }, description: 'd' }]],
+    ['no labels', (wallet) => [wallet, { amount: '5.00', description: 'd' }]],
+    ['another description', (wallet) => [wallet, { amount: '5.00', labels: { k: 'v' }, description: 'e' }]],
+    ['no description', (wallet) => [wallet, { amount: '5.00', labels: { k: 'v' } }]],
+  ])(
+    'When a used fingerprint comes with %s, then it answers 409 fingerprint-reused and discloses nothing of the other transaction',
+    async (_, change) => {
+      const walletId = await newWallet();
+      const otherWalletId = await newWallet();
+      const fingerprint = randomUUID();
+      const first = await post(walletId, { amount: '5.00', fingerprint, labels: { k: 'v' }, description: 'd' }, wait);
+      const before = await transactionCount();
+      const [target, body] = change(walletId, otherWalletId);
+      const reuse = await post(target, { ...body, fingerprint });
+      expect(reuse.status).toBe(409);
+      expect(reuse.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(reuse.body).toEqual({
+        type: '/problems/fingerprint-reused',
+        title: 'Fingerprint used by another request',
+        status: 409,
+        detail: 'this fingerprint is already used by a different request; choose another fingerprint',
+      });
+      expect(reuse.headers.get('location')).toBeNull();
+      expect(reuse.text).not.toContain(first.body.id);
+      expect(await transactionCount()).toBe(before);
+    },
+  );
+
+  it.each(['void:x', `void:${randomUUID()}`, 'void:'])(
+    'When a plain transaction takes the fingerprint %j, then it answers 400 naming fingerprint: void: is reserved',
+    async (fingerprint) => {
+      const walletId = await newWallet();
+      const before = await transactionCount();
+      const response = await post(walletId, { amount: 1, fingerprint });
+      expect(response.status).toBe(400);
+      expect(response.body.invalidParams).toEqual([
+        { name: 'fingerprint', reason: 'must not start with "void:" (reserved for voids)' },
+      ]);
+      expect(await transactionCount()).toBe(before);
+    },
+  );
+
   it('When one fingerprint is posted by many clients at once, then exactly one is accepted and it is applied once', async () => {
     const walletId = await newWallet();
     const body = { amount: 1, fingerprint: randomUUID() };

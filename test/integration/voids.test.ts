@@ -82,7 +82,12 @@ describe('POST /wallets/:id/transactions/:txId/void', () => {
     const again = await voidOf(walletId, transactions[0].id, { fingerprint: 'another-void' }, wait);
     expect(again.status).toBe(409);
     expect(again.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect(again.body).toMatchObject({ type: '/problems/not-voidable', transaction: { status: 'voided' } });
+    // Idempotent per original, whatever the fingerprint: the answer is the reversal it already has.
+    expect(again.body).toMatchObject({
+      type: '/problems/void-exists',
+      transaction: { voids: transactions[0].id, status: 'applied', fingerprint: `void:${transactions[0].id}` },
+    });
+    expect(again.headers.get('location')).toBe(`/wallets/${walletId}/transactions/${again.body.transaction.id}`);
     expect(await balance(walletId)).toBe('0.0');
   });
 
@@ -92,10 +97,11 @@ describe('POST /wallets/:id/transactions/:txId/void', () => {
     expect(responses.filter((response) => response.status === 202)).toHaveLength(1);
     const refused = responses.filter((response) => response.status === 409);
     expect(refused).toHaveLength(9);
-    // A retry that lands before the reversal is applied meets its fingerprint; one that lands
-    // after meets the voided original. Both answers carry the state, neither voids twice.
+    // A retry meets the live reversal (or, racing the first, its fingerprint): either way the
+    // answer is the reversal of this original, and nothing voids twice.
     for (const response of refused) {
-      expect(['/problems/duplicate-fingerprint', '/problems/not-voidable']).toContain(response.body.type);
+      expect(['/problems/void-exists', '/problems/duplicate-fingerprint']).toContain(response.body.type);
+      expect(response.body.transaction.voids).toBe(transactions[0].id);
     }
     await waitFor(async () => (await balance(walletId)) === '0.0');
     expect(await findLedgerViolations(env.pool)).toEqual([]);
@@ -107,8 +113,77 @@ describe('POST /wallets/:id/transactions/:txId/void', () => {
       Array.from({ length: 6 }, (_, i) => voidOf(walletId, transactions[0].id, { fingerprint: `race-${serial}-${i}` })),
     );
     expect(responses.filter((response) => response.status === 202)).toHaveLength(1);
-    expect(responses.filter((response) => response.status === 409)).toHaveLength(5);
+    const refused = responses.filter((response) => response.status === 409);
+    expect(refused).toHaveLength(5);
+    for (const response of refused) {
+      expect(response.body).toMatchObject({
+        type: '/problems/void-exists',
+        transaction: { voids: transactions[0].id },
+      });
+    }
     await waitFor(async () => (await balance(walletId)) === '0.0');
+  });
+
+  it('When a plain transaction tries to take the void fingerprint of another, then it is refused and the real void still works', async () => {
+    const { walletId, transactions } = await walletWith('6.00');
+    const other = await walletWith('50.00');
+    const squat = await request(api.url, 'POST', `/wallets/${other.walletId}/transactions`, {
+      json: { amount: 1, fingerprint: `void:${transactions[0].id}` },
+    });
+    expect(squat.status).toBe(400);
+    expect(squat.body.invalidParams[0].name).toBe('fingerprint');
+
+    const real = await voidOf(walletId, transactions[0].id, {}, wait);
+    expect(real.status).toBe(201);
+    expect(real.body).toMatchObject({ voids: transactions[0].id, fingerprint: `void:${transactions[0].id}` });
+  });
+
+  it('When a void carries the void: fingerprint of another transaction, then it answers 400 and reserves nothing', async () => {
+    const { walletId, transactions } = await walletWith('6.00', '2.00');
+    const response = await voidOf(walletId, transactions[0].id, { fingerprint: `void:${transactions[1].id}` });
+    expect(response.status).toBe(400);
+    expect(response.body.invalidParams[0].name).toBe('fingerprint');
+    expect((await voidOf(walletId, transactions[1].id, {}, wait)).status).toBe(201);
+    expect(await transaction(walletId, transactions[0].id)).toMatchObject({ status: 'applied' });
+    // Naming its own default fingerprint explicitly is fine.
+    const own = await voidOf(walletId, transactions[0].id, { fingerprint: `void:${transactions[0].id}` }, wait);
+    expect(own.status).toBe(201);
+  });
+
+  it('When a void is retried with another fingerprint while its reversal is pending, then it answers 409 void-exists with that reversal', async () => {
+    const { walletId, transactions } = await walletWith('6.00');
+    await worker.close();
+    try {
+      const first = await voidOf(walletId, transactions[0].id, { fingerprint: `first-${walletId}` });
+      expect(first.status).toBe(202);
+      const retry = await voidOf(walletId, transactions[0].id);
+      expect(retry.status).toBe(409);
+      expect(retry.body).toMatchObject({
+        type: '/problems/void-exists',
+        transaction: { id: first.body.id, voids: transactions[0].id, status: 'pending' },
+      });
+      expect(retry.headers.get('location')).toBe(`/wallets/${walletId}/transactions/${first.body.id}`);
+    } finally {
+      worker = await startWorker(env.config, silentLogger);
+    }
+    await waitFor(async () => (await balance(walletId)) === '0.0');
+  });
+
+  it('When a void uses a fingerprint another transaction holds, then it answers 409 fingerprint-reused, discloses nothing and reserves nothing', async () => {
+    const { walletId, transactions } = await walletWith('6.00');
+    const other = await walletWith();
+    const taken = `taken-${randomUUID()}`;
+    const holder = await request(api.url, 'POST', `/wallets/${other.walletId}/transactions`, {
+      json: { amount: 3, fingerprint: taken },
+    });
+    const response = await voidOf(walletId, transactions[0].id, { fingerprint: taken });
+    expect(response.status).toBe(409);
+    expect(response.body.type).toBe('/problems/fingerprint-reused');
+    expect(response.body).not.toHaveProperty('transaction');
+    expect(response.headers.get('location')).toBeNull();
+    expect(response.text).not.toContain(holder.body.id);
+    expect(await transaction(walletId, transactions[0].id)).toMatchObject({ status: 'applied' });
+    expect(await balance(walletId)).toBe('6.0');
   });
 
   it('When the reversal would overdraw, then it ends rejected and the original stays applied; a later void with a new fingerprint works', async () => {

@@ -1,6 +1,7 @@
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { createApiKey } from '../../src/shared/auth/api-key-repository.js';
 import { request } from '../support/http.js';
 import { createTestEnv, startTestApi, type TestEnv } from '../support/test-env.js';
 
@@ -55,6 +56,29 @@ describe('POST /wallets', () => {
     });
     expect(second.body.wallet).toMatchObject({ id: first.body.id, labels: {} });
     expect(await walletCount()).toBe(before);
+  });
+
+  it('When a key without wallets:read creates a taken externalId, then the 409 names the walletId only; a reader gets the wallet', async () => {
+    const first = await request(api.url, 'POST', '/wallets', {
+      json: { externalId: 'secretive', labels: { vip: 'yes' } },
+    });
+    const writer = (await createApiKey(env.pool, { name: 'writer', scopes: ['wallets:write'] })).key;
+    const blind = await request(api.url, 'POST', '/wallets', { json: { externalId: 'secretive' }, apiKey: writer });
+    expect(blind.status).toBe(409);
+    expect(blind.body).toEqual({
+      type: '/problems/duplicate-external-id',
+      title: 'Wallet already exists',
+      status: 409,
+      detail: `a wallet with this externalId exists: wallet ${first.body.id}`,
+      walletId: first.body.id,
+    });
+    expect(blind.text).not.toContain('vip');
+    expect(blind.headers.get('location')).toBe(`/wallets/${first.body.id}`);
+
+    const reader = (await createApiKey(env.pool, { name: 'reader', scopes: ['wallets:write', 'wallets:read'] })).key;
+    const seen = await request(api.url, 'POST', '/wallets', { json: { externalId: 'secretive' }, apiKey: reader });
+    expect(seen.status).toBe(409);
+    expect(seen.body.wallet).toEqual(first.body);
   });
 
   it('When the same externalId is created by many clients at once, then exactly one wins', async () => {
@@ -133,9 +157,35 @@ describe('GET /wallets/:id', () => {
     expect(response.body.invalidParams).toEqual([{ name: 'id', reason: 'must be a positive integer' }]);
   });
 
-  it('When the id is past any bigint, then it answers 404, not 500', async () => {
-    expect((await request(api.url, 'GET', `/wallets/${'9'.repeat(40)}`)).status).toBe(404);
+  it('When the id is the largest the API can name, then it is simply not found', async () => {
+    expect((await request(api.url, 'GET', `/wallets/${Number.MAX_SAFE_INTEGER}`)).status).toBe(404);
   });
+});
+
+describe('ids out of range', () => {
+  const tx = '00000000-0000-4000-8000-000000000000';
+  const routes: [string, (id: string) => string, object?][] = [
+    ['GET', (id) => `/wallets/${id}`],
+    ['GET', (id) => `/wallets/${id}/balance`],
+    ['GET', (id) => `/wallets/${id}/transactions`],
+    ['GET', (id) => `/wallets/${id}/transactions/latest`],
+    ['GET', (id) => `/wallets/${id}/transactions/${tx}`],
+    ['POST', (id) => `/wallets/${id}/transactions`, { amount: '1.00', fingerprint: 'out-of-range' }],
+    ['POST', (id) => `/wallets/${id}/transactions/${tx}/void`, {}],
+    ['DELETE', (id) => `/webhooks/${id}`],
+  ];
+  const ids = ['9007199254740992', '99999999999999999999', String(2n ** 63n - 1n), String(2n ** 64n), '9'.repeat(40)];
+
+  it.each(routes.flatMap(([method, path, json]) => ids.map((id) => [method, path(id), json] as const)))(
+    'When %s %s names an id past 2^53 or past bigint, then it answers 400 naming the id, never another id',
+    async (method, path, json) => {
+      const response = await request(api.url, method, path, json ? { json } : {});
+      expect(response.status).toBe(400);
+      expect(response.body).toMatchObject({ type: '/problems/validation-error' });
+      expect(response.body.invalidParams).toEqual([{ name: 'id', reason: 'must be at most 9007199254740991' }]);
+      expect(response.text).not.toContain('9007199254740991 does not exist');
+    },
+  );
 });
 
 describe('GET /wallets/:id/balance', () => {

@@ -62,12 +62,14 @@ async function withdraw(walletId: number, jobId: string, amount: string): Promis
   const payout = await fetch(`${provider.url}/payouts`, { method: 'POST', body: JSON.stringify({ jobId, amount }) });
   if (payout.ok) return 'paid';
 
-  // 3. The payout failed for good: void the debit (idempotent: the default fingerprint is void:<id>).
+  // 3. The payout failed for good: void the debit (idempotent per original, docs/withdrawals.md).
   const refund = await request(api.url, 'POST', `/wallets/${walletId}/transactions/${transaction.id}/void`, {
     json: { reason: 'payout failed' },
     headers: { prefer: 'wait=10' },
   });
   const reversal = refund.status === 409 ? refund.body.transaction : refund.body;
+  // A 409 is our refund only if its reversal voids our debit.
+  if (reversal?.voids !== transaction.id) throw new Error(`no refund: ${refund.status} ${refund.body?.type}`);
   if (reversal.status !== 'applied' && reversal.status !== 'voided') throw new Error(`refund ${reversal.status}`);
   return 'refunded';
 }

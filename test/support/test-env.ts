@@ -56,6 +56,8 @@ export async function createTestEnv(name: string, overrides: Record<string, stri
     // Tests post thousands of requests with one key: limit far above that (auth.test sets its own).
     RATE_LIMIT_PER_SECOND: '1000000',
     RATE_LIMIT_BURST: '1000000',
+    RATE_LIMIT_UNAUTHENTICATED_PER_SECOND: '1000000',
+    RATE_LIMIT_UNAUTHENTICATED_BURST: '1000000',
     ...overrides,
   };
   const config = loadConfig(env);

@@ -21,3 +21,29 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
   });
 });
+
+describe('empty settings', () => {
+  const defaults = loadConfig({});
+  const numericOrBoolean = Object.entries(defaults)
+    .filter(([, value]) => typeof value === 'number' || typeof value === 'boolean')
+    .map(([name]) => name as keyof typeof defaults);
+
+  it('covers the numeric and boolean settings', () => {
+    expect(numericOrBoolean).toContain('RATE_LIMIT_PER_SECOND');
+    expect(numericOrBoolean).toContain('AUTH_DISABLED');
+    expect(numericOrBoolean.length).toBeGreaterThan(20);
+  });
+
+  it.each(numericOrBoolean)('When %s is set to an empty or blank value, then it has its default', (name) => {
+    expect(loadConfig({ [name]: '' })[name]).toBe(defaults[name]);
+    expect(loadConfig({ [name]: '  ' })[name]).toBe(defaults[name]);
+  });
+
+  it('When RATE_LIMIT_PER_SECOND is empty, then rate limiting stays on at its default', () => {
+    expect(loadConfig({ RATE_LIMIT_PER_SECOND: '' }).RATE_LIMIT_PER_SECOND).toBe(100);
+  });
+
+  it.each(numericOrBoolean)('When %s is not a number (or boolean), then the process refuses to start', (name) => {
+    expect(() => loadConfig({ [name]: 'lots' })).toThrow(new RegExp(name));
+  });
+});

@@ -22,6 +22,9 @@ import { parseRequest, requireJsonBody } from '../problem.js';
 import {
   createTransactionBody,
   duplicateFingerprintProblemResponse,
+  fingerprintReusedProblemResponse,
+  notVoidableProblemResponse,
+  voidExistsProblemResponse,
   latestTransactionResponse,
   toLatestTransactionResponse,
   toTransactionResponse,
@@ -83,9 +86,10 @@ export const transactionOperations = {
       ...postResponses,
       404: { description: 'No such wallet; nothing was reserved.', content: problemContent() },
       409: {
-        description: 'The fingerprint is used; the body holds the transaction it made.',
+        description:
+          'The fingerprint is used. A replay of the same request (same wallet, amount, labels, description) gets `/problems/duplicate-fingerprint` with the transaction it made and its `Location`; any other request gets `/problems/fingerprint-reused`, which discloses nothing.',
         headers: location,
-        content: problemContent(duplicateFingerprintProblemResponse),
+        content: problemContent(z.union([duplicateFingerprintProblemResponse, fingerprintReusedProblemResponse])),
       },
     },
   }),
@@ -106,8 +110,16 @@ export const transactionOperations = {
       404: { description: 'No such wallet or transaction.', content: problemContent() },
       409: {
         description:
-          'The transaction cannot be voided (pending, rejected, already voided, or a reversal), or the fingerprint is used; the body holds the transaction concerned.',
-        content: problemContent(duplicateFingerprintProblemResponse),
+          'The transaction already has a live void (`/problems/void-exists` with that reversal and its `Location`, whatever fingerprint this request carries); it cannot be voided (`/problems/not-voidable`: pending, rejected or a reversal; the body holds it); or the fingerprint is used (`/problems/duplicate-fingerprint` for a replay of this void, `/problems/fingerprint-reused` otherwise).',
+        headers: location,
+        content: problemContent(
+          z.union([
+            voidExistsProblemResponse,
+            notVoidableProblemResponse,
+            duplicateFingerprintProblemResponse,
+            fingerprintReusedProblemResponse,
+          ]),
+        ),
       },
       422: {
         description:

@@ -4,7 +4,7 @@ import type { DatabasePool } from 'slonik';
 import { EVENT_TYPES } from '../../shared/events/cloud-events.js';
 import { listSubscriptions, type WebhookSubscription } from '../../shared/events/webhook-repository.js';
 import { subscribeWebhook, unsubscribeWebhook } from '../../shared/events/webhooks.js';
-import { storableText } from '../../shared/domain/validation.js';
+import { idSchema, storableText } from '../../shared/domain/validation.js';
 import { sendJson } from '../json-response.js';
 import { z } from '../openapi-zod.js';
 import { defineOperation, problemContent, registerOperations, route } from '../operation.js';
@@ -27,11 +27,7 @@ export const createWebhookBody = z
   });
 
 const webhookParams = z.object({
-  id: z
-    .string()
-    .regex(/^[1-9][0-9]{0,14}$/, 'must be a positive integer')
-    .transform(Number)
-    .openapi({ param: { description: 'The subscription id.' }, example: '1' }),
+  id: idSchema.openapi({ param: { description: 'The subscription id.' }, example: '1' }),
 });
 
 const subscriptionFields = {

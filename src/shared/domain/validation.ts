@@ -14,12 +14,45 @@ export const storableText = (max: number) =>
 
 export const MAX_LABELS = 50;
 
-export const labelsSchema = z
-  .record(storableText(255).pipe(z.string().min(1)), storableText(1024))
-  .refine((labels) => Object.keys(labels).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`);
+/**
+ * Keys that name JavaScript's object machinery. zod's record silently drops `__proto__`, so a
+ * label with it would vanish on write and a filter with it would match everything; all three are
+ * refused, on write and in filters alike, before the record sees them.
+ */
+export const RESERVED_LABEL_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
+
+export const labelsSchema = z.preprocess(
+  (labels, context) => {
+    if (labels === null || typeof labels !== 'object') return labels;
+    for (const key of Object.keys(labels)) {
+      if (RESERVED_LABEL_KEYS.includes(key)) {
+        context.addIssue({ code: 'custom', message: `the label key "${key}" is reserved`, path: [key] });
+      }
+    }
+    return labels;
+  },
+  z
+    .record(storableText(255).pipe(z.string().min(1)), storableText(1024))
+    .refine((labels) => Object.keys(labels).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`),
+);
 
 export const externalIdSchema = storableText(255).pipe(z.string().min(1));
 export const fingerprintSchema = storableText(255).pipe(z.string().min(1));
+
+/**
+ * `void:<transaction id>` is the default fingerprint of that transaction's void. The namespace is
+ * reserved: were a plain transaction (or another void) allowed to take it first, the real void
+ * would meet its 409 and a client could take that for its own reversal.
+ */
+export const VOID_FINGERPRINT_PREFIX = 'void:';
+export const defaultVoidFingerprint = (originalId: string) => `${VOID_FINGERPRINT_PREFIX}${originalId}`;
+export const RESERVED_FINGERPRINT_REASON = `must not start with "${VOID_FINGERPRINT_PREFIX}" (reserved for voids)`;
+
+/** The fingerprint of a plain (non-void) transaction. */
+export const transactionFingerprintSchema = fingerprintSchema.refine(
+  (fingerprint) => !fingerprint.startsWith(VOID_FINGERPRINT_PREFIX),
+  RESERVED_FINGERPRINT_REASON,
+);
 export const descriptionSchema = storableText(1024);
 
 /** A JSON number or decimal string; becomes exact cents. */
@@ -32,10 +65,18 @@ export const amountSchema = z.union([z.number(), z.string()]).transform((input, 
   return parsed.cents;
 });
 
-/** Path ids: a positive integer. Ids past 2^53 cannot exist, so they are simply not found. */
-export const walletIdSchema = z
+/**
+ * Path ids of bigint identity columns (wallets, webhook subscriptions): a positive integer the
+ * API can render exactly. Responses carry ids as JSON numbers, so the API's range is 1..2^53-1;
+ * the identity columns never get near it, and anything past it (or past bigint) would otherwise
+ * be rounded into some other id. One schema for every route, so they all refuse the same way.
+ */
+export const MAX_ID = Number.MAX_SAFE_INTEGER;
+export const idSchema = z
   .string()
-  .regex(/^[1-9][0-9]*$/, 'must be a positive integer')
-  .transform((text) => (text.length > 15 ? Number.MAX_SAFE_INTEGER : Number(text)));
+  .regex(/^[1-9][0-9]*$/, { message: 'must be a positive integer', abort: true })
+  // Length first: a thousand-digit id is refused without converting it.
+  .refine((text) => text.length <= 16 && Number(text) <= MAX_ID, `must be at most ${MAX_ID}`)
+  .transform(Number);
 
 export const transactionIdSchema = z.string().uuid('must be a UUID');

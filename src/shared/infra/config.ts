@@ -1,7 +1,15 @@
 /** infra: config, Postgres/Redis connections, the apply queue, logging, migrations, health probes, shutdown. */
 import { z } from 'zod';
 
-const integer = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+/**
+ * An empty (or blank) variable means unset: `RATE_LIMIT_PER_SECOND=` in an env file must give the
+ * default, not `Number('') === 0` (which would turn rate limiting off). Text that is not a number
+ * still stops the process.
+ */
+const unsetIfBlank = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
+const integer = (fallback: number, min = 0) =>
+  z.preprocess(unsetIfBlank, z.coerce.number().int().min(min).default(fallback));
+const positive = (fallback: number) => z.preprocess(unsetIfBlank, z.coerce.number().positive().default(fallback));
 
 /**
  * Every setting the service reads, parsed once from the environment.
@@ -39,7 +47,7 @@ export const configSchema = z.object({
   /** Subscriptions one worker process delivers to at the same time. */
   WEBHOOK_CONCURRENCY: integer(8, 1),
   /** How long published events (and their finished webhook deliveries) are kept. */
-  OUTBOX_RETENTION_HOURS: z.coerce.number().positive().default(168),
+  OUTBOX_RETENTION_HOURS: positive(168),
   /**
    * Only the exact text `true` lets webhooks target loopback, private, link-local and other
    * internal addresses (local development: a receiver on 127.0.0.1). Off, such URLs are refused
@@ -52,7 +60,7 @@ export const configSchema = z.object({
   /** How often subscriptions whose retries ran out get another round (and old events are cleaned up). */
   WEBHOOK_SWEEP_INTERVAL_MS: integer(60_000, 100),
   /** How old (since it was posted) a transaction may be and still be voided. */
-  VOID_WINDOW_HOURS: z.coerce.number().positive().default(24),
+  VOID_WINDOW_HOURS: positive(24),
   SHUTDOWN_TIMEOUT_MS: integer(25_000, 0),
   /** Port of a worker's own HTTP server for /metrics, /healthz and /readyz (0: any free port). */
   METRICS_PORT: integer(9464),
@@ -61,14 +69,19 @@ export const configSchema = z.object({
    * warns at every start. Anything else, or nothing, keeps them on.
    */
   AUTH_DISABLED: z
-    .enum(['true', 'false', ''])
-    .default('false')
+    .preprocess(unsetIfBlank, z.enum(['true', 'false']).default('false'))
     .transform((value) => value === 'true'),
   /** How long an API process trusts a key it verified; also the longest a revoked key keeps working. */
   API_KEY_CACHE_TTL_MS: integer(5_000, 0),
   /** Per API key: sustained requests per second (0 turns rate limiting off) and the burst above it. */
   RATE_LIMIT_PER_SECOND: integer(100, 0),
   RATE_LIMIT_BURST: integer(200, 1),
+  /**
+   * Per client address, for requests without a key the API process has verified recently (no key,
+   * a bad key, or one that needs a database lookup): requests per second (0 turns it off) and burst.
+   */
+  RATE_LIMIT_UNAUTHENTICATED_PER_SECOND: integer(10, 0),
+  RATE_LIMIT_UNAUTHENTICATED_BURST: integer(50, 1),
 });
 
 export type Config = z.infer<typeof configSchema>;

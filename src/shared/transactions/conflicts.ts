@@ -8,6 +8,23 @@ export class DuplicateFingerprintError extends ConflictError {
   }
 }
 
+/**
+ * The fingerprint was reserved by a different request (another wallet, amount, labels or
+ * description): the caller is not retrying, so it learns nothing about that transaction.
+ */
+export class FingerprintReusedError extends ConflictError {
+  constructor() {
+    super('this fingerprint is already used by a different request; choose another fingerprint');
+  }
+}
+
+/** The original already has a live (pending or applied) reversal: voids are idempotent per original. */
+export class VoidExistsError extends ConflictError {
+  constructor(readonly reversal: TransactionRow) {
+    super(`transaction ${reversal.voids} already has a ${reversal.status} void: transaction ${reversal.id}`);
+  }
+}
+
 /** The transaction cannot be voided in its state: pending, rejected, already voided, or a reversal itself. */
 export class NotVoidableError extends ConflictError {
   constructor(

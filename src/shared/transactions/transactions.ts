@@ -1,6 +1,7 @@
 /** transactions: the API's side: reserve, void, look up and page through transactions; the transactions table. */
 import type { CommonQueryMethods } from 'slonik';
-import { DuplicateFingerprintError } from './conflicts.js';
+import { DuplicateFingerprintError, FingerprintReusedError } from './conflicts.js';
+import { isReplayOf } from './fingerprint-reuse.js';
 import { NotFoundError } from '../domain/errors.js';
 import { centsToDecimal, type Cents } from '../ledger/money.js';
 import { GroupCommitter, type GroupCommitOptions, type ItemResult } from '../infra/group-commit.js';
@@ -10,6 +11,7 @@ import {
   findTransactionsByFingerprints,
   findWalletTransaction,
   insertPendingTransactions,
+  type NewTransaction,
   type TransactionRow,
 } from './transaction-repository.js';
 import { recordReserved } from '../telemetry/metrics.js';
@@ -95,7 +97,7 @@ export class TransactionReserver {
 
 /** Why a request reserved nothing: its fingerprint is taken, else its wallet does not exist. */
 function refusal(request: ReservationRequest, existing: TransactionRow | undefined): Error {
-  if (existing) return new DuplicateFingerprintError(existing);
+  if (existing) return fingerprintConflict(existing, { ...request, amount: centsToDecimal(request.amount) });
   return new NotFoundError(`wallet ${request.walletId} does not exist`);
 }
 
@@ -106,6 +108,11 @@ export async function nudgeWorker(queue: ApplyQueue, reserved: TransactionRow): 
     () => false,
   );
   return { transaction: reserved, enqueued };
+}
+
+/** A taken fingerprint: a replay gets the transaction it made; any other request learns nothing. */
+export function fingerprintConflict(existing: TransactionRow, request: NewTransaction) {
+  return isReplayOf(existing, request) ? new DuplicateFingerprintError(existing) : new FingerprintReusedError();
 }
 
 export function isFinal(transaction: TransactionRow): boolean {

@@ -1,15 +1,24 @@
 import { UniqueIntegrityConstraintViolationError, type CommonQueryMethods } from 'slonik';
-import { DuplicateFingerprintError, NotVoidableError } from './conflicts.js';
-import { RuleViolationError } from '../domain/errors.js';
+import { NotVoidableError, VoidExistsError } from './conflicts.js';
+import { RuleViolationError, ValidationError } from '../domain/errors.js';
+import { defaultVoidFingerprint, RESERVED_FINGERPRINT_REASON, VOID_FINGERPRINT_PREFIX } from '../domain/validation.js';
 import { decimalToCents, centsToDecimal } from '../ledger/money.js';
 import type { ApplyQueue } from '../infra/queue.js';
-import { findTransactionByFingerprint, findVoidOf, insertPendingTransaction } from './transaction-repository.js';
+import {
+  findTransactionByFingerprint,
+  findVoidOf,
+  insertPendingTransaction,
+  type NewTransaction,
+} from './transaction-repository.js';
 import { recordReserved } from '../telemetry/metrics.js';
 import { currentTraceparent, inSpan } from '../telemetry/tracing.js';
-import { getTransaction, nudgeWorker, type Reservation } from './transactions.js';
+import { fingerprintConflict, getTransaction, nudgeWorker, type Reservation } from './transactions.js';
 
 export interface VoidRequest {
-  /** Makes the void idempotent; defaults to `void:<transaction id>`, so a plain retry is one void. */
+  /**
+   * Defaults to `void:<transaction id>`; other `void:` fingerprints are refused. Idempotency does not
+   * hang on it: any retry of a void meets the original's live reversal.
+   */
   fingerprint?: string;
   reason?: string;
 }
@@ -43,8 +52,20 @@ async function reserveReversal(
   originalId: string,
   request: VoidRequest,
 ): Promise<Reservation> {
+  const fingerprint = request.fingerprint ?? defaultVoidFingerprint(originalId);
+  if (fingerprint.startsWith(VOID_FINGERPRINT_PREFIX) && fingerprint !== defaultVoidFingerprint(originalId)) {
+    throw new ValidationError('the request body is invalid', [
+      {
+        name: 'fingerprint',
+        reason: `${RESERVED_FINGERPRINT_REASON}, unless it is ${defaultVoidFingerprint('<txId>')}`,
+      },
+    ]);
+  }
   const original = await getTransaction(deps.db, walletId, originalId);
   if (original.voids) throw new NotVoidableError(original, 'it is itself a reversal');
+  // Idempotent per original: a retry meets the reversal it made, whatever fingerprint it carries.
+  const live = await findVoidOf(deps.db, originalId);
+  if (live) throw new VoidExistsError(live);
   if (original.status === 'voided') throw new NotVoidableError(original, 'it is already voided');
   if (original.status !== 'applied') throw new NotVoidableError(original, `it is ${original.status}`);
   const ageMs = Date.now() - Date.parse(original.created);
@@ -55,30 +76,32 @@ async function reserveReversal(
     );
   }
 
-  const fingerprint = request.fingerprint ?? `void:${originalId}`;
   const reason = request.reason ?? null;
+  const transaction: NewTransaction = {
+    walletId,
+    amount: centsToDecimal(-decimalToCents(original.amount)!),
+    fingerprint,
+    labels: reason ? { voids: originalId, reason } : { voids: originalId },
+    description: `void of ${originalId}${reason ? `: ${reason}` : ''}`,
+    voids: originalId,
+    traceContext: currentTraceparent(),
+  };
   let reversal;
   try {
-    reversal = await insertPendingTransaction(deps.db, {
-      walletId,
-      amount: centsToDecimal(-decimalToCents(original.amount)!),
-      fingerprint,
-      labels: reason ? { voids: originalId, reason } : { voids: originalId },
-      description: `void of ${originalId}${reason ? `: ${reason}` : ''}`,
-      voids: originalId,
-      traceContext: currentTraceparent(),
-    });
+    reversal = await insertPendingTransaction(deps.db, transaction);
   } catch (error) {
     if (error instanceof UniqueIntegrityConstraintViolationError && error.constraint === LIVE_VOID_INDEX) {
-      const live = await findVoidOf(deps.db, originalId);
-      throw new NotVoidableError(original, `a void of it is already ${live?.status ?? 'in progress'} (${live?.id})`);
+      // A racing void won; answer with its reversal, as a later retry would get.
+      const winner = await findVoidOf(deps.db, originalId);
+      if (winner) throw new VoidExistsError(winner);
+      throw new NotVoidableError(original, 'a void of it is in progress');
     }
     throw error;
   }
   if (!reversal) {
     const existing = await findTransactionByFingerprint(deps.db, fingerprint);
     if (!existing) throw new Error(`fingerprint ${fingerprint} conflicted but is missing`);
-    throw new DuplicateFingerprintError(existing);
+    throw fingerprintConflict(existing, transaction);
   }
   return nudgeWorker(deps.queue, reversal);
 }
