@@ -54,8 +54,7 @@ export const configSchema = z.object({
    * at registration and such addresses at connect time.
    */
   WEBHOOK_ALLOW_PRIVATE_TARGETS: z
-    .enum(['true', 'false', ''])
-    .default('false')
+    .preprocess(unsetIfBlank, z.enum(['true', 'false']).default('false'))
     .transform((value) => value === 'true'),
   /** How often subscriptions whose retries ran out get another round (and old events are cleaned up). */
   WEBHOOK_SWEEP_INTERVAL_MS: integer(60_000, 100),

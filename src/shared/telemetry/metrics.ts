@@ -245,7 +245,7 @@ new Gauge({
   collect() {
     this.reset();
     for (const [name, pool] of pools) {
-      const max = pool.configuration.maximumPoolSize;
+      const max = pool.configuration.maxPoolSize;
       if (max !== undefined) this.set({ pool: name }, max);
     }
   },
