@@ -244,6 +244,27 @@ describe('rate limiting', () => {
     expect(other.status).toBe(200);
   });
 
+  it('When 40 requests of one key arrive at once, then the limiter takes their tokens together and lets exactly the burst through', async () => {
+    const limited = await startApi(
+      loadConfig({ ...env.env, RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: '7' }),
+      pino({ level: 'silent' }),
+    );
+    extraApis.push(limited);
+    const url = `http://127.0.0.1:${limited.port}`;
+    const key = await keyWith(['wallets:read']);
+    await request(url, 'GET', `/wallets/${walletId}`, { apiKey: key }); // verifies and caches the key: one token
+    const statuses = await Promise.all(
+      Array.from({ length: 40 }, () =>
+        request(url, 'GET', `/wallets/${walletId}`, { apiKey: key }).then((response) => response.status),
+      ),
+    );
+    const passed = statuses.filter((status) => status === 200).length;
+    // 6 tokens were left; at 1 per second at most one more can flow in while the 40 are answered.
+    expect(passed).toBeGreaterThanOrEqual(6);
+    expect(passed).toBeLessThanOrEqual(7);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(40 - passed);
+  });
+
   it('When one address sends more bad-key or keyless requests than the unauthenticated burst, then the excess gets 429 with Retry-After while a valid key still works', async () => {
     const limited = await startApi(
       loadConfig({

@@ -1,31 +1,36 @@
 import type { Redis } from '../infra/redis.js';
 import type { Logger } from '../infra/logger.js';
+import { GroupCommitter, type ItemResult } from '../infra/group-commit.js';
+
+/** Requests that arrive while a check is in flight share the next one (no added delay). */
+const RATE_LIMIT_GROUPS = { maxSize: 256, maxDelayMs: 0, maxInFlight: 2 };
 
 /**
  * A token bucket per caller, kept in Redis so every API process shares it: `perSecond` tokens
  * flow in each second up to `burst`; each request takes one. The whole step is one Lua script
- * (atomic), timed by Redis's own clock so API hosts with skewed clocks agree.
+ * (atomic), timed by Redis's own clock so API hosts with skewed clocks agree. One call takes the
+ * tokens of several requests of the caller at once (ARGV[3], default 1) and answers how many it
+ * granted, so a burst of concurrent requests costs one script run, not one each.
  */
 const TOKEN_BUCKET = `
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3]) or 1
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1]) or burst
 local at = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
-local allowed = 0
+local granted = math.min(want, math.floor(tokens))
+tokens = tokens - granted
 local wait_ms = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-else
+if granted < want then
   wait_ms = math.ceil((1 - tokens) * 1000 / rate)
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return { allowed, math.floor(tokens), wait_ms }
+return { granted, math.floor(tokens), wait_ms }
 `;
 
 export interface RateLimitDecision {
@@ -44,8 +49,9 @@ export interface RateLimiterOptions {
   prefix: string;
 }
 
-type WithScript = Redis & {
-  walletTokenBucket(key: string, rate: number, burst: number): Promise<[number, number, number]>;
+/** A pipeline that knows the script defined in the constructor. */
+type TokenBucketPipeline = ReturnType<Redis['pipeline']> & {
+  walletTokenBucket(key: string, rate: number, burst: number, want: number): TokenBucketPipeline;
 };
 
 /**
@@ -54,7 +60,8 @@ type WithScript = Redis & {
  * 500, for want of a counter would be worse than briefly not limiting.
  */
 export class RateLimiter {
-  private readonly redis: WithScript;
+  private readonly redis: Redis;
+  private readonly groups: GroupCommitter<string, RateLimitDecision | null>;
   private lastWarning = 0;
 
   constructor(
@@ -65,7 +72,8 @@ export class RateLimiter {
     if (!('walletTokenBucket' in redis)) {
       redis.defineCommand('walletTokenBucket', { numberOfKeys: 1, lua: TOKEN_BUCKET });
     }
-    this.redis = redis as WithScript;
+    this.redis = redis;
+    this.groups = new GroupCommitter((callers) => this.takeGroup(callers), RATE_LIMIT_GROUPS);
   }
 
   get enabled(): boolean {
@@ -79,22 +87,58 @@ export class RateLimiter {
       this.warn(new Error(`redis connection is ${this.redis.status}`));
       return null;
     }
-    try {
-      const [allowed, remaining, waitMs] = await this.redis.walletTokenBucket(
+    return this.groups.submit(caller);
+  }
+
+  /**
+   * The callers of concurrent requests, in one Redis round trip: one script run per distinct
+   * caller for all of its requests; its first `granted` requests pass, the rest are refused.
+   */
+  private async takeGroup(callers: readonly string[]): Promise<ItemResult<RateLimitDecision | null>[]> {
+    const wanted = new Map<string, number>();
+    for (const caller of callers) wanted.set(caller, (wanted.get(caller) ?? 0) + 1);
+    const pipeline = this.redis.pipeline() as TokenBucketPipeline;
+    for (const [caller, want] of wanted) {
+      pipeline.walletTokenBucket(
         `${this.options.prefix}:ratelimit:${caller}`,
         this.options.perSecond,
         this.options.burst,
+        want,
       );
-      return {
-        allowed: allowed === 1,
-        limit: this.options.burst,
-        remaining: Math.max(0, remaining),
-        retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
-      };
-    } catch (error) {
-      this.warn(error);
-      return null;
     }
+    let replies: [Error | null, unknown][] | null;
+    try {
+      replies = await pipeline.exec();
+    } catch (error) {
+      replies = null;
+      this.warn(error);
+    }
+    const decisions = new Map<string, { granted: number; remaining: number; waitMs: number } | null>();
+    [...wanted.keys()].forEach((caller, index) => {
+      const [error, reply] = replies?.[index] ?? [new Error('no reply'), null];
+      if (error) {
+        if (replies) this.warn(error);
+        decisions.set(caller, null);
+        return;
+      }
+      const [granted, remaining, waitMs] = reply as [number, number, number];
+      decisions.set(caller, { granted, remaining, waitMs });
+    });
+    return callers.map((caller) => {
+      const decision = decisions.get(caller);
+      if (!decision) return { ok: true, value: null };
+      const allowed = decision.granted > 0;
+      if (allowed) decision.granted -= 1;
+      return {
+        ok: true,
+        value: {
+          allowed,
+          limit: this.options.burst,
+          remaining: Math.max(0, decision.remaining),
+          retryAfterSeconds: Math.max(1, Math.ceil(decision.waitMs / 1000)),
+        },
+      };
+    });
   }
 
   private warn(error: unknown): void {
