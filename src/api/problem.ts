@@ -1,3 +1,4 @@
+import { GroupTimeoutError } from '../shared/infra/group-commit.js';
 import {
   BackendTerminatedError,
   BackendTerminatedUnexpectedlyError,
@@ -112,7 +113,9 @@ function isDatabaseUnavailable(error: unknown): boolean {
     error instanceof ConnectionError ||
     error instanceof BackendTerminatedError ||
     error instanceof BackendTerminatedUnexpectedlyError ||
-    error instanceof StatementTimeoutError
+    error instanceof StatementTimeoutError ||
+    // A group of reservations got no answer in time; a retry with the same fingerprint is safe.
+    error instanceof GroupTimeoutError
   );
 }
 

@@ -125,7 +125,7 @@ export async function applyPendingTransactions(
 }
 
 /** How a worker groups wallets into shared database transactions; tuned on the bench (docs/benchmarks.md). */
-export const APPLY_GROUPS = { maxSize: 64, maxDelayMs: 3, maxInFlight: 1 } as const;
+export const APPLY_GROUPS = { maxSize: 64, maxDelayMs: 3, maxInFlight: 1, timeoutMs: 30_000 } as const;
 
 /**
  * Lets the wallets a worker process holds at one moment share their database transactions: each

@@ -3,7 +3,7 @@ import type { Logger } from '../infra/logger.js';
 import { GroupCommitter, type ItemResult } from '../infra/group-commit.js';
 
 /** Requests that arrive while a check is in flight share the next one (no added delay). */
-const RATE_LIMIT_GROUPS = { maxSize: 256, maxDelayMs: 0, maxInFlight: 2 };
+const RATE_LIMIT_GROUPS = { maxSize: 256, maxDelayMs: 0, maxInFlight: 2, timeoutMs: 2_000 };
 
 /**
  * A token bucket per caller, kept in Redis so every API process shares it: `perSecond` tokens
@@ -87,7 +87,10 @@ export class RateLimiter {
       this.warn(new Error(`redis connection is ${this.redis.status}`));
       return null;
     }
-    return this.groups.submit(caller);
+    return this.groups.submit(caller).catch((error: unknown) => {
+      this.warn(error); // no answer in time: fail open, as when Redis is away
+      return null;
+    });
   }
 
   /**

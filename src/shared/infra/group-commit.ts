@@ -13,7 +13,16 @@ export interface GroupCommitOptions {
   maxDelayMs: number;
   /** Most flushes running at once; items arriving meanwhile wait and form the next group. */
   maxInFlight: number;
+  /**
+   * A flush that has not settled by then fails its items with GroupTimeoutError and frees its
+   * slot, so one stuck call (a query on a connection that died without a word) cannot hold up
+   * every later item. What it did, if anything, stays done: callers must be safe to retry.
+   */
+  timeoutMs: number;
 }
+
+/** A group's flush did not settle in time; whether it took effect is unknown. */
+export class GroupTimeoutError extends Error {}
 
 interface Waiting<I, O> {
   item: I;
@@ -75,15 +84,28 @@ export class GroupCommitter<I, O> {
 
   private async run(group: Waiting<I, O>[]): Promise<void> {
     let results: ItemResult<O>[];
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new GroupTimeoutError(`no answer within ${this.options.timeoutMs} ms`)),
+        this.options.timeoutMs,
+      );
+    });
     try {
-      results = await this.flush(group.map((waiting) => waiting.item));
+      results = await Promise.race([this.flush(group.map((waiting) => waiting.item)), timedOut]);
     } catch (error) {
+      if (error instanceof GroupTimeoutError) {
+        for (const waiting of group) waiting.reject(error);
+        return;
+      }
       if (group.length === 1) {
         group[0]!.reject(error);
         return;
       }
       await Promise.all(group.map((waiting) => this.run([waiting])));
       return;
+    } finally {
+      clearTimeout(timer);
     }
     group.forEach((waiting, index) => {
       const result = results[index];

@@ -31,7 +31,7 @@ export interface Reservation {
 }
 
 /** How reservations are grouped (see GroupCommitter): sizes tuned on the bench, docs/benchmarks.md. */
-export const RESERVATION_GROUPS = { maxSize: 64, maxDelayMs: 1, maxInFlight: 2 } as const;
+export const RESERVATION_GROUPS = { maxSize: 64, maxDelayMs: 1, maxInFlight: 2, timeoutMs: 5_000 } as const;
 
 interface ReservationRequest extends TransactionRequest {
   walletId: number;
