@@ -232,7 +232,12 @@ describe('many wallets in one database transaction', () => {
   });
 
   it('When many wallets are applied at once through shared groups, then each ends in order and every ledger balances', async () => {
-    const groups = new WalletApplyGroups(env.pool, 3, { maxSize: 16, maxDelayMs: 0, maxInFlight: 1, timeoutMs: 30_000 });
+    const groups = new WalletApplyGroups(env.pool, 3, {
+      maxSize: 16,
+      maxDelayMs: 0,
+      maxInFlight: 1,
+      timeoutMs: 30_000,
+    });
     const wallets = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
         walletWithPending(['10.00', '-4.00', `-${(i % 8) + 1}.00`, '2.00', '-20.00']),
