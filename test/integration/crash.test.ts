@@ -8,8 +8,10 @@ import { eventStreamKey } from '../../src/shared/events/event-stream.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createWallets, postTransactionLoad } from '../support/load.js';
 import { request } from '../support/http.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import {
   ROOT,
+  createPool,
   createTestEnv,
   spawnService,
   spawnWorker,
@@ -173,6 +175,119 @@ describe('an API that is stopped', () => {
     `);
     expect(new Set(stored)).toEqual(new Set(accepted));
   }, 60_000);
+});
+
+describe('processes killed in the middle of a group', () => {
+  it('When the API is SIGKILLed after its group INSERT committed but before it answered, then a retry is a replay and each transaction is applied once', async () => {
+    const [walletId] = await createWallets(api.url, 1, 'api-mid-group');
+    // Redis behind a proxy that we freeze: the group's INSERT commits, then its enqueue hangs.
+    const redisProxy = await new TcpProxy('127.0.0.1', Number(new URL(env.config.REDIS_URL).port || 6379)).start();
+    const leaving = spawnService(env, 'api', {
+      REDIS_URL: `redis://127.0.0.1:${redisProxy.port}`,
+      RATE_LIMIT_PER_SECOND: '0',
+    });
+    workers.push(leaving);
+    try {
+      await leaving.ready;
+      const leavingUrl = `http://127.0.0.1:${leaving.port}`;
+      const bodies = Array.from({ length: 20 }, (_, i) => ({
+        amount: i % 5 === 4 ? -3 : 2,
+        fingerprint: `mid-group-${i}`,
+      }));
+      redisProxy.freeze();
+      const answers = bodies.map((json) =>
+        request(leavingUrl, 'POST', `/wallets/${walletId}/transactions`, { json }).then(
+          (response) => response.status,
+          () => 'no answer',
+        ),
+      );
+      await waitUntil('the group is committed', async () => {
+        const n = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+          SELECT count(*)::int AS n FROM transactions WHERE fingerprint LIKE 'mid-group-%'
+        `);
+        return n === bodies.length;
+      });
+      leaving.kill('SIGKILL');
+      expect(await waitForExit(leaving)).toEqual({ code: null, signal: 'SIGKILL' });
+      // Cut off mid-group: no answer (or, for a group whose enqueue had already given up, its 202).
+      const statuses = await Promise.all(answers);
+      expect(statuses).toContain('no answer');
+      expect(statuses.every((status) => status === 'no answer' || status === 202)).toBe(true);
+
+      // The clients retry against a live API: each gets its own transaction back (a replay), none a new one.
+      for (const json of bodies) {
+        const retry = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, { json });
+        expect(retry.status).toBe(409);
+        expect(retry.body).toMatchObject({
+          type: '/problems/duplicate-fingerprint',
+          transaction: { fingerprint: json.fingerprint },
+        });
+      }
+      // Nobody enqueued the wallet (the enqueue never reached Redis): the sweeper does.
+      workers.push(spawnWorker(env));
+      await waitUntil('every transaction is final', async () => (await pendingCount()) === 0, 60_000);
+      const outcomes = await env.pool.any(sql.type(z.object({ fingerprint: z.string(), status: z.string() }))`
+        SELECT fingerprint, status FROM transactions WHERE fingerprint LIKE 'mid-group-%'
+      `);
+      expect(outcomes).toHaveLength(bodies.length);
+      expect(await findLedgerViolations(env.pool)).toEqual([]);
+    } finally {
+      redisProxy.thaw();
+      await redisProxy.stop();
+    }
+  }, 90_000);
+
+  it('When a worker is SIGKILLed between the set-based statements of its group, then nothing of the group is written and another worker applies it once', async () => {
+    await Promise.all(workers.map(stopProcess));
+    const walletIds = await createWallets(api.url, 6, 'worker-mid-group');
+    const [blocked] = walletIds;
+    // Another session holds one wallet's row: the group reads every wallet, then waits on its UPDATE.
+    const holder = await createPool(env.config.DATABASE_URL, { maxPoolSize: 1 });
+    let release!: () => void;
+    let held!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const isHeld = new Promise<void>((resolve) => (held = resolve));
+    const holding = holder.transaction(async (tx) => {
+      await tx.query(sql.unsafe`SELECT 1 FROM wallets WHERE id = ${blocked!} FOR NO KEY UPDATE`);
+      held();
+      await released;
+    });
+    try {
+      await isHeld;
+      for (const walletId of walletIds) {
+        for (let i = 0; i < 3; i += 1) {
+          const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+            json: { amount: 4, fingerprint: `worker-mid-${walletId}-${i}` },
+          });
+          expect(response.status).toBe(202);
+        }
+      }
+      const doomed = spawnWorker(env, { WORKER_CONCURRENCY: '64' });
+      workers.push(doomed);
+      await doomed.ready;
+      await waitUntil('a group waits on the held wallet', async () => {
+        const waiting = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR NO KEY UPDATE%'
+        `);
+        return waiting > 0;
+      });
+      doomed.kill('SIGKILL');
+      expect(await waitForExit(doomed)).toEqual({ code: null, signal: 'SIGKILL' });
+    } finally {
+      release();
+      await holding;
+      await holder.end();
+    }
+    workers.push(spawnWorker(env));
+    await waitUntil('every transaction is final', async () => (await pendingCount()) === 0, 60_000);
+    const refnos = await env.pool.any(sql.type(z.object({ walletId: z.number(), refnos: z.array(z.number()) }))`
+      SELECT wallet_id AS "walletId", array_agg(refno ORDER BY refno) AS refnos FROM transactions
+      WHERE fingerprint LIKE 'worker-mid-%' GROUP BY wallet_id
+    `);
+    expect(refnos.map((row) => row.refnos)).toEqual(walletIds.map(() => [1, 2, 3]));
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
+  }, 90_000);
 });
 
 describe('processes that crash', () => {

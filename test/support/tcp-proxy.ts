@@ -8,6 +8,8 @@ import type { AddressInfo } from 'node:net';
 export class TcpProxy {
   private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
+  private readonly clients = new Set<net.Socket>();
+  private frozen = false;
   port = 0;
   /** Client connections accepted so far. */
   accepted = 0;
@@ -29,7 +31,10 @@ export class TcpProxy {
           upstream.destroy();
         });
       }
+      this.clients.add(client);
+      client.on('close', () => this.clients.delete(client));
       client.pipe(upstream).pipe(client);
+      if (this.frozen) client.pause();
     });
     await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
     this.port = (this.server.address() as AddressInfo).port;
@@ -41,6 +46,20 @@ export class TcpProxy {
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server = null;
+  }
+
+  /**
+   * Stops forwarding what clients send, keeping every connection open: the dependency hangs
+   * (commands get no answer) rather than going away. `thaw` forwards what was held back.
+   */
+  freeze(): void {
+    this.frozen = true;
+    for (const client of this.clients) client.pause();
+  }
+
+  thaw(): void {
+    this.frozen = false;
+    for (const client of this.clients) client.resume();
   }
 
   /** Listens again on the same port: the dependency is back. */
