@@ -55,6 +55,8 @@ const MAX_CACHED_KEYS = 10_000;
  */
 export class ApiKeyVerifier {
   private readonly cache = new Map<string, CachedKey>();
+  /** Lookups in progress, by key hash: concurrent requests with one new key share one lookup. */
+  private readonly lookups = new Map<string, Promise<Principal | null>>();
 
   constructor(
     private readonly db: CommonQueryMethods,
@@ -71,8 +73,17 @@ export class ApiKeyVerifier {
   }
 
   /** The key's principal, or null if it is not an active key. Database errors propagate (503). */
-  async verify(key: string): Promise<Principal | null> {
-    if (!looksLikeApiKey(key)) return null;
+  verify(key: string): Promise<Principal | null> {
+    if (!looksLikeApiKey(key)) return Promise.resolve(null);
+    const lookupKey = hashApiKey(key).toString('base64');
+    const running = this.lookups.get(lookupKey);
+    if (running) return running;
+    const lookup = this.lookUp(key).finally(() => this.lookups.delete(lookupKey));
+    this.lookups.set(lookupKey, lookup);
+    return lookup;
+  }
+
+  private async lookUp(key: string): Promise<Principal | null> {
     const hash = hashApiKey(key);
     // Looked up by hash: neither the lookup nor its timing can reveal anything about other keys.
     const cacheKey = hash.toString('base64');
@@ -124,13 +135,17 @@ function bearerToken(header: string | undefined): string | null | undefined {
  * A request whose key this process has not verified recently (no key, a bad one, or one that needs
  * a database lookup) first takes a token from `addressLimiter`, per client address: unknown keys
  * can neither flood the database nor escape rate limiting. A recently verified key skips it, so a
- * flood of bad keys from an address does not lock out the good keys behind it.
+ * flood of bad keys from an address does not lock out the good keys behind it; requests that
+ * arrive while their key is being looked up share that lookup and take no token (a client opening
+ * with 64 concurrent requests costs one lookup and one token, not 64).
  */
 export function authenticate(options: {
   verifier: ApiKeyVerifier;
   disabled: boolean;
   addressLimiter?: RateLimiter;
 }): RequestHandler {
+  /** First requests of keys this process is checking now; later ones with the same key wait for them. */
+  const checking = new Map<string, Promise<Principal | null | 'refused'>>();
   return (req: Request, res: Response, next: NextFunction) => {
     if (isOpenPath(req.path)) return next();
     if (options.disabled) {
@@ -143,14 +158,34 @@ export function authenticate(options: {
       res.locals.principal = known;
       return next();
     }
-    admit(options.addressLimiter, `address:${req.ip ?? 'unknown'}`, res, false)
-      .then(async (admitted) => {
-        if (!admitted) return;
+    // Another request is already checking this key: share its answer, take no token of our own.
+    const shared = token ? checking.get(token) : undefined;
+    if (shared) {
+      shared.then((outcome) => {
+        if (outcome === 'refused') return refuse(res, 1);
+        if (!outcome) return unauthorized(res, true);
+        res.locals.principal = outcome;
+        next();
+      }, next);
+      return;
+    }
+    const check = admit(options.addressLimiter, `address:${req.ip ?? 'unknown'}`, res, false).then(
+      async (admitted): Promise<Principal | null | 'refused'> => {
+        if (!admitted) return 'refused';
+        if (!token) return null;
+        return options.verifier.verify(token);
+      },
+    );
+    if (token) {
+      checking.set(token, check);
+      void check.finally(() => checking.delete(token)).catch(() => undefined);
+    }
+    check
+      .then((outcome) => {
+        if (outcome === 'refused') return; // admit has answered 429
         if (token === undefined) return unauthorized(res, false);
-        if (token === null) return unauthorized(res, true);
-        const principal = await options.verifier.verify(token);
-        if (!principal) return unauthorized(res, true);
-        res.locals.principal = principal;
+        if (!outcome) return unauthorized(res, true);
+        res.locals.principal = outcome;
         next();
       })
       .catch(next);
@@ -175,12 +210,13 @@ async function admit(
     res.set('RateLimit-Remaining', String(decision.remaining));
   }
   if (decision.allowed) return true;
-  res.set('Retry-After', String(decision.retryAfterSeconds));
-  sendProblem(
-    res,
-    problem(429, 'rate-limited', 'Too Many Requests', `slow down; retry after ${decision.retryAfterSeconds} s`),
-  );
+  refuse(res, decision.retryAfterSeconds);
   return false;
+}
+
+function refuse(res: Response, retryAfterSeconds: number): void {
+  res.set('Retry-After', String(retryAfterSeconds));
+  sendProblem(res, problem(429, 'rate-limited', 'Too Many Requests', `slow down; retry after ${retryAfterSeconds} s`));
 }
 
 /** 403 unless the authenticated key holds `scope` (or admin). Must run after `authenticate`. */

@@ -304,6 +304,29 @@ describe('rate limiting', () => {
     expect((await request(url, 'GET', '/healthz', { apiKey: null })).status).toBe(200);
   });
 
+  it('When a client opens with 64 concurrent requests of a key this process has not seen, then they share one lookup and none is refused by the address limit', async () => {
+    const limited = await startApi(
+      loadConfig({
+        ...env.env,
+        API_KEY_CACHE_TTL_MS: '60000',
+        // Its own buckets: the test before drains this address's bucket under the file's prefix.
+        QUEUE_PREFIX: `${env.config.QUEUE_PREFIX}_opening`,
+        RATE_LIMIT_UNAUTHENTICATED_PER_SECOND: '1',
+        RATE_LIMIT_UNAUTHENTICATED_BURST: '2',
+      }),
+      pino({ level: 'silent' }),
+    );
+    extraApis.push(limited);
+    const url = `http://127.0.0.1:${limited.port}`;
+    const key = await keyWith(['wallets:read']);
+    const statuses = await Promise.all(
+      Array.from({ length: 64 }, () =>
+        request(url, 'GET', `/wallets/${walletId}`, { apiKey: key }).then((response) => response.status),
+      ),
+    );
+    expect(statuses.filter((status) => status !== 200)).toEqual([]);
+  });
+
   it('When Redis is unreachable, then requests are let through (fail open), not refused or failed', async () => {
     const redis = await new TcpProxy('127.0.0.1', 6379).start();
     const limited = await startApi(
