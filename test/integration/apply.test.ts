@@ -14,7 +14,14 @@ import { insertPendingTransaction } from '../../src/shared/transactions/transact
 import { findLedgerStates, insertWallet, updateLedgerStates } from '../../src/shared/wallets/wallet-repository.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
-import { createPool, createTestEnv, silentLogger, waitUntil, type TestEnv } from '../support/test-env.js';
+import {
+  applyGroupWaitsOnLock,
+  createPool,
+  createTestEnv,
+  silentLogger,
+  waitUntil,
+  type TestEnv,
+} from '../support/test-env.js';
 
 let env: TestEnv;
 
@@ -206,13 +213,7 @@ describe('many wallets in one database transaction', () => {
       });
       await isUpdated;
       const group = applyWalletBatches(env.pool, [moved, first, second], 10);
-      await waitUntil('the group waits for the moved wallet', async () => {
-        const waiting = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
-          SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR NO KEY UPDATE%'
-        `);
-        return waiting > 0;
-      });
+      await waitUntil('the group waits for the moved wallet', () => applyGroupWaitsOnLock(env.pool));
       release();
       await holding;
       const results = await group;

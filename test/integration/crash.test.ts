@@ -11,6 +11,7 @@ import { request } from '../support/http.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import {
   ROOT,
+  applyGroupWaitsOnLock,
   createPool,
   createTestEnv,
   spawnService,
@@ -265,13 +266,7 @@ describe('processes killed in the middle of a group', () => {
       const doomed = spawnWorker(env, { WORKER_CONCURRENCY: '64' });
       workers.push(doomed);
       await doomed.ready;
-      await waitUntil('a group waits on the held wallet', async () => {
-        const waiting = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
-          SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR NO KEY UPDATE%'
-        `);
-        return waiting > 0;
-      });
+      await waitUntil('a group waits on the held wallet', () => applyGroupWaitsOnLock(env.pool));
       doomed.kill('SIGKILL');
       expect(await waitForExit(doomed)).toEqual({ code: null, signal: 'SIGKILL' });
     } finally {

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { createPool, type DatabasePool } from 'slonik';
+import { createPool, sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
 import { startApi, type RunningApi } from '../../src/api/server.js';
 import { createApiKey } from '../../src/shared/auth/api-key-repository.js';
 import { SCOPES } from '../../src/shared/auth/api-keys.js';
@@ -171,3 +172,12 @@ export async function waitUntil(what: string, condition: () => Promise<boolean>,
 }
 
 export { createPool };
+
+/** True while some session of this test database waits on a row lock in an apply group's wallet update. */
+export async function applyGroupWaitsOnLock(pool: DatabasePool): Promise<boolean> {
+  const waiting = await pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR NO KEY UPDATE%'
+  `);
+  return waiting > 0;
+}
