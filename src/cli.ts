@@ -34,7 +34,7 @@ function tryLog(log: () => void): void {
  * then closes each part in reverse order through the same path, within the shutdown timeout.
  * A crash logs its reason and exits 1; a signal exits 0 once everything is closed.
  */
-function closeGracefully(parts: Closable[], config: Config, logger: Logger): void {
+function closeGracefully(parts: Closable[], config: Config, logger: Logger): () => void {
   const closer = closeWithGrace(
     {
       delay: config.SHUTDOWN_TIMEOUT_MS,
@@ -48,17 +48,24 @@ function closeGracefully(parts: Closable[], config: Config, logger: Logger): voi
       await shutdownTracing(); // flush the last spans (a no-op when tracing is off)
     },
   );
-  // Started by `wallet start`: if that process dies (even by SIGKILL), stop rather than linger.
-  if (process.env[SUPERVISED_ENV] && process.send) process.once('disconnect', () => closer.close());
+  return () => closer.close();
 }
 
 function run(name: string, action: (config: Config, logger: Logger) => Promise<Closable[] | void>) {
   return async () => {
     const config = loadConfig();
     const logger = createLogger(config, name);
+    // Started by `wallet start`: if that process dies (even by SIGKILL, even while this one is
+    // still starting), stop rather than linger unsupervised.
+    let close: (() => void) | null = null;
+    if (process.env[SUPERVISED_ENV] && process.send) {
+      const onParentGone = () => (close ? close() : process.exit(1));
+      if (process.connected) process.once('disconnect', onParentGone);
+      else onParentGone();
+    }
     try {
       const parts = await action(config, logger);
-      if (parts) closeGracefully(parts, config, logger);
+      if (parts) close = closeGracefully(parts, config, logger);
     } catch (error) {
       logger.fatal({ err: error }, `${name} failed`);
       process.exit(1);

@@ -35,11 +35,16 @@ export function runTogether(roles: readonly string[], logger: Logger, shutdownTi
       return child;
     });
 
+    // Each child gets one SIGTERM: a second one would make it skip its graceful shutdown.
+    const signalled = new Set<ChildProcess>();
     function stopAll(): void {
       stopping = true;
       for (const child of children) {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        if (child.exitCode !== null || child.signalCode !== null || signalled.has(child)) continue;
+        signalled.add(child);
+        child.kill('SIGTERM');
       }
+      if (signalled.size === 0) return;
       setTimeout(() => {
         for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       }, shutdownTimeoutMs + 5_000).unref();

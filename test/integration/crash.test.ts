@@ -242,33 +242,46 @@ describe('processes killed in the middle of a group', () => {
     await Promise.all(workers.map(stopProcess));
     const walletIds = await createWallets(api.url, 6, 'worker-mid-group');
     const [blocked] = walletIds;
-    // Another session holds one wallet's row: the group reads every wallet, then waits on its UPDATE.
+    for (const walletId of walletIds) {
+      for (let i = 0; i < 3; i += 1) {
+        const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+          json: { amount: 4, fingerprint: `worker-mid-${walletId}-${i}` },
+        });
+        expect(response.status).toBe(202);
+      }
+    }
+
+    // Another session holds one pending transaction's row: the group reads, writes the balances,
+    // then waits on its outcome UPDATE, in the middle of its statements.
     const holder = await createPool(env.config.DATABASE_URL, { maxPoolSize: 1 });
     let release!: () => void;
     let held!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     const isHeld = new Promise<void>((resolve) => (held = resolve));
     const holding = holder.transaction(async (tx) => {
-      await tx.query(sql.unsafe`SELECT 1 FROM wallets WHERE id = ${blocked!} FOR NO KEY UPDATE`);
+      await tx.query(
+        sql.unsafe`SELECT 1 FROM transactions WHERE fingerprint = ${`worker-mid-${blocked!}-0`} FOR UPDATE`,
+      );
       held();
       await released;
     });
     try {
       await isHeld;
-      for (const walletId of walletIds) {
-        for (let i = 0; i < 3; i += 1) {
-          const response = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
-            json: { amount: 4, fingerprint: `worker-mid-${walletId}-${i}` },
-          });
-          expect(response.status).toBe(202);
-        }
-      }
       const doomed = spawnWorker(env, { WORKER_CONCURRENCY: '64' });
       workers.push(doomed);
       await doomed.ready;
-      await waitUntil('a group waits on the held wallet', () => applyGroupWaitsOnLock(env.pool));
+      await waitUntil('a group waits on the held row', () => applyGroupWaitsOnLock(env.pool));
       doomed.kill('SIGKILL');
       expect(await waitForExit(doomed)).toEqual({ code: null, signal: 'SIGKILL' });
+      // The group had written balances when it was cut off: none of it is visible.
+      const written = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+        SELECT count(*)::int AS n FROM transactions WHERE fingerprint LIKE 'worker-mid-%' AND status <> 'pending'
+      `);
+      expect(written).toBe(0);
+      const balances = await env.pool.anyFirst(sql.type(z.object({ balance: z.string() }))`
+        SELECT balance::text AS balance FROM wallets WHERE id = ANY(${sql.array(walletIds, 'int8')})
+      `);
+      expect(new Set(balances)).toEqual(new Set(['0.00']));
     } finally {
       release();
       await holding;

@@ -45,4 +45,20 @@ describe('GroupCommitter', () => {
     await expect(stuck).rejects.toBeInstanceOf(GroupTimeoutError);
     await expect(committer.submit(2)).resolves.toBe(2);
   });
+
+  it('When every slot is stuck, then items still queued fail at their own deadline and are never flushed', async () => {
+    const flushed: number[][] = [];
+    const committer = new GroupCommitter<number, number>(
+      (items) => {
+        flushed.push([...items]);
+        return new Promise(() => undefined);
+      },
+      { maxSize: 1, maxDelayMs: 0, maxInFlight: 1, timeoutMs: 60 },
+    );
+    const first = committer.submit(1);
+    const queued = committer.submit(2);
+    await expect(queued).rejects.toBeInstanceOf(GroupTimeoutError);
+    await expect(first).rejects.toBeInstanceOf(GroupTimeoutError);
+    expect(flushed).toEqual([[1]]);
+  });
 });

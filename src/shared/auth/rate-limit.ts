@@ -137,7 +137,8 @@ export class RateLimiter {
         value: {
           allowed,
           limit: this.options.burst,
-          remaining: Math.max(0, decision.remaining),
+          // What was left when this request took its token: the group's later ones count down.
+          remaining: Math.max(0, decision.remaining + (allowed ? decision.granted : 0)),
           retryAfterSeconds: Math.max(1, Math.ceil(decision.waitMs / 1000)),
         },
       };

@@ -26,14 +26,21 @@ export class GroupTimeoutError extends Error {}
 
 interface Waiting<I, O> {
   item: I;
+  /** When this item stops waiting: `timeoutMs` after it was submitted. */
+  deadline: number;
   resolve: (value: O) => void;
   reject: (error: unknown) => void;
 }
 
+/** Items of a failed group retried one at a time, this many at once. */
+const FALLBACK_CONCURRENCY = 4;
+
 /**
  * `flush` gets a group and answers one result per item, in order. If it throws, a group of
- * several is retried item by item, so an item that makes the group statement fail fails alone
- * and no item is answered twice or lost.
+ * several is retried item by item (a few at a time), so an item that makes the group statement
+ * fail fails alone and no item is answered twice or lost. Every item has one deadline, counted
+ * from its submission, whether it is still waiting for a slot or inside a flush: past it, it fails
+ * with GroupTimeoutError (nothing is started for an item that never left the queue).
  */
 export class GroupCommitter<I, O> {
   private queue: Waiting<I, O>[] = [];
@@ -47,7 +54,15 @@ export class GroupCommitter<I, O> {
 
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      const waiting = { item, deadline: Date.now() + this.options.timeoutMs, resolve, reject };
+      this.queue.push(waiting);
+      // Still queued at its deadline (every slot stuck or slow): give up on it without running it.
+      setTimeout(() => {
+        const index = this.queue.indexOf(waiting);
+        if (index < 0) return;
+        this.queue.splice(index, 1);
+        reject(new GroupTimeoutError(`not started within ${this.options.timeoutMs} ms`));
+      }, this.options.timeoutMs).unref();
       this.schedule();
     });
   }
@@ -83,26 +98,27 @@ export class GroupCommitter<I, O> {
   }
 
   private async run(group: Waiting<I, O>[]): Promise<void> {
+    const remaining = Math.min(...group.map((waiting) => waiting.deadline)) - Date.now();
+    if (remaining <= 0) {
+      for (const waiting of group) waiting.reject(new GroupTimeoutError('deadline passed before the flush'));
+      return;
+    }
     let results: ItemResult<O>[];
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new GroupTimeoutError(`no answer within ${this.options.timeoutMs} ms`)),
-        this.options.timeoutMs,
+        remaining,
       );
     });
     try {
       results = await Promise.race([this.flush(group.map((waiting) => waiting.item)), timedOut]);
     } catch (error) {
-      if (error instanceof GroupTimeoutError) {
+      if (error instanceof GroupTimeoutError || group.length === 1) {
         for (const waiting of group) waiting.reject(error);
         return;
       }
-      if (group.length === 1) {
-        group[0]!.reject(error);
-        return;
-      }
-      await Promise.all(group.map((waiting) => this.run([waiting])));
+      await this.runOneByOne(group);
       return;
     } finally {
       clearTimeout(timer);
@@ -113,5 +129,14 @@ export class GroupCommitter<I, O> {
       else if (result.ok) waiting.resolve(result.value);
       else waiting.reject(result.error);
     });
+  }
+
+  /** A failed group's items, each alone, a few at a time, within their own deadlines. */
+  private async runOneByOne(group: Waiting<I, O>[]): Promise<void> {
+    let next = 0;
+    const lane = async () => {
+      for (let index = next++; index < group.length; index = next++) await this.run([group[index]!]);
+    };
+    await Promise.all(Array.from({ length: Math.min(FALLBACK_CONCURRENCY, group.length) }, lane));
   }
 }

@@ -32,6 +32,11 @@ export interface Reservation {
 
 /** How reservations are grouped (see GroupCommitter): sizes tuned on the bench, docs/benchmarks.md. */
 export const RESERVATION_GROUPS = { maxSize: 64, maxDelayMs: 1, maxInFlight: 2, timeoutMs: 5_000 } as const;
+/**
+ * How the reserved wallets are enqueued: all that gathered while an enqueue was under way go in
+ * one `addBulk`; an enqueue gives up after 2 s (Redis away) and leaves the wallet to the sweeper.
+ */
+export const ENQUEUE_GROUPS = { maxSize: 1024, maxDelayMs: 0, maxInFlight: 2, timeoutMs: 2_000 } as const;
 
 interface ReservationRequest extends TransactionRequest {
   walletId: number;
@@ -41,56 +46,64 @@ interface ReservationRequest extends TransactionRequest {
 /**
  * Reserves fingerprints with pending rows, then asks a worker to apply each wallet's pending
  * transactions. Concurrent requests of one process are reserved as a group: one statement and one
- * commit for the group's rows and their events, then one Redis round trip for the group's
- * wallets. The row in Postgres is the promise to the client; the job is only a nudge. If the
+ * commit for the group's rows and their events; then the wallets reserved meanwhile are enqueued
+ * with one Redis round trip (a group of its own, so a slow Redis never holds up the database
+ * side). The row in Postgres is the promise to the client; the job is only a nudge. If the
  * enqueue fails, or the process dies between the two, the sweeper enqueues the wallet later.
  * Each request is traced as `wallet.reserve`; its row keeps that span's context for the worker.
  */
 export class TransactionReserver {
-  private readonly groups: GroupCommitter<ReservationRequest, Reservation>;
+  private readonly groups: GroupCommitter<ReservationRequest, TransactionRow>;
+  private readonly enqueues: GroupCommitter<number, true>;
 
   constructor(
     private readonly deps: { db: CommonQueryMethods; queue: ApplyQueue },
     options: GroupCommitOptions = RESERVATION_GROUPS,
   ) {
     this.groups = new GroupCommitter((group) => this.reserveGroup(group), options);
+    this.enqueues = new GroupCommitter(async (walletIds) => {
+      await enqueueApplyMany(this.deps.queue, [...new Set(walletIds)]);
+      return walletIds.map(() => ({ ok: true, value: true }));
+    }, ENQUEUE_GROUPS);
   }
 
   reserve(walletId: number, request: TransactionRequest): Promise<Reservation> {
     return inSpan('wallet.reserve', { attributes: { 'wallet.id': walletId } }, async (span) => {
-      const reservation = await this.groups.submit({ ...request, walletId, traceContext: currentTraceparent() });
-      span.setAttribute('wallet.transaction.id', reservation.transaction.id);
+      const transaction = await this.groups.submit({ ...request, walletId, traceContext: currentTraceparent() });
+      span.setAttribute('wallet.transaction.id', transaction.id);
       recordReserved();
-      return reservation;
+      const enqueued = await this.enqueues.submit(walletId).catch(() => false);
+      return { transaction, enqueued };
     });
   }
 
-  private async reserveGroup(group: readonly ReservationRequest[]): Promise<ItemResult<Reservation>[]> {
+  private async reserveGroup(group: readonly ReservationRequest[]): Promise<ItemResult<TransactionRow>[]> {
     const reserved = await insertPendingTransactions(
       this.deps.db,
       group.map((request) => ({ ...request, amount: centsToDecimal(request.amount) })),
     );
     const rowByPosition = new Map(reserved.map(({ ordinal, ...row }) => [ordinal, row]));
-    const enqueued = await enqueueApplyMany(this.deps.queue, [...new Set(reserved.map((row) => row.walletId))]).then(
-      () => true,
-      () => false,
-    );
     const refused = group.filter((_, index) => !rowByPosition.has(index));
-    const existing =
-      refused.length === 0
-        ? new Map<string, TransactionRow>()
-        : new Map(
-            (
-              await findTransactionsByFingerprints(
-                this.deps.db,
-                refused.map((request) => request.fingerprint),
-              )
-            ).map((row) => [row.fingerprint, row]),
-          );
-    return group.map((request, index): ItemResult<Reservation> => {
+    // Committed: from here on a failure must not fail the group (its reserved requests would be
+    // retried alone and meet their own fingerprints). Only the refused ones wait for the lookup.
+    let holders = new Map<string, TransactionRow>();
+    let lookupFailure: unknown = null;
+    if (refused.length > 0) {
+      try {
+        const rows = await findTransactionsByFingerprints(
+          this.deps.db,
+          refused.map((request) => request.fingerprint),
+        );
+        holders = new Map(rows.map((row) => [row.fingerprint, row]));
+      } catch (error) {
+        lookupFailure = error;
+      }
+    }
+    return group.map((request, index): ItemResult<TransactionRow> => {
       const row = rowByPosition.get(index);
-      if (row) return { ok: true, value: { transaction: row, enqueued } };
-      return { ok: false, error: refusal(request, existing.get(request.fingerprint)) };
+      if (row) return { ok: true, value: row };
+      if (lookupFailure !== null) return { ok: false, error: lookupFailure };
+      return { ok: false, error: refusal(request, holders.get(request.fingerprint)) };
     });
   }
 }

@@ -83,7 +83,8 @@ export interface LedgerStateUpdate {
 /**
  * Writes each wallet's new balance if it is still at its expected version, in one statement.
  * Returns the wallets written; any other one had a concurrent writer, and its decisions must not
- * be recorded. Rows are locked in id order, so two such statements cannot deadlock each other.
+ * be recorded. A wallet whose row another session holds is skipped, not waited for (it counts as
+ * not written and is retried alone): one busy row must not hold up a whole group of wallets.
  */
 export async function updateLedgerStates(
   db: CommonQueryMethods,
@@ -98,7 +99,7 @@ export async function updateLedgerStates(
       SELECT * FROM ${sql.unnest(tuples, ['int8', 'int8', 'numeric', 'int8'])} AS e (id, version, balance, last_refno)
     ), locked AS (
       SELECT w.id FROM wallets w JOIN expected e ON e.id = w.id AND e.version = w.version
-      ORDER BY w.id FOR NO KEY UPDATE OF w
+      ORDER BY w.id FOR NO KEY UPDATE OF w SKIP LOCKED
     )
     UPDATE wallets AS w
     SET balance = e.balance, last_refno = e.last_refno, version = w.version + 1
