@@ -55,8 +55,6 @@ const MAX_CACHED_KEYS = 10_000;
  */
 export class ApiKeyVerifier {
   private readonly cache = new Map<string, CachedKey>();
-  /** Lookups in progress, by key hash: concurrent requests with one new key share one lookup. */
-  private readonly lookups = new Map<string, Promise<Principal | null>>();
 
   constructor(
     private readonly db: CommonQueryMethods,
@@ -73,17 +71,8 @@ export class ApiKeyVerifier {
   }
 
   /** The key's principal, or null if it is not an active key. Database errors propagate (503). */
-  verify(key: string): Promise<Principal | null> {
-    if (!looksLikeApiKey(key)) return Promise.resolve(null);
-    const lookupKey = hashApiKey(key).toString('base64');
-    const running = this.lookups.get(lookupKey);
-    if (running) return running;
-    const lookup = this.lookUp(key).finally(() => this.lookups.delete(lookupKey));
-    this.lookups.set(lookupKey, lookup);
-    return lookup;
-  }
-
-  private async lookUp(key: string): Promise<Principal | null> {
+  async verify(key: string): Promise<Principal | null> {
+    if (!looksLikeApiKey(key)) return null;
     const hash = hashApiKey(key);
     // Looked up by hash: neither the lookup nor its timing can reveal anything about other keys.
     const cacheKey = hash.toString('base64');

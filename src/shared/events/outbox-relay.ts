@@ -8,6 +8,7 @@ import {
   releaseRelayLock,
   tryTakeRelayLock,
 } from './outbox-repository.js';
+import { within } from '../infra/time-limit.js';
 
 export interface RelayResult {
   /** Events this pass handed on (0 when another relay held the lock or nothing was waiting). */
@@ -45,7 +46,11 @@ export async function relayOutbox(
     try {
       const events = await findUnpublishedEvents(connection, batchSize);
       if (events.length === 0) return NOTHING;
-      await within(publisher.publish(events), publishTimeoutMs);
+      await within(
+        publisher.publish(events),
+        publishTimeoutMs,
+        () => new PublishTimeoutError(`publishing to the event stream took over ${publishTimeoutMs} ms`),
+      );
       const ids = events.map((event) => event.id);
       const subscriptionsToNotify = await connection.transaction(async (tx) => {
         const subscriptions = await addWebhookDeliveries(tx, ids);
@@ -62,13 +67,4 @@ export async function relayOutbox(
   // Redis fail right now, the ids only linger until the set expires: the pass itself succeeded.
   await publisher.forget(published).catch(() => undefined);
   return result;
-}
-
-function within<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new PublishTimeoutError(`publishing to the event stream took over ${ms} ms`)), ms);
-  });
-  work.catch(() => undefined); // an abandoned publish may still fail later; nobody waits for it
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

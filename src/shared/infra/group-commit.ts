@@ -4,6 +4,8 @@
  * trip and one commit instead of one each. Every caller still gets its own result or error.
  */
 
+import { within } from './time-limit.js';
+
 export type ItemResult<O> = { ok: true; value: O } | { ok: false; error: unknown };
 
 export interface GroupCommitOptions {
@@ -67,11 +69,6 @@ export class GroupCommitter<I, O> {
     });
   }
 
-  /** Items waiting for a flush slot (for tests and metrics). */
-  get waiting(): number {
-    return this.queue.length;
-  }
-
   private schedule(): void {
     if (this.inFlight >= this.options.maxInFlight || this.queue.length === 0) return;
     if (this.queue.length >= this.options.maxSize || this.options.maxDelayMs <= 0) {
@@ -104,15 +101,12 @@ export class GroupCommitter<I, O> {
       return;
     }
     let results: ItemResult<O>[];
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new GroupTimeoutError(`no answer within ${this.options.timeoutMs} ms`)),
-        remaining,
-      );
-    });
     try {
-      results = await Promise.race([this.flush(group.map((waiting) => waiting.item)), timedOut]);
+      results = await within(
+        this.flush(group.map((waiting) => waiting.item)),
+        remaining,
+        () => new GroupTimeoutError(`no answer within ${this.options.timeoutMs} ms`),
+      );
     } catch (error) {
       if (error instanceof GroupTimeoutError || group.length === 1) {
         for (const waiting of group) waiting.reject(error);
@@ -120,8 +114,6 @@ export class GroupCommitter<I, O> {
       }
       await this.runOneByOne(group);
       return;
-    } finally {
-      clearTimeout(timer);
     }
     group.forEach((waiting, index) => {
       const result = results[index];

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Logger } from './logger.js';
 import { pendingMigrations } from './migrate.js';
 import type { Redis } from './redis.js';
+import { within } from './time-limit.js';
 
 /**
  * Liveness and readiness, shared by the API and the workers.
@@ -28,16 +29,7 @@ export interface HealthDeps {
 
 class TimeoutError extends Error {}
 
-function within<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  work.catch(() => undefined);
-  return Promise.race([
-    work,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(`no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
+const timedOut = (ms: number) => () => new TimeoutError(`no answer within ${ms} ms`);
 
 /** What a probe says about a failure: short and free of addresses; the log gets the detail. */
 function describe(error: unknown): string {
@@ -95,6 +87,7 @@ export class HealthChecks {
           await client.query('SELECT 1');
         })(),
         this.timeoutMs,
+        timedOut(this.timeoutMs),
       );
       return 'ok';
     } catch (error) {
@@ -107,7 +100,7 @@ export class HealthChecks {
 
   private async checkRedis(): Promise<string> {
     try {
-      const answer = await within(this.deps.redis.ping(), this.timeoutMs);
+      const answer = await within(this.deps.redis.ping(), this.timeoutMs, timedOut(this.timeoutMs));
       return answer === 'PONG' ? 'ok' : `unexpected answer to PING: ${String(answer)}`;
     } catch (error) {
       this.deps.logger.debug({ err: error }, 'readiness: redis check failed');
@@ -118,7 +111,7 @@ export class HealthChecks {
   private async checkMigrations(): Promise<string> {
     if (this.migrationsApplied) return 'ok';
     try {
-      const pending = await within(pendingMigrations(this.deps.databaseUrl), this.timeoutMs);
+      const pending = await within(pendingMigrations(this.deps.databaseUrl), this.timeoutMs, timedOut(this.timeoutMs));
       if (pending.length > 0) return `${pending.length} pending: ${pending.join(', ')}`;
       this.migrationsApplied = true;
       return 'ok';

@@ -1,6 +1,7 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from './redis.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
+import { within } from './time-limit.js';
 
 /**
  * One BullMQ queue carries "apply the pending transactions of wallet W" jobs.
@@ -40,25 +41,14 @@ export function walletDeduplicationId(walletId: number): string {
 
 const ENQUEUE_TIMEOUT_MS = 2000;
 
+const enqueueTimedOut = () => new Error('enqueue timed out: Redis unreachable');
+
 /**
  * Asks for the wallet's pending transactions to be applied; cheap to call many times.
  * Fails after a bounded wait, because BullMQ itself waits as long as Redis is away.
  */
 export async function enqueueApply(queue: ApplyQueue, walletId: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('enqueue timed out: Redis unreachable')), ENQUEUE_TIMEOUT_MS);
-  });
-  const traceparent = currentTraceparent();
-  const add = queue.add(APPLY_JOB_NAME, traceparent ? { walletId, traceparent } : { walletId }, {
-    deduplication: { id: walletDeduplicationId(walletId), keepLastIfActive: true },
-  });
-  add.catch(() => undefined); // settles after the timeout when Redis comes back; nobody waits then
-  try {
-    await Promise.race([add, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await enqueueApplyMany(queue, [walletId]);
 }
 
 /**
@@ -67,24 +57,13 @@ export async function enqueueApply(queue: ApplyQueue, walletId: number): Promise
  */
 export async function enqueueApplyMany(queue: ApplyQueue, walletIds: readonly number[]): Promise<void> {
   if (walletIds.length === 0) return;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('enqueue timed out: Redis unreachable')), ENQUEUE_TIMEOUT_MS);
-  });
   const traceparent = currentTraceparent();
-  const add = queue.addBulk(
-    walletIds.map((walletId) => ({
-      name: APPLY_JOB_NAME,
-      data: traceparent ? { walletId, traceparent } : { walletId },
-      opts: { deduplication: { id: walletDeduplicationId(walletId), keepLastIfActive: true } },
-    })),
-  );
-  add.catch(() => undefined); // settles after the timeout when Redis comes back; nobody waits then
-  try {
-    await Promise.race([add, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  const jobs: Parameters<ApplyQueue['addBulk']>[0] = walletIds.map((walletId) => ({
+    name: APPLY_JOB_NAME,
+    data: traceparent ? { walletId, traceparent } : { walletId },
+    opts: { deduplication: { id: walletDeduplicationId(walletId), keepLastIfActive: true } },
+  }));
+  await within(queue.addBulk(jobs), ENQUEUE_TIMEOUT_MS, enqueueTimedOut);
 }
 
 /** Webhook deliveries: one job per subscription at a time, deduplicated the same way as wallets. */

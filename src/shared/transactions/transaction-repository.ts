@@ -32,6 +32,15 @@ const transactionColumns = sql.fragment`
   refno, oldbalance::text AS oldbalance, newbalance::text AS newbalance, voids, voided_by AS "voidedBy", created
 `;
 
+/** The TransactionCreated event of every row in a `reserved` CTE, in reservation order (an outbox insert). */
+const transactionCreatedEvents = sql.fragment`
+  INSERT INTO outbox_events (wallet_id, type, subject, data)
+  SELECT wallet_id, 'TransactionCreated', id::text, jsonb_build_object(
+    'id', id, 'walletId', wallet_id, 'amount', amount, 'fingerprint', fingerprint, 'labels', labels,
+    'description', description, 'status', status, 'voids', voids, 'created', created)
+  FROM reserved ORDER BY seq
+`;
+
 export interface NewTransaction {
   walletId: number;
   amount: string;
@@ -61,13 +70,7 @@ export async function insertPendingTransaction(
       FROM wallets WHERE id = ${transaction.walletId}
       ON CONFLICT (fingerprint) DO NOTHING
       RETURNING *
-    ), created_event AS (
-      INSERT INTO outbox_events (wallet_id, type, subject, data)
-      SELECT wallet_id, 'TransactionCreated', id::text, jsonb_build_object(
-        'id', id, 'walletId', wallet_id, 'amount', amount, 'fingerprint', fingerprint, 'labels', labels,
-        'description', description, 'status', status, 'voids', voids, 'created', created)
-      FROM reserved
-    )
+    ), created_event AS (${transactionCreatedEvents})
     SELECT ${transactionColumns} FROM reserved
   `);
 }
@@ -114,13 +117,7 @@ export async function insertPendingTransactions(
       ORDER BY i.ordinal
       ON CONFLICT (fingerprint) DO NOTHING
       RETURNING *
-    ), created_event AS (
-      INSERT INTO outbox_events (wallet_id, type, subject, data)
-      SELECT wallet_id, 'TransactionCreated', id::text, jsonb_build_object(
-        'id', id, 'walletId', wallet_id, 'amount', amount, 'fingerprint', fingerprint, 'labels', labels,
-        'description', description, 'status', status, 'voids', voids, 'created', created)
-      FROM reserved ORDER BY seq
-    )
+    ), created_event AS (${transactionCreatedEvents})
     SELECT ${transactionColumns}, (
       SELECT min(i.ordinal) FROM input i WHERE i.fingerprint = reserved.fingerprint AND i.wallet_id = reserved.wallet_id
     ) AS ordinal
