@@ -1,5 +1,5 @@
 import { z } from './openapi-zod.js';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decodeCursor } from '../shared/transactions/pagination.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decodeCursor, type CursorKey } from '../shared/transactions/pagination.js';
 import { transactionStatusSchema } from '../shared/transactions/transaction-repository.js';
 import { labelsSchema } from '../shared/domain/validation.js';
 import { parseRequest } from './problem.js';
@@ -46,7 +46,7 @@ const LABEL_PARAMETER = /^labels\[(.+)\]$/;
 export function parseListQuery<S extends typeof walletListQuery | typeof transactionListQuery>(
   schema: S,
   query: Record<string, unknown>,
-): { labels: Record<string, string>; after: number | null; limit: number } & Omit<z.output<S>, 'cursor'> {
+): { labels: Record<string, string>; after: CursorKey | null; limit: number } & Omit<z.output<S>, 'cursor'> {
   const labels: [string, unknown][] = [];
   const rest: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(query)) {

@@ -7,6 +7,7 @@ import type { Logger } from '../shared/infra/logger.js';
 import { createApplyQueue } from '../shared/infra/queue.js';
 import { createFailFastRedis, createRedis } from '../shared/infra/redis.js';
 import { HealthChecks } from '../shared/infra/health.js';
+import { readOutboxBacklog } from '../shared/events/outbox-repository.js';
 import { registerDatabasePool, registerOutbox, registerQueueDepth } from '../shared/telemetry/metrics.js';
 import { closeRedis, settleWithin } from '../shared/infra/shutdown.js';
 import { createApp } from './app.js';
@@ -27,7 +28,11 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
   await finalization.start();
 
   const health = new HealthChecks({ databaseUrl: config.DATABASE_URL, redis, logger });
-  const unregisterMetrics = [registerDatabasePool('api', pool), registerQueueDepth(queue), registerOutbox(pool)];
+  const unregisterMetrics = [
+    registerDatabasePool('api', pool),
+    registerQueueDepth(queue),
+    registerOutbox(() => readOutboxBacklog(pool)),
+  ];
   const app = createApp({ health, config, pool, redis, queue, finalization, logger });
   let stopping = false;
   const server = createServer((req, res) => {

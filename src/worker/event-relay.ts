@@ -4,7 +4,7 @@ import type { Config } from '../shared/infra/config.js';
 import { EventStreamPublisher } from '../shared/events/event-stream.js';
 import type { Logger } from '../shared/infra/logger.js';
 import { relayOutbox } from '../shared/events/outbox-relay.js';
-import { deleteOldEvents } from '../shared/events/outbox-repository.js';
+import { deleteOldEvents, findSubscriptionsWithBacklog } from '../shared/events/outbox-repository.js';
 import {
   WEBHOOK_QUEUE_NAME,
   createWebhookQueue,
@@ -13,7 +13,6 @@ import {
 } from '../shared/infra/queue.js';
 import { createFailFastRedis, createRedis, type Redis } from '../shared/infra/redis.js';
 import { registerEventStreamLag } from '../shared/telemetry/metrics.js';
-import { findSubscriptionsWithBacklog } from '../shared/events/webhook-repository.js';
 import { closeRedis, settleWithin } from '../shared/infra/shutdown.js';
 import { deliverPendingWebhooks } from '../shared/events/webhooks.js';
 import { repeat } from './repeat.js';

@@ -6,6 +6,7 @@ import { APPLY_QUEUE_NAME, createApplyQueue, createWebhookQueue, type ApplyJobDa
 import { createFailFastRedis, createRedis } from '../shared/infra/redis.js';
 import { sweepStalePending, type SweepCursor } from '../shared/apply/sweep-stale-pending.js';
 import { HealthChecks } from '../shared/infra/health.js';
+import { readOutboxBacklog } from '../shared/events/outbox-repository.js';
 import { recordSweep, registerDatabasePool, registerOutbox, registerQueueDepth } from '../shared/telemetry/metrics.js';
 import { closeRedis, settleWithin } from '../shared/infra/shutdown.js';
 import { createApplyProcessor } from './apply-processor.js';
@@ -32,7 +33,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   const unregisterMetrics = [
     registerDatabasePool('worker', pool),
     ...metricsQueues.map((metricsQueue) => registerQueueDepth(metricsQueue)),
-    registerOutbox(pool),
+    registerOutbox(() => readOutboxBacklog(pool)),
   ];
 
   let closing = false;

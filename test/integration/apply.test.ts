@@ -11,7 +11,8 @@ import {
 import { APPLY_QUEUE_NAME, createApplyQueue, enqueueApply, type ApplyJobData } from '../../src/shared/infra/queue.js';
 import { createRedis } from '../../src/shared/infra/redis.js';
 import { insertPendingTransaction } from '../../src/shared/transactions/transaction-repository.js';
-import { findLedgerStates, insertWallet, updateLedgerStates } from '../../src/shared/wallets/wallet-repository.js';
+import { insertWallet } from '../../src/shared/wallets/wallet-repository.js';
+import { readPendingWork, writeDecisions, type WalletDecision } from '../../src/shared/apply/apply-repository.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createPool, createTestEnv, silentLogger, waitUntil, type TestEnv } from '../support/test-env.js';
@@ -80,33 +81,35 @@ describe('applyPendingTransactions', () => {
     expect(await findLedgerViolations(env.pool)).toEqual([]);
   });
 
-  it('When a wallet row moved on since it was read, then the versioned update writes the others and not that one', async () => {
-    const moved = await walletWithPending([]);
-    const still = await walletWithPending([]);
-    const [seenMoved, seenStill] = await findLedgerStates(env.pool, [moved, still]).then((rows) =>
-      [moved, still].map((id) => rows.find((row) => row.id === id)!),
-    );
-    const update = (id: number, version: number, balance: string) => ({
-      id,
-      expectedVersion: version,
-      balance,
-      lastRefno: 0,
-    });
-    expect(await updateLedgerStates(env.pool, [update(moved, seenMoved!.version, '1.00')])).toEqual(new Set([moved]));
-    const written = await updateLedgerStates(env.pool, [
-      update(moved, seenMoved!.version, '9.00'),
-      update(still, seenStill!.version, '2.00'),
-    ]);
-    expect(written).toEqual(new Set([still]));
-    const balances = await findLedgerStates(env.pool, [moved, still]);
+  it('When a wallet row moved on since it was read, then the versioned write records the others and nothing of that one', async () => {
+    const moved = await walletWithPending(['1.00']);
+    const still = await walletWithPending(['2.00']);
+    const work = await readPendingWork(env.pool, [moved, still], 10);
+    const decide = (walletId: number, balance: string): WalletDecision => {
+      const { wallet, pending, markers } = work.find((entry) => entry.wallet.id === walletId)!;
+      return {
+        walletId,
+        expectedVersion: wallet.version,
+        balance,
+        lastRefno: 1,
+        outcomes: [
+          { id: pending[0]!.id, status: 'applied', refno: 1, oldBalance: 0n, newBalance: BigInt(balance) * 100n },
+        ],
+        coveredMarkers: markers.map((marker) => marker.firstSeq),
+      };
+    };
+    // Another applier writes `moved` first; the stale decision for it must then lose whole.
+    expect(await writeDecisions(env.pool, [decide(moved, '1')])).toEqual(new Set([moved]));
+    expect(await writeDecisions(env.pool, [decide(moved, '9'), decide(still, '2')])).toEqual(new Set([still]));
+    const balances = await env.pool.any(sql.type(z.object({ id: z.number(), balance: z.string() }))`
+      SELECT id, balance::text AS balance FROM wallets WHERE id = ANY(${sql.array([moved, still], 'int8')})
+    `);
     expect(Object.fromEntries(balances.map((row) => [row.id, row.balance]))).toEqual({
       [moved]: '1.00',
       [still]: '2.00',
     });
-    // Balances written without transactions would fail the ledger checks of later tests.
-    await env.pool.query(
-      sql.unsafe`UPDATE wallets SET balance = 0 WHERE id = ANY(${sql.array([moved, still], 'int8')})`,
-    );
+    expect(await statusCounts(moved)).toEqual([{ status: 'applied', n: 1 }]);
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
   });
 
   it('When the wallet has nothing pending or does not exist, then nothing happens', async () => {
@@ -167,6 +170,9 @@ describe('the sweeper', () => {
     await env.pool.query(
       sql.unsafe`UPDATE transactions SET created = now() - interval '1 minute' WHERE wallet_id = ${walletId}`,
     );
+    await env.pool.query(
+      sql.unsafe`UPDATE pending_reservations SET created = now() - interval '1 minute' WHERE wallet_id = ${walletId}`,
+    );
     const worker = await startWorker(env.config, silentLogger);
     try {
       await waitUntil(
@@ -180,31 +186,33 @@ describe('the sweeper', () => {
     } finally {
       await worker.close();
     }
-    const [state] = await findLedgerStates(env.pool, [walletId]);
-    expect(state).toMatchObject({ balance: '3.00', lastRefno: 2 });
+    const state = await env.pool.one(sql.type(z.object({ balance: z.string(), lastRefno: z.number() }))`
+      SELECT balance::text AS balance, last_refno AS "lastRefno" FROM wallets WHERE id = ${walletId}
+    `);
+    expect(state).toEqual({ balance: '3.00', lastRefno: 2 });
   });
 });
 
 describe('many wallets in one database transaction', () => {
-  it('When another writer holds one wallet of a group, then the group does not wait for it: the others are written and that one is retried alone', async () => {
+  it('When another applier holds one wallet of a group, then the group does not wait for it: the others are written and that one is retried alone', async () => {
     const [moved, first, second] = [
       await walletWithPending(['5.00', '-2.00']),
       await walletWithPending(['7.00']),
       await walletWithPending(['1.00', '-9.00']),
     ];
-    // Another writer holds the moved wallet's row (and will bump its version) while the group runs.
+    // Another applier holds the moved wallet (its advisory lock, as every applier takes) while the group runs.
     const other = await createPool(env.config.DATABASE_URL, { maxPoolSize: 1 });
     try {
       let release!: () => void;
-      let updated!: () => void;
+      let held!: () => void;
       const released = new Promise<void>((resolve) => (release = resolve));
-      const isUpdated = new Promise<void>((resolve) => (updated = resolve));
+      const isHeld = new Promise<void>((resolve) => (held = resolve));
       const holding = other.transaction(async (tx) => {
-        await tx.query(sql.unsafe`UPDATE wallets SET version = version + 1 WHERE id = ${moved}`);
-        updated();
+        await tx.query(sql.unsafe`SELECT pg_advisory_xact_lock(${moved})`);
+        held();
         await released;
       });
-      await isUpdated;
+      await isHeld;
       const results = await applyWalletBatches(env.pool, [moved, first, second], 10);
       release();
       await holding;

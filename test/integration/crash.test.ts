@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { findEventsAfter, listOutboxEvents, readRelayCursor } from '../../src/shared/events/outbox-repository.js';
 import { eventStreamKey } from '../../src/shared/events/event-stream.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createWallets, postTransactionLoad } from '../support/load.js';
@@ -43,10 +44,7 @@ const pendingCount = () =>
   env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
     SELECT count(*)::int AS n FROM transactions WHERE status = 'pending'
   `);
-const unpublishedCount = () =>
-  env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
-    SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL
-  `);
+const unpublishedCount = async () => (await findEventsAfter(env.pool, await readRelayCursor(env.pool), 100_000)).length;
 const finalCount = () =>
   env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
     SELECT count(*)::int AS n FROM transactions WHERE status <> 'pending'
@@ -90,9 +88,7 @@ describe('workers that die', () => {
 
     // The killed worker may have been relaying events: each still reaches the stream exactly once.
     await waitUntil('the outbox is drained', async () => (await unpublishedCount()) === 0, 60_000);
-    const outboxIds = await env.pool.anyFirst(sql.type(z.object({ eventId: z.string() }))`
-      SELECT event_id AS "eventId" FROM outbox_events ORDER BY id
-    `);
+    const outboxIds = (await listOutboxEvents(env.pool)).map((event) => event.eventId);
     const redis = new Redis(env.config.REDIS_URL);
     try {
       const entries = await redis.xrange(eventStreamKey(env.config.QUEUE_PREFIX), '-', '+');
@@ -238,7 +234,7 @@ describe('processes killed in the middle of a group', () => {
     }
   }, 90_000);
 
-  it('When a worker is SIGKILLed between the set-based statements of its group, then nothing of the group is written and another worker applies it once', async () => {
+  it('When a worker is SIGKILLed in the middle of the write statement of its group, then nothing of the group is written and another worker applies it once', async () => {
     await Promise.all(workers.map(stopProcess));
     const walletIds = await createWallets(api.url, 6, 'worker-mid-group');
     const [blocked] = walletIds;
@@ -251,8 +247,8 @@ describe('processes killed in the middle of a group', () => {
       }
     }
 
-    // Another session holds one pending transaction's row: the group reads, writes the balances,
-    // then waits on its outcome UPDATE, in the middle of its statements.
+    // Another session holds one pending transaction's row: the group reads, and its write statement
+    // updates the balances, then waits on that row's outcome UPDATE, before its commit.
     const holder = await createPool(env.config.DATABASE_URL, { maxPoolSize: 1 });
     let release!: () => void;
     let held!: () => void;

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { OutboxEvent } from '../../src/shared/events/cloud-events.js';
 import { EventStreamPublisher, eventStreamKey } from '../../src/shared/events/event-stream.js';
 import { relayOutbox } from '../../src/shared/events/outbox-relay.js';
+import { findEventsAfter, readRelayCursor } from '../../src/shared/events/outbox-repository.js';
 import * as metrics from '../../src/shared/telemetry/metrics.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { createTestEnv, waitUntil, type TestEnv } from '../support/test-env.js';
@@ -29,9 +30,12 @@ const count = (query: ReturnType<typeof sql.unsafe>) =>
 describe('the relay while Redis is unreachable', () => {
   it('When Redis does not answer, then the relay gives up within its bound, holds no transaction open meanwhile, and publishes each event once when Redis is back', async () => {
     await env.pool.query(sql.unsafe`
-      INSERT INTO outbox_events (wallet_id, type, data)
-      SELECT i, 'WalletCreated', jsonb_build_object('walletId', i) FROM generate_series(1, 20) AS i
+      WITH created AS (
+        INSERT INTO wallets (external_id) SELECT 'stream-' || i FROM generate_series(1, 20) AS i RETURNING id
+      )
+      INSERT INTO outbox (kind, wallet_id) SELECT 'wallet_created', id FROM created ORDER BY id
     `);
+    const unpublished = async () => (await findEventsAfter(env.pool, await readRelayCursor(env.pool), 1000)).length;
     const proxy = await new TcpProxy('127.0.0.1', 6379).start();
     // A client that waits through outages, the worst case: only the relay's own bound can end the pass.
     const viaProxy = new Redis(`redis://127.0.0.1:${proxy.port}`, { maxRetriesPerRequest: null });
@@ -56,7 +60,7 @@ describe('the relay while Redis is unreachable', () => {
       expect(idleInTransaction).toBe(0);
       expect(outcome).toMatch(/took over 1000 ms/);
       expect(Date.now() - started).toBeLessThan(2500);
-      expect(await count(sql.unsafe`SELECT 1 FROM outbox_events WHERE published_at IS NULL`)).toBe(20);
+      expect(await unpublished()).toBe(20);
 
       // Redis is back: the abandoned call lands late; the next pass must not add those events again.
       await proxy.restart();
@@ -64,7 +68,7 @@ describe('the relay while Redis is unreachable', () => {
       await waitUntil('the abandoned batch reached Redis', async () => (await redis.xlen(stream)) === 20, 10_000);
       const { relayed } = await relayOutbox(env.pool, new EventStreamPublisher(redis, env.config.QUEUE_PREFIX), 500);
       expect(relayed).toBe(20);
-      expect(await count(sql.unsafe`SELECT 1 FROM outbox_events WHERE published_at IS NULL`)).toBe(0);
+      expect(await unpublished()).toBe(0);
       const sequences = (await redis.xrange(stream, '-', '+')).map(
         ([, fields]) => JSON.parse(fields[fields.indexOf('event') + 1]!).sequence,
       );
@@ -84,7 +88,20 @@ describe('trimming the stream', () => {
   const batch = (size: number): OutboxEvent[] =>
     Array.from({ length: size }, () => {
       const id = nextId++;
-      return { id, eventId: `e-${id}`, walletId: 1, type: 'WalletCreated', subject: null, data: '{}', created: 'now' };
+      const position = String(id).padStart(10, '0');
+      return {
+        position,
+        xid: '1',
+        row: id,
+        ordinal: 0,
+        eventId: `e-${id}`,
+        walletId: 1,
+        type: 'WalletCreated',
+        subject: null,
+        data: '{}',
+        created: 'now',
+        legacyId: null,
+      };
     });
   const sequencesInStream = async () =>
     (await redis.xrange(stream(), '-', '+')).map(([, fields]) =>
@@ -106,7 +123,7 @@ describe('trimming the stream', () => {
     const unregister = metrics.registerEventStreamLag(() => publisher.slowestGroupLag());
     try {
       for (let i = 0; i < 5; i += 1) {
-        await publisher.publish(batch(100));
+        await publisher.publish(batch(100), '');
         while ((await read('fast', 1000)) > 0);
       }
       // 5 × the length, none of it read by "slow": nothing may go.
@@ -116,7 +133,7 @@ describe('trimming the stream', () => {
 
       // "slow" has read 300 and acknowledged 250: the 251st is the oldest it still needs.
       expect(await read('slow', 300, 250)).toBe(300);
-      await publisher.publish(batch(10));
+      await publisher.publish(batch(10), '');
       while ((await read('fast', 1000)) > 0);
       expect((await sequencesInStream())[0]).toBe(251);
       expect(await redis.xlen(stream())).toBe(260);
@@ -125,7 +142,7 @@ describe('trimming the stream', () => {
       // Caught up and acknowledged: trimmed to the length, newest kept, each event once.
       await redis.xack(stream(), 'slow', ...(await redis.xrange(stream(), '-', '+')).map(([id]) => id));
       while ((await read('slow', 1000)) > 0);
-      await publisher.publish(batch(10));
+      await publisher.publish(batch(10), '');
       const kept = await sequencesInStream();
       expect(kept).toEqual(Array.from({ length: 100 }, (_, i) => 421 + i));
       expect(await publisher.slowestGroupLag()).toBe(10);
@@ -136,7 +153,7 @@ describe('trimming the stream', () => {
 
   it('When no consumer group exists, then the stream keeps the newest `maxLength` entries', async () => {
     const publisher = new EventStreamPublisher(redis, `${prefix()}:nogroups`, 100);
-    for (let i = 0; i < 3; i += 1) await publisher.publish(batch(100));
+    for (let i = 0; i < 3; i += 1) await publisher.publish(batch(100), '');
     expect(await redis.xlen(eventStreamKey(`${prefix()}:nogroups`))).toBe(100);
     expect(await publisher.slowestGroupLag()).toBe(0);
   });

@@ -11,6 +11,7 @@ import {
   type ApplyQueue,
 } from '../../src/shared/infra/queue.js';
 import { findWalletsWithStalePending } from '../../src/shared/transactions/transaction-repository.js';
+import { reserveBehindTheQueue } from '../support/stranded.js';
 import { createTestEnv, spawnWorker, stopProcess, waitUntil, type TestEnv } from '../support/test-env.js';
 
 let env: TestEnv;
@@ -39,10 +40,10 @@ async function walletWithPendingDeposit(pool = env.pool, createdSecondsAgo = 0):
   const walletId = await pool.oneFirst(sql.type(z.object({ id: z.number() }))`
     INSERT INTO wallets (external_id) VALUES (${`liveness-${walletCount}`}) RETURNING id
   `);
-  await pool.query(sql.unsafe`
-    INSERT INTO transactions (wallet_id, amount, fingerprint, created)
-    VALUES (${walletId}, 10, ${`liveness-${walletCount}`}, now() - make_interval(secs => ${createdSecondsAgo}))
-  `);
+  await reserveBehindTheQueue(pool, walletId, {
+    fingerprint: `liveness-${walletCount}`,
+    ageSeconds: createdSecondsAgo,
+  });
   return walletId;
 }
 

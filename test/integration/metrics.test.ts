@@ -14,6 +14,7 @@ import {
   type ServiceProcess,
   type TestEnv,
 } from '../support/test-env.js';
+import { reserveBehindTheQueue } from '../support/stranded.js';
 import { parseMetrics, sampleValue, type MetricSamples } from '../support/prometheus-text.js';
 
 let env: TestEnv;
@@ -135,25 +136,20 @@ describe('Prometheus metrics', () => {
 
   it('When outbox events wait unpublished, then the backlog and the age of the oldest are reported', async () => {
     const wallet = await request(api.url, 'POST', '/wallets', { json: { externalId: `outbox-${randomUUID()}` } });
-    // No worker (and so no relay) runs yet in this file: the row stays unpublished while we scrape.
+    // No worker (and so no relay) runs yet in this file: the wallet's row stays unpublished while we scrape.
     await env.pool.query(sql.unsafe`
-      INSERT INTO outbox_events (wallet_id, type, subject, data, created)
-      VALUES (${wallet.body.id as number}, 'MetricsTest', 'metrics', '{}'::jsonb, now() - interval '120 seconds')
+      UPDATE outbox SET created = now() - interval '120 seconds' WHERE kind = 'wallet_created' AND wallet_id = ${wallet.body.id as number}
     `);
     const samples = await scrape(api.url);
     expect(sampleValue(samples, 'wallet_outbox_backlog_events')).toBeGreaterThanOrEqual(1);
     expect(sampleValue(samples, 'wallet_outbox_oldest_unpublished_age_seconds')).toBeGreaterThanOrEqual(119);
-    await env.pool.query(sql.unsafe`DELETE FROM outbox_events WHERE type = 'MetricsTest'`);
   });
 
   it('When a worker applies and rejects transactions, then its own /metrics counts them with latency, batch sizes and pool state', async () => {
     const wallet = await request(api.url, 'POST', '/wallets', { json: { externalId: `worker-${randomUUID()}` } });
     const walletId = wallet.body.id as number;
     // Stranded: pending for an hour and never enqueued, so only the sweeper can get it applied.
-    await env.pool.query(sql.unsafe`
-      INSERT INTO transactions (wallet_id, amount, fingerprint, created)
-      VALUES (${walletId}, 10, ${`stranded-${randomUUID()}`}, now() - interval '1 hour')
-    `);
+    await reserveBehindTheQueue(env.pool, walletId, { ageSeconds: 3600 });
     // Earlier tests left deposits pending (no worker ran yet): this worker applies those too.
     const before = await env.pool.one(sql.type(z.object({ transactions: z.number(), wallets: z.number() }))`
       SELECT count(*)::int AS transactions, count(DISTINCT wallet_id)::int AS wallets

@@ -37,11 +37,14 @@ describe('migrations', () => {
       );
       expect(tables.rows.map((row) => row.name)).toEqual([
         'api_keys',
-        'outbox_events',
+        'ledger_layout',
+        'outbox',
+        'outbox_relay_cursor',
+        'pending_reservations',
         'schema_migrations',
         'transactions',
         'wallets',
-        'webhook_deliveries',
+        'webhook_event_deliveries',
         'webhook_subscriptions',
       ]);
     } finally {

@@ -59,7 +59,7 @@ const deliveryState = (subscriptionId: number) =>
   env.pool.one(sql.type(z.object({ attempts: z.number(), delivered: z.number(), lastError: z.string().nullable() }))`
     SELECT coalesce(max(attempts), 0)::int AS attempts, count(delivered_at)::int AS delivered,
            max(last_error) AS "lastError"
-    FROM webhook_deliveries WHERE subscription_id = ${subscriptionId}
+    FROM webhook_event_deliveries WHERE subscription_id = ${subscriptionId}
   `);
 
 describe('registering a webhook', () => {

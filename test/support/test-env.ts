@@ -173,11 +173,11 @@ export async function waitUntil(what: string, condition: () => Promise<boolean>,
 
 export { createPool };
 
-/** True while some session of this test database waits on a row lock in an apply group's outcome update. */
+/** True while some session of this test database waits on a row lock in an apply group's write statement. */
 export async function applyGroupWaitsOnLock(pool: DatabasePool): Promise<boolean> {
   const waiting = await pool.oneFirst(sql.type(z.object({ n: z.number() }))`
     SELECT count(*)::int AS n FROM pg_stat_activity
-    WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%UPDATE transactions AS t%'
+    WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%pg_try_advisory_xact_lock%'
   `);
   return waiting > 0;
 }

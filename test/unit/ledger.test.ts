@@ -15,10 +15,10 @@ describe('applyInOrder', () => {
     expect(result.state).toEqual({ balance: 750n, lastRefno: 3 });
   });
 
-  it('rejects a withdrawal that would overdraw, keeping the balance and consuming no refno', () => {
+  it('rejects a withdrawal that would overdraw, keeping the balance and consuming no refno, and records what it saw', () => {
     const result = applyInOrder({ balance: 500n, lastRefno: 7 }, [entry('a', -501n), entry('b', -500n)]);
     expect(result.outcomes).toEqual([
-      { id: 'a', status: 'rejected', reason: 'insufficient_funds' },
+      { id: 'a', status: 'rejected', reason: 'insufficient_funds', seenBalance: 500n, afterRefno: 7 },
       { id: 'b', status: 'applied', refno: 8, oldBalance: 500n, newBalance: 0n },
     ]);
     expect(result.state).toEqual({ balance: 0n, lastRefno: 8 });
@@ -31,13 +31,15 @@ describe('applyInOrder', () => {
       entry('c', -100n),
     ]);
     expect(result.outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'applied', 'applied']);
+    // The rejection saw the balance before the deposit that followed it, after no applied transaction.
+    expect(result.outcomes[0]).toMatchObject({ seenBalance: 0n, afterRefno: 0 });
     expect(result.state.balance).toBe(0n);
   });
 
   it('rejects a deposit past the largest balance the ledger can hold', () => {
     const result = applyInOrder({ balance: MAX_BALANCE - 100n, lastRefno: 1 }, [entry('a', 101n), entry('b', 100n)]);
     expect(result.outcomes).toEqual([
-      { id: 'a', status: 'rejected', reason: 'balance_limit_exceeded' },
+      { id: 'a', status: 'rejected', reason: 'balance_limit_exceeded', seenBalance: MAX_BALANCE - 100n, afterRefno: 1 },
       { id: 'b', status: 'applied', refno: 2, oldBalance: MAX_BALANCE - 100n, newBalance: MAX_BALANCE },
     ]);
   });
@@ -64,7 +66,9 @@ describe('reversals (voids)', () => {
     const result = applyInOrder({ balance: 300n, lastRefno: 4 }, [
       { id: 'r', amount: -400n, voids: { id: 'orig', stillApplied: true } },
     ]);
-    expect(result.outcomes).toEqual([{ id: 'r', status: 'rejected', reason: 'insufficient_funds' }]);
+    expect(result.outcomes).toEqual([
+      { id: 'r', status: 'rejected', reason: 'insufficient_funds', seenBalance: 300n, afterRefno: 4 },
+    ]);
     expect(result.state).toEqual({ balance: 300n, lastRefno: 4 });
   });
 
@@ -72,6 +76,8 @@ describe('reversals (voids)', () => {
     const result = applyInOrder({ balance: 1000n, lastRefno: 4 }, [
       { id: 'r', amount: 400n, voids: { id: 'orig', stillApplied: false } },
     ]);
-    expect(result.outcomes).toEqual([{ id: 'r', status: 'rejected', reason: 'not_voidable' }]);
+    expect(result.outcomes).toEqual([
+      { id: 'r', status: 'rejected', reason: 'not_voidable', seenBalance: 1000n, afterRefno: 4 },
+    ]);
   });
 });

@@ -2,14 +2,14 @@
 import type { DatabasePool } from 'slonik';
 import { applyInOrder, type Outcome } from '../ledger/ledger.js';
 import { centsToDecimal, decimalToCents } from '../ledger/money.js';
-import {
-  appendOutcomeEvents,
-  findPendingEntries,
-  markOriginalsVoided,
-  recordOutcomes,
-} from '../transactions/transaction-repository.js';
 import { GroupCommitter, type GroupCommitOptions } from '../infra/group-commit.js';
-import { findLedgerStates, updateLedgerStates } from '../wallets/wallet-repository.js';
+import {
+  LEDGER_ASSERTION,
+  readPendingWork,
+  writeDecisions,
+  type PendingMarker,
+  type WalletDecision,
+} from './apply-repository.js';
 
 export interface ApplyOptions {
   /** Most transactions decided in one database transaction. */
@@ -61,7 +61,7 @@ export type WalletBatchResult = { won: true; batch: AppliedBatch } | { won: fals
 
 const NOTHING_APPLIED: WalletBatchResult = { won: true, batch: { outcomes: [], pending: [], readAt: 0 } };
 
-/** Another writer changed the wallet (or finalized our rows) after we read it. */
+/** Another writer changed the wallet after we read it, too often in a row. */
 export class VersionConflictError extends Error {}
 
 /** Applies one batch of a wallet's pending transactions; many wallets' calls may share a transaction. */
@@ -170,11 +170,11 @@ function recordFinalized(summary: ApplySummary, batch: AppliedBatch, batchStarte
 }
 
 /**
- * One database transaction for a group of wallets, with the same few statements whatever the
- * group's size: read the wallets' states and their oldest pending transactions, decide each
- * wallet's batch with the ledger rules, write every new balance guarded by its version, then
- * record only the winners' outcomes, voided originals and events. A wallet whose version moved
- * meanwhile lost: nothing of its batch is written, and it answers `{ won: false }`.
+ * One round of a group of wallets in two statements whatever the group's size, and no explicit
+ * transaction: read the wallets' states and their oldest pending transactions (one snapshot),
+ * decide each wallet's batch with the ledger rules, then write every decision in one autocommitted
+ * statement that is guarded by each wallet's version. A wallet whose version moved meanwhile (or
+ * that another applier holds) lost: nothing of its batch is written, and it answers `{ won: false }`.
  */
 export async function applyWalletBatches(
   pool: DatabasePool,
@@ -182,60 +182,59 @@ export async function applyWalletBatches(
   batchSize: number,
 ): Promise<Map<number, WalletBatchResult>> {
   const ids = [...new Set(walletIds)];
-  return pool.transaction(async (tx) => {
-    const results = new Map<number, WalletBatchResult>(ids.map((id) => [id, NOTHING_APPLIED]));
-    const wallets = await findLedgerStates(tx, ids);
-    const pending = await findPendingEntries(tx, [...wallets.map((wallet) => wallet.id)], batchSize);
-    const readAt = performance.now();
-    if (pending.length === 0) return results;
+  const results = new Map<number, WalletBatchResult>(ids.map((id) => [id, NOTHING_APPLIED]));
+  const work = await readPendingWork(pool, ids, batchSize);
+  const readAt = performance.now();
 
-    const pendingByWallet = Map.groupBy(pending, (entry) => entry.walletId);
-    const decided = wallets.flatMap((wallet) => {
-      const entries = pendingByWallet.get(wallet.id);
-      if (!entries) return [];
-      const { outcomes, state } = applyInOrder(
-        { balance: toCents(wallet.balance), lastRefno: wallet.lastRefno },
-        entries.map((entry) => ({
-          id: entry.id,
-          amount: toCents(entry.amount),
-          ...(entry.voids ? { voids: { id: entry.voids, stillApplied: entry.originalStillApplied === true } } : {}),
-        })),
-      );
-      return [{ wallet, entries, outcomes, state }];
-    });
-    const won = await updateLedgerStates(
-      tx,
-      decided.map(({ wallet, state }) => ({
-        id: wallet.id,
-        expectedVersion: wallet.version,
-        balance: centsToDecimal(state.balance),
-        lastRefno: state.lastRefno,
+  const staleMarkers: PendingMarker[] = [];
+  const decided = work.flatMap(({ wallet, markers, pending }) => {
+    // Markers whose transactions were all decided already (none visible as pending): forget them.
+    if (pending.length === 0) {
+      staleMarkers.push(...markers);
+      return [];
+    }
+    const { outcomes, state } = applyInOrder(
+      { balance: toCents(wallet.balance), lastRefno: wallet.lastRefno },
+      pending.map((entry) => ({
+        id: entry.id,
+        amount: toCents(entry.amount),
+        ...(entry.voids ? { voids: { id: entry.voids, stillApplied: entry.originalStillApplied === true } } : {}),
       })),
     );
-    const winners = decided.filter(({ wallet }) => won.has(wallet.id));
-    for (const { wallet } of decided) if (!won.has(wallet.id)) results.set(wallet.id, { won: false });
-    const outcomes = winners.flatMap((winner) => winner.outcomes);
-    if (outcomes.length === 0) return results;
-
-    // The versions guard these rows: with the wallet written, nobody else can have finalized them.
-    if ((await recordOutcomes(tx, outcomes)) !== outcomes.length) {
-      throw new VersionConflictError(`wallets ${ids.join(',')}: a pending transaction was finalized meanwhile`);
-    }
-    const reversals = outcomes.flatMap((outcome) =>
-      outcome.status === 'applied' && outcome.voids ? [{ reversalId: outcome.id, originalId: outcome.voids }] : [],
-    );
-    if ((await markOriginalsVoided(tx, reversals)) !== reversals.length) {
-      throw new VersionConflictError(`wallets ${ids.join(',')}: an original was voided meanwhile`);
-    }
-    await appendOutcomeEvents(
-      tx,
-      outcomes.map((outcome) => outcome.id),
-    );
-    for (const { wallet, entries, outcomes: walletOutcomes } of winners) {
-      results.set(wallet.id, { won: true, batch: { outcomes: walletOutcomes, pending: entries, readAt } });
-    }
-    return results;
+    // Every visible pending row up to the last one decided is decided now: a marker whose range
+    // ends there is done. A batch shorter than the limit decided all of them.
+    const lastDecidedSeq = pending.length < batchSize ? Number.POSITIVE_INFINITY : pending.at(-1)!.seq;
+    const decision: WalletDecision = {
+      walletId: wallet.id,
+      expectedVersion: wallet.version,
+      balance: centsToDecimal(state.balance),
+      lastRefno: state.lastRefno,
+      outcomes,
+      coveredMarkers: markers.filter((marker) => marker.lastSeq <= lastDecidedSeq).map((marker) => marker.firstSeq),
+    };
+    return [{ decision, pending }];
   });
+  if (decided.length === 0 && staleMarkers.length === 0) return results;
+
+  const won = await writeDecisions(
+    pool,
+    decided.map(({ decision }) => decision),
+    staleMarkers,
+  ).catch((error: unknown) => {
+    // Rolled back whole: every wallet of the group starts over alone.
+    if (error instanceof Error && error.message.includes(LEDGER_ASSERTION))
+      throw new VersionConflictError(error.message);
+    throw error;
+  });
+  for (const { decision, pending } of decided) {
+    results.set(
+      decision.walletId,
+      won.has(decision.walletId)
+        ? { won: true, batch: { outcomes: [...decision.outcomes], pending, readAt } }
+        : { won: false },
+    );
+  }
+  return results;
 }
 
 function toCents(decimal: string) {

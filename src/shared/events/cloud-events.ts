@@ -10,23 +10,31 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
+/**
+ * An event as the relay builds it from an outbox row. Its position (the writing database
+ * transaction's xid8, the outbox row, the event's place in the row) orders every event; `position`
+ * spells it as fixed-width digits, so it also compares as text (in Redis Lua, for instance).
+ */
 export interface OutboxEvent {
-  /** Position in the outbox; increases in the order events were written. */
-  id: number;
+  position: string;
+  xid: string;
+  row: number;
+  ordinal: number;
   eventId: string;
   walletId: number;
   type: string;
   subject: string | null;
-  /** The event's data as JSON text, exactly as stored (NUMERIC amounts stay exact). */
+  /** The event's data as JSON text, exactly as Postgres wrote it (NUMERIC amounts stay exact). */
   data: string;
   created: string;
+  /** Events of the per-event outbox before migration 005 carry their old id (see event-stream.ts). */
+  legacyId: number | null;
 }
 
 /**
  * The event as a CloudEvents 1.0 JSON document (structured mode). `walletid` (to partition by)
- * and `sequence` (the outbox position) are extension attributes. `sequence` is assigned when the
- * change is written, not when it commits, so it can go backwards between two events of one wallet
- * written by concurrent transactions: consumers follow the stream's (or the webhook's) order.
+ * and `sequence` (the outbox position, increasing in publish order and comparable as text) are
+ * extension attributes.
  */
 export function toCloudEvent(event: OutboxEvent): string {
   const envelope = {
@@ -38,7 +46,7 @@ export function toCloudEvent(event: OutboxEvent): string {
     time: event.created,
     datacontenttype: 'application/json',
     walletid: String(event.walletId),
-    sequence: String(event.id),
+    sequence: event.position,
   };
   // Spliced in as text so that amounts are never re-read as JS floats.
   return `${JSON.stringify(envelope).slice(0, -1)},"data":${event.data}}`;

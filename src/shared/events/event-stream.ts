@@ -2,28 +2,38 @@ import type { Redis } from '../infra/redis.js';
 import { toCloudEvent, type OutboxEvent } from './cloud-events.js';
 
 /**
- * Publishes outbox events to a Redis Stream, at most once per event, a whole batch in one Lua
- * call. A set holds the outbox ids published but not yet known to be marked in Postgres: the
- * script adds an event only if SADD says its id is new, in the same atomic call as its XADD. A
- * relay that published and then died (or gave up waiting) before marking the rows republishes
- * nothing; once the rows are marked their ids leave the set (`forget`). The set, not a high-water
- * mark, because outbox ids are taken at insert and committed out of order: an event with a lower
- * id can become visible after higher ones were published, and must still go out.
+ * Publishes outbox events to a Redis Stream, each at most once, a whole batch in one Lua call.
+ * Every entry carries its outbox position (`pos`), and positions only grow (see outbox-repository):
+ * the script adds an event only if its position is past both the relay's cursor in Postgres
+ * (`floor`, which survives the loss of the stream) and the position of the stream's last entry.
+ * So a relay that published and then died (or gave up waiting) before advancing its cursor
+ * republishes nothing, even if its abandoned call reaches Redis after the next pass. Events of
+ * the per-event outbox before migration 005 are also skipped when the old relay's set of
+ * in-flight ids names them (it had published them but not yet marked them).
  *
  * Trimming never drops an entry a consumer group has not yet read and acknowledged: the stream
- * keeps `maxLength` newest entries, or more while a group is behind (`slowestGroupLag`).
+ * keeps `maxLength` newest entries (at least one, the tail that holds the position), or more
+ * while a group is behind (`slowestGroupLag`).
  */
 const PUBLISH_BATCH = `
-local stream, inflight = KEYS[1], KEYS[2]
-local ttl, maxLength, trimCap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local stream, legacyInflight = KEYS[1], KEYS[2]
+local maxLength, trimCap, floor = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local tail = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+if #tail > 0 then
+  local fields = tail[1][2]
+  for j = 1, #fields, 2 do
+    if fields[j] == 'pos' and fields[j + 1] > floor then floor = fields[j + 1] end
+  end
+end
 local added = 0
-for i = 4, #ARGV, 3 do
-  if redis.call('SADD', inflight, ARGV[i]) == 1 then
-    redis.call('XADD', stream, '*', 'type', ARGV[i + 1], 'event', ARGV[i + 2])
+for i = 4, #ARGV, 4 do
+  local pos, legacyId = ARGV[i], ARGV[i + 3]
+  if pos > floor and (legacyId == '' or redis.call('SISMEMBER', legacyInflight, legacyId) == 0) then
+    redis.call('XADD', stream, '*', 'type', ARGV[i + 1], 'event', ARGV[i + 2], 'pos', pos)
+    floor = pos
     added = added + 1
   end
 end
-redis.call('EXPIRE', inflight, ttl)
 
 -- Stream ids as {ms, seq}; ms fits a double exactly, seq of '*' ids stays small.
 local function parse(id)
@@ -57,8 +67,6 @@ redis.call('XTRIM', stream, 'MINID', string.format('%.0f-%.0f', cut[1], cut[2]))
 return added
 `;
 
-/** How long an id stays in the in-flight set without being forgotten (a relay that died mid-way). */
-const INFLIGHT_TTL_S = 24 * 3600;
 /** Most entries one publish trims: bounds the work of a call after a slow group catches up. */
 const TRIM_CAP = 1000;
 
@@ -73,27 +81,31 @@ export class EventStreamPublisher {
     private readonly maxLength = 100_000,
   ) {}
 
-  private get inflightKey(): string {
+  /** The pre-005 relay's set of ids published but not yet marked (read only; it expires by itself). */
+  private get legacyInflightKey(): string {
     return `${this.prefix}:events:inflight`;
   }
 
-  /** Drops the ids of events whose rows are now marked published: they cannot be relayed again. */
-  async forget(events: readonly OutboxEvent[]): Promise<void> {
-    if (events.length > 0) await this.redis.srem(this.inflightKey, ...events.map((event) => String(event.id)));
-  }
-
-  /** Publishes in order, in one atomic call; returns how many were new to the stream. */
-  async publish(events: readonly OutboxEvent[]): Promise<number> {
+  /**
+   * Publishes in position order, in one atomic call, the events past `floor` (the position up to
+   * which the relay's cursor says everything is published); returns how many were new to the stream.
+   */
+  async publish(events: readonly OutboxEvent[], floor: string): Promise<number> {
     if (events.length === 0) return 0;
-    const args = events.flatMap((event) => [String(event.id), event.type, toCloudEvent(event)]);
+    const args = events.flatMap((event) => [
+      event.position,
+      event.type,
+      toCloudEvent(event),
+      event.legacyId === null ? '' : String(event.legacyId),
+    ]);
     const added = await this.redis.eval(
       PUBLISH_BATCH,
       2,
       eventStreamKey(this.prefix),
-      this.inflightKey,
-      INFLIGHT_TTL_S,
-      this.maxLength,
+      this.legacyInflightKey,
+      Math.max(1, this.maxLength),
       TRIM_CAP,
+      floor,
       ...args,
     );
     return Number(added);

@@ -1,10 +1,10 @@
 import type { DatabasePool } from 'slonik';
-import type { OutboxEvent } from './cloud-events.js';
 import type { EventStreamPublisher } from './event-stream.js';
 import {
   addWebhookDeliveries,
-  findUnpublishedEvents,
-  markPublished,
+  advanceRelayCursor,
+  findEventsAfter,
+  readRelayCursor,
   releaseRelayLock,
   tryTakeRelayLock,
 } from './outbox-repository.js';
@@ -24,47 +24,42 @@ const NOTHING: RelayResult = { relayed: 0, subscriptionsToNotify: [] };
 
 /**
  * One pass of the outbox relay, holding a session advisory lock that makes it the only relay:
- * read the oldest unpublished events, publish them to the stream as one batch, then in one short
- * transaction queue their webhook deliveries and mark them published. No transaction is open
+ * read the cursor and the events after it, publish them to the stream as one batch, then in one
+ * short transaction queue their webhook deliveries and advance the cursor. No transaction is open
  * while Redis is called, and the call is abandoned after `publishTimeoutMs`, so an unreachable
  * Redis neither holds a snapshot (vacuum) nor keeps the connection for long.
  *
  * Exactly once per event: if the process dies (or gives up) after publishing and before the
- * marks commit, the next pass reads the same rows again and the stream's in-flight set turns them
- * into no-ops, even if the abandoned call reaches Redis later. The deliveries commit with the
- * marks. Nothing is published for a change that rolled back: its event row never committed.
+ * cursor commits, the next pass reads the same events again and the stream, whose last entry
+ * carries its position, turns them into no-ops, even if the abandoned call reaches Redis later.
+ * The deliveries commit with the cursor. Nothing is published for a change that rolled back: its
+ * outbox row never committed.
  */
 export async function relayOutbox(
   pool: DatabasePool,
-  publisher: Pick<EventStreamPublisher, 'publish' | 'forget'>,
+  publisher: Pick<EventStreamPublisher, 'publish'>,
   batchSize: number,
   publishTimeoutMs = 5000,
 ): Promise<RelayResult> {
-  let published: readonly OutboxEvent[] = [];
-  const result = await pool.connect(async (connection) => {
+  return pool.connect(async (connection) => {
     if (!(await tryTakeRelayLock(connection))) return NOTHING;
     try {
-      const events = await findUnpublishedEvents(connection, batchSize);
+      const cursor = await readRelayCursor(connection);
+      const events = await findEventsAfter(connection, cursor, batchSize);
       if (events.length === 0) return NOTHING;
       await within(
-        publisher.publish(events),
+        publisher.publish(events, cursor.position),
         publishTimeoutMs,
         () => new PublishTimeoutError(`publishing to the event stream took over ${publishTimeoutMs} ms`),
       );
-      const ids = events.map((event) => event.id);
       const subscriptionsToNotify = await connection.transaction(async (tx) => {
-        const subscriptions = await addWebhookDeliveries(tx, ids);
-        await markPublished(tx, ids);
+        const subscriptions = await addWebhookDeliveries(tx, events);
+        await advanceRelayCursor(tx, events.at(-1)!);
         return subscriptions;
       });
-      published = events;
       return { relayed: events.length, subscriptionsToNotify };
     } finally {
       await releaseRelayLock(connection);
     }
   });
-  // Committed: these rows will never be read again, so their in-flight ids are not needed. Should
-  // Redis fail right now, the ids only linger until the set expires: the pass itself succeeded.
-  await publisher.forget(published).catch(() => undefined);
-  return result;
 }

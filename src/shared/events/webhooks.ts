@@ -4,14 +4,8 @@ import { isIP } from 'node:net';
 import type { CommonQueryMethods } from 'slonik';
 import { toCloudEvent } from './cloud-events.js';
 import { NotFoundError, ValidationError } from '../domain/errors.js';
-import {
-  deactivateSubscription,
-  findPendingDeliveries,
-  insertSubscription,
-  markDelivered,
-  recordFailedAttempt,
-  type WebhookSubscription,
-} from './webhook-repository.js';
+import { deactivateSubscription, insertSubscription, type WebhookSubscription } from './webhook-repository.js';
+import { findPendingDeliveries, markDelivered, recordFailedAttempt } from './outbox-repository.js';
 import { generateWebhookSecret, webhookHeaders } from './webhook-signature.js';
 import { DisallowedTargetError, guardedLookup, isDisallowedAddress, webhookTargetProblem } from './webhook-targets.js';
 
@@ -58,18 +52,13 @@ export async function deliverPendingWebhooks(
   for (;;) {
     const pending = await findPendingDeliveries(db, subscriptionId, options.batchSize);
     for (const delivery of pending) {
-      const body = toCloudEvent({ ...delivery, id: delivery.eventId, eventId: delivery.cloudEventId });
-      const failure = await post(
-        delivery.url,
-        body,
-        webhookHeaders(delivery.secret, delivery.cloudEventId, body),
-        options,
-      );
+      const body = toCloudEvent(delivery);
+      const failure = await post(delivery.url, body, webhookHeaders(delivery.secret, delivery.eventId, body), options);
       if (failure) {
-        await recordFailedAttempt(db, subscriptionId, delivery.eventId, failure);
-        throw new WebhookDeliveryError(`subscription ${subscriptionId}, event ${delivery.eventId}: ${failure}`);
+        await recordFailedAttempt(db, subscriptionId, delivery, failure);
+        throw new WebhookDeliveryError(`subscription ${subscriptionId}, event ${delivery.position}: ${failure}`);
       }
-      await markDelivered(db, subscriptionId, delivery.eventId);
+      await markDelivered(db, subscriptionId, delivery);
       delivered += 1;
     }
     if (pending.length < options.batchSize) return delivered;

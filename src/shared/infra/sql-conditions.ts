@@ -6,7 +6,12 @@ export function whereAll(conditions: readonly (FragmentSqlToken | null)[]): Frag
   return applying.length > 0 ? sql.fragment`WHERE ${sql.join(applying, sql.fragment` AND `)}` : sql.fragment``;
 }
 
-/** `labels @> {...}`: every given label matches (a GIN jsonb_path_ops index serves it); null for none. */
+/**
+ * `labels @> {...}`: every given label matches; null for none. The `labels <> '{}'` it implies is
+ * spelled out so that the planner may use the indexes that cover labelled rows only.
+ */
 export function hasAllLabels(labels: Record<string, string>): FragmentSqlToken | null {
-  return Object.keys(labels).length === 0 ? null : sql.fragment`labels @> ${sql.jsonb(labels)}`;
+  return Object.keys(labels).length === 0
+    ? null
+    : sql.fragment`labels @> ${sql.jsonb(labels)} AND labels <> '{}'::jsonb`;
 }

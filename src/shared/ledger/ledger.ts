@@ -17,9 +17,14 @@ export interface PendingEntry {
   voids?: { id: string; stillApplied: boolean };
 }
 
+/**
+ * A decision. A rejection records what it was decided against (the balance it saw, and the refno
+ * of the applied transaction it followed, 0 for none), so that replaying the wallet's applied
+ * rows can prove that it was deserved.
+ */
 export type Outcome =
   | { id: string; status: 'applied'; refno: number; oldBalance: Cents; newBalance: Cents; voids?: string }
-  | { id: string; status: 'rejected'; reason: RejectionReason };
+  | { id: string; status: 'rejected'; reason: RejectionReason; seenBalance: Cents; afterRefno: number };
 
 export interface LedgerResult {
   outcomes: Outcome[];
@@ -29,16 +34,20 @@ export interface LedgerResult {
 /** Decides one transaction against the balance: applied with the next refno, or rejected. */
 export function decide(state: WalletLedgerState, entry: PendingEntry): { outcome: Outcome; state: WalletLedgerState } {
   // The original may have been voided (or never applied) since the void was requested.
-  if (entry.voids && !entry.voids.stillApplied) {
-    return { outcome: { id: entry.id, status: 'rejected', reason: 'not_voidable' }, state };
-  }
+  const reject = (reason: RejectionReason) => ({
+    outcome: {
+      id: entry.id,
+      status: 'rejected',
+      reason,
+      seenBalance: state.balance,
+      afterRefno: state.lastRefno,
+    } as const,
+    state,
+  });
+  if (entry.voids && !entry.voids.stillApplied) return reject('not_voidable');
   const newBalance = state.balance + entry.amount;
-  if (newBalance < 0n) {
-    return { outcome: { id: entry.id, status: 'rejected', reason: 'insufficient_funds' }, state };
-  }
-  if (newBalance > MAX_BALANCE) {
-    return { outcome: { id: entry.id, status: 'rejected', reason: 'balance_limit_exceeded' }, state };
-  }
+  if (newBalance < 0n) return reject('insufficient_funds');
+  if (newBalance > MAX_BALANCE) return reject('balance_limit_exceeded');
   const refno = state.lastRefno + 1;
   return {
     outcome: {

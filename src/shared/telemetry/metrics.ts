@@ -1,7 +1,6 @@
 /** telemetry: Prometheus metrics (metrics.ts, http-metrics.ts) and OpenTelemetry tracing helpers (tracing.ts). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { sql, type DatabasePool } from 'slonik';
-import { z } from 'zod';
+import type { DatabasePool } from 'slonik';
 
 /**
  * Prometheus metrics: one registry per process, shared by the API and the worker when they run in
@@ -259,34 +258,15 @@ export function registerDatabasePool(name: string, pool: DatabasePool): () => vo
   };
 }
 
-/**
- * The transactional outbox (issue 3) lives in `outbox_events`. Until that table exists the backlog
- * reads 0; once it does, unpublished rows and the age of the oldest are read at scrape time.
- */
-let outboxPool: DatabasePool | null = null;
-let outboxTableSeen = false;
+/** Reads the outbox backlog (events after the relay's cursor) at scrape time; null when not registered. */
+type OutboxReader = () => Promise<{ backlog: number; oldestAgeSeconds: number }>;
+let readOutbox: OutboxReader | null = null;
 let outboxReading: Promise<{ backlog: number; oldestAgeSeconds: number } | null> | null = null;
-
-const outboxSchema = z.object({ backlog: z.number(), oldestAgeSeconds: z.number() });
-
-async function readOutbox(pool: DatabasePool) {
-  if (!outboxTableSeen) {
-    outboxTableSeen = await pool.oneFirst(
-      sql.type(z.object({ exists: z.boolean() }))`SELECT to_regclass('outbox_events') IS NOT NULL AS exists`,
-    );
-    if (!outboxTableSeen) return { backlog: 0, oldestAgeSeconds: 0 };
-  }
-  return pool.one(sql.type(outboxSchema)`
-    SELECT count(*)::int AS backlog,
-           coalesce(extract(epoch FROM now() - min(created)), 0)::float8 AS "oldestAgeSeconds"
-    FROM outbox_events WHERE published_at IS NULL
-  `);
-}
 
 /** One reading shared by both outbox gauges in a scrape. */
 function outboxReadingOnce() {
-  if (!outboxPool) return Promise.resolve(null);
-  outboxReading ??= withTimeout(readOutbox(outboxPool), 'outbox reading')
+  if (!readOutbox) return Promise.resolve(null);
+  outboxReading ??= withTimeout(readOutbox(), 'outbox reading')
     .catch(() => {
       collectErrors.inc({ source: 'outbox' });
       return null;
@@ -297,7 +277,7 @@ function outboxReadingOnce() {
 
 new Gauge({
   name: 'wallet_outbox_backlog_events',
-  help: 'Outbox events not yet published (0 until the outbox table exists).',
+  help: 'Outbox events not yet published (about: counted from the outbox rows after the relay cursor).',
   registers: [registry],
   async collect() {
     this.reset();
@@ -317,11 +297,11 @@ new Gauge({
   },
 });
 
-/** Reads the outbox backlog through this pool at every scrape until the returned function is called. */
-export function registerOutbox(pool: DatabasePool): () => void {
-  outboxPool = pool;
+/** Reads the outbox backlog with `reader` at every scrape until the returned function is called. */
+export function registerOutbox(reader: OutboxReader): () => void {
+  readOutbox = reader;
   return () => {
-    if (outboxPool === pool) outboxPool = null;
+    if (readOutbox === reader) readOutbox = null;
   };
 }
 

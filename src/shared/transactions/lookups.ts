@@ -1,9 +1,13 @@
 import type { CommonQueryMethods } from 'slonik';
-import { NotFoundError } from '../domain/errors.js';
-import { toPage, type Page } from './pagination.js';
+import { NotFoundError, ValidationError } from '../domain/errors.js';
+import { toPage, type CursorKey, type Page } from './pagination.js';
 import {
+  findLedgerLayout,
+  findLegacyTransactions,
+  findPendingTransactions,
+  findRecentTransactions,
   findTransactionByFingerprint,
-  findTransactions,
+  findWalletTransactions,
   type ListedTransaction,
   type TransactionRow,
   type TransactionStatus,
@@ -14,7 +18,7 @@ import { getWallet } from '../wallets/wallets.js';
 export interface PageRequest {
   labels: Record<string, string>;
   /** The sort key the client's cursor names, or null for the first page. */
-  after: number | null;
+  after: CursorKey | null;
   limit: number;
 }
 
@@ -33,32 +37,73 @@ export async function getTransactionByFingerprint(
   return transaction;
 }
 
-/** A wallet's transactions, newest first; 404 for a wallet that does not exist. */
+/** A wallet's transactions, newest reservation first; 404 for a wallet that does not exist. */
 export async function listWalletTransactions(
   db: CommonQueryMethods,
   walletId: number,
   page: PageRequest & { status?: TransactionStatus },
 ): Promise<Page<ListedTransaction>> {
   await getWallet(db, walletId);
-  return searchTransactions(db, page, walletId);
-}
-
-export async function searchTransactions(
-  db: CommonQueryMethods,
-  page: PageRequest & { status?: TransactionStatus },
-  walletId?: number,
-): Promise<Page<ListedTransaction>> {
-  const rows = await findTransactions(db, {
-    walletId,
+  const rows = await findWalletTransactions(db, walletId, {
     status: page.status,
     labels: page.labels,
-    beforeSeq: page.after,
+    beforeSeq: numericCursor(page.after),
     limit: page.limit + 1,
   });
   return toPage(rows, page.limit, (row) => row.seq);
 }
 
+/**
+ * Transactions of all wallets, newest first: by their time-ordered ids, then those reserved before
+ * ids were time-ordered (migration 005) by seq, so a cursor is an id or, in the older part, a seq.
+ * Pending ones (`status=pending`) are read through the pending markers, by seq.
+ */
+export async function searchTransactions(
+  db: CommonQueryMethods,
+  page: PageRequest & { status?: TransactionStatus },
+): Promise<Page<ListedTransaction>> {
+  const limit = page.limit + 1;
+  if (page.status === 'pending') {
+    const rows = await findPendingTransactions(db, {
+      labels: page.labels,
+      beforeSeq: numericCursor(page.after),
+      limit,
+    });
+    return toPage(rows, page.limit, (row) => row.seq);
+  }
+  const layout = await findLedgerLayout(db);
+  const filter = { status: page.status, labels: page.labels };
+  const recent =
+    typeof page.after === 'number'
+      ? []
+      : await findRecentTransactions(db, layout, { ...filter, beforeId: page.after, limit });
+  const legacy =
+    recent.length < limit && layout.legacyMaxSeq > 0
+      ? await findLegacyTransactions(db, layout, {
+          ...filter,
+          beforeSeq: typeof page.after === 'number' ? page.after : null,
+          limit: limit - recent.length,
+        })
+      : [];
+  const legacyIds = new Set(legacy.map((row) => row.id));
+  return toPage([...recent, ...legacy], page.limit, (row) => (legacyIds.has(row.id) ? row.seq : row.id));
+}
+
+/** A listing by seq takes only the cursors it issues. */
+function numericCursor(after: CursorKey | null): number | null {
+  if (typeof after === 'string') {
+    throw new ValidationError('the query is invalid', [
+      { name: 'cursor', reason: 'is not a cursor this listing issued' },
+    ]);
+  }
+  return after;
+}
+
 export async function searchWallets(db: CommonQueryMethods, page: PageRequest): Promise<Page<WalletRow>> {
-  const rows = await findWalletsByLabels(db, { labels: page.labels, beforeId: page.after, limit: page.limit + 1 });
+  const rows = await findWalletsByLabels(db, {
+    labels: page.labels,
+    beforeId: numericCursor(page.after),
+    limit: page.limit + 1,
+  });
   return toPage(rows, page.limit, (row) => row.id);
 }

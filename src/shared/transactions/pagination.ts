@@ -11,14 +11,20 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-export function encodeCursor(key: number): string {
+/** A sort key: a positive integer (an id or a seq), or a UUID (a transaction id). */
+export type CursorKey = number | string;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify({ k: key })).toString('base64url');
 }
 
 /** The sort key a cursor names, or null when it is not one of ours. */
-export function decodeCursor(cursor: string): number | null {
+export function decodeCursor(cursor: string): CursorKey | null {
   try {
     const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { k?: unknown };
+    if (typeof parsed.k === 'string') return UUID.test(parsed.k) ? parsed.k : null;
     return typeof parsed.k === 'number' && Number.isSafeInteger(parsed.k) && parsed.k > 0 ? parsed.k : null;
   } catch {
     return null;
@@ -26,7 +32,7 @@ export function decodeCursor(cursor: string): number | null {
 }
 
 /** Cuts a result fetched with `limit + 1` rows into a page. */
-export function toPage<T>(rows: readonly T[], limit: number, keyOf: (row: T) => number): Page<T> {
+export function toPage<T>(rows: readonly T[], limit: number, keyOf: (row: T) => CursorKey): Page<T> {
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
   return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null };

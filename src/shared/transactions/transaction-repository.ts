@@ -1,8 +1,7 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import type { Outcome } from '../ledger/ledger.js';
-import { centsToDecimal } from '../ledger/money.js';
 import { hasAllLabels, whereAll } from '../infra/sql-conditions.js';
+import { uuidV7 } from '../infra/uuid7.js';
 
 /** Data access for the transactions table. */
 
@@ -32,16 +31,24 @@ const transactionColumns = sql.fragment`
   refno, oldbalance::text AS oldbalance, newbalance::text AS newbalance, voids, voided_by AS "voidedBy", created
 `;
 
-/** The TransactionCreated event of every row in a `reserved` CTE, in reservation order (an outbox insert). */
-const transactionCreatedEvents = sql.fragment`
-  INSERT INTO outbox_events (wallet_id, type, subject, data)
-  SELECT wallet_id, 'TransactionCreated', id::text, jsonb_build_object(
-    'id', id, 'walletId', wallet_id, 'amount', amount, 'fingerprint', fingerprint, 'labels', labels,
-    'description', description, 'status', status, 'voids', voids, 'created', created)
-  FROM reserved ORDER BY seq
+/**
+ * What every reserving statement writes besides the rows in its `reserved` CTE: a marker per wallet
+ * (the seq range the worker reads its pending transactions from) and one outbox row naming the
+ * reserved transactions in reservation order (the relay makes each a TransactionCreated event).
+ */
+const reservationBookkeeping = sql.fragment`
+  marked AS (
+    INSERT INTO pending_reservations (wallet_id, first_seq, last_seq)
+    SELECT wallet_id, min(seq), max(seq) FROM reserved GROUP BY wallet_id
+  ), announced AS (
+    INSERT INTO outbox (kind, transaction_ids)
+    SELECT 'transactions_reserved', array_agg(id ORDER BY seq) FROM reserved HAVING count(*) > 0
+  )
 `;
 
 export interface NewTransaction {
+  /** Time-ordered (uuidV7), made by the service; a new one when not given. */
+  id?: string;
   walletId: number;
   amount: string;
   fingerprint: string;
@@ -54,29 +61,31 @@ export interface NewTransaction {
 }
 
 /**
- * Reserves the fingerprint with a pending row, only if the wallet exists, and records the
- * TransactionCreated event in the same statement (so in the same database transaction).
- * Null when the fingerprint is taken or the wallet does not exist; the caller tells which.
+ * Reserves the fingerprint with a pending row, only if the wallet exists, with its marker and its
+ * outbox row in the same statement (so in the same database transaction). Null when the
+ * fingerprint is taken or the wallet does not exist; the caller tells which.
  */
 export async function insertPendingTransaction(
   db: CommonQueryMethods,
   transaction: NewTransaction,
 ): Promise<TransactionRow | null> {
+  const voids = transaction.voids ?? null;
   return db.maybeOne(sql.type(transactionRowSchema)`
     WITH reserved AS (
-      INSERT INTO transactions (wallet_id, amount, fingerprint, labels, description, voids, trace_context)
-      SELECT id, ${transaction.amount}, ${transaction.fingerprint}, ${sql.jsonb(transaction.labels)},
-             ${transaction.description}, ${transaction.voids ?? null}, ${transaction.traceContext ?? null}
+      INSERT INTO transactions (id, wallet_id, amount, fingerprint, labels, description, voids, void_key, trace_context)
+      SELECT ${transaction.id ?? uuidV7()}, id, ${transaction.amount}, ${transaction.fingerprint}, ${sql.jsonb(transaction.labels)},
+             ${transaction.description}, ${voids}, ${voids}, ${transaction.traceContext ?? null}
       FROM wallets WHERE id = ${transaction.walletId}
       ON CONFLICT (fingerprint) DO NOTHING
       RETURNING *
-    ), created_event AS (${transactionCreatedEvents})
+    ), ${reservationBookkeeping}
     SELECT ${transactionColumns} FROM reserved
   `);
 }
 
-/** One row of a reservation group; `ordinal` ties each returned row to the request that made it. */
+/** One row of a reservation group; its `id` (uuidV7) ties the returned row to the request that made it. */
 export interface NewPendingTransaction {
+  id: string;
   walletId: number;
   amount: string;
   fingerprint: string;
@@ -85,20 +94,21 @@ export interface NewPendingTransaction {
   traceContext: string | null;
 }
 
-const reservedRowSchema = transactionRowSchema.extend({ ordinal: z.number() });
-
 /**
  * Group commit of reservations: one statement (one round trip, one commit) reserves every
  * fingerprint of the group whose wallet exists, in the group's order (so `seq` keeps arrival
- * order), with each TransactionCreated event. A fingerprint taken before, or earlier in the same
- * group, is skipped. Returns the rows it reserved, each with the position of its request.
+ * order), with the markers and outbox row. A fingerprint taken before, or earlier in the same
+ * group, is skipped. It is a plain INSERT, not ON CONFLICT, whose speculative insertion costs a
+ * WAL record per row: a fingerprint taken by a concurrent group between the check and the insert
+ * fails the statement with a unique violation, and the caller reserves the group one by one.
  */
 export async function insertPendingTransactions(
   db: CommonQueryMethods,
   group: readonly NewPendingTransaction[],
-): Promise<readonly z.infer<typeof reservedRowSchema>[]> {
+): Promise<readonly TransactionRow[]> {
   const tuples = group.map((row, index) => [
     index,
+    row.id,
     row.walletId,
     row.amount,
     row.fingerprint,
@@ -106,22 +116,21 @@ export async function insertPendingTransactions(
     row.description,
     row.traceContext,
   ]);
-  return db.any(sql.type(reservedRowSchema)`
+  return db.any(sql.type(transactionRowSchema)`
     WITH input AS (
-      SELECT * FROM ${sql.unnest(tuples, ['int4', 'int8', 'numeric', 'text', 'jsonb', 'text', 'text'])}
-        AS i (ordinal, wallet_id, amount, fingerprint, labels, description, trace_context)
+      SELECT * FROM ${sql.unnest(tuples, ['int4', 'uuid', 'int8', 'numeric', 'text', 'jsonb', 'text', 'text'])}
+        AS i (ordinal, id, wallet_id, amount, fingerprint, labels, description, trace_context)
+    ), fresh AS (
+      SELECT DISTINCT ON (i.fingerprint) i.* FROM input i
+      WHERE EXISTS (SELECT 1 FROM wallets w WHERE w.id = i.wallet_id)
+        AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.fingerprint = i.fingerprint)
+      ORDER BY i.fingerprint, i.ordinal
     ), reserved AS (
-      INSERT INTO transactions (wallet_id, amount, fingerprint, labels, description, trace_context)
-      SELECT i.wallet_id, i.amount, i.fingerprint, i.labels, i.description, i.trace_context
-      FROM input i JOIN wallets w ON w.id = i.wallet_id
-      ORDER BY i.ordinal
-      ON CONFLICT (fingerprint) DO NOTHING
+      INSERT INTO transactions (id, wallet_id, amount, fingerprint, labels, description, trace_context)
+      SELECT id, wallet_id, amount, fingerprint, labels, description, trace_context FROM fresh ORDER BY ordinal
       RETURNING *
-    ), created_event AS (${transactionCreatedEvents})
-    SELECT ${transactionColumns}, (
-      SELECT min(i.ordinal) FROM input i WHERE i.fingerprint = reserved.fingerprint AND i.wallet_id = reserved.wallet_id
-    ) AS ordinal
-    FROM reserved
+    ), ${reservationBookkeeping}
+    SELECT ${transactionColumns} FROM reserved
   `);
 }
 
@@ -145,37 +154,110 @@ export async function findTransactionByFingerprint(
 }
 
 export interface TransactionFilter {
-  walletId?: number;
   status?: TransactionStatus;
   labels: Record<string, string>;
-  /** Only transactions reserved before this one (its seq): the page after a cursor. */
-  beforeSeq: number | null;
   limit: number;
 }
 
 const listedTransactionSchema = transactionRowSchema.extend({ seq: z.number() });
 export type ListedTransaction = z.infer<typeof listedTransactionSchema>;
 
-/** Transactions matching the filter, newest reservation first. */
-export async function findTransactions(
+const listedColumns = sql.fragment`${transactionColumns}, seq`;
+
+function filterConditions(filter: TransactionFilter) {
+  return [filter.status === undefined ? null : sql.fragment`status = ${filter.status}`, hasAllLabels(filter.labels)];
+}
+
+/** A wallet's transactions matching the filter, newest reservation first, before `beforeSeq` when given. */
+export async function findWalletTransactions(
   db: CommonQueryMethods,
-  filter: TransactionFilter,
+  walletId: number,
+  filter: TransactionFilter & { beforeSeq: number | null },
 ): Promise<readonly ListedTransaction[]> {
   const where = whereAll([
-    filter.walletId === undefined ? null : sql.fragment`wallet_id = ${filter.walletId}`,
-    filter.status === undefined ? null : sql.fragment`status = ${filter.status}`,
+    sql.fragment`wallet_id = ${walletId}`,
+    ...filterConditions(filter),
+    filter.beforeSeq === null ? null : sql.fragment`seq < ${filter.beforeSeq}`,
+  ]);
+  return db.any(sql.type(listedTransactionSchema)`
+    SELECT ${listedColumns} FROM transactions ${where} ORDER BY seq DESC LIMIT ${filter.limit}
+  `);
+}
+
+const ledgerLayoutSchema = z.object({ legacyMaxSeq: z.number(), idFloor: z.string() });
+export type LedgerLayout = z.infer<typeof ledgerLayoutSchema>;
+
+/**
+ * Where the time-ordered ids begin: rows reserved before migration 005 carry random ids and are
+ * listed by seq (seq <= legacyMaxSeq, their own partial index); every later row is listed by id,
+ * which the service makes time-ordered, so the primary key serves "newest first".
+ */
+export async function findLedgerLayout(db: CommonQueryMethods): Promise<LedgerLayout> {
+  return db.one(sql.type(ledgerLayoutSchema)`
+    SELECT legacy_max_seq AS "legacyMaxSeq", id_floor::text AS "idFloor" FROM ledger_layout
+  `);
+}
+
+/** Time-ordered transactions (reserved since migration 005) matching the filter, newest first. */
+export async function findRecentTransactions(
+  db: CommonQueryMethods,
+  layout: LedgerLayout,
+  filter: TransactionFilter & { beforeId: string | null },
+): Promise<readonly ListedTransaction[]> {
+  const where = whereAll([
+    sql.fragment`id >= ${layout.idFloor} AND seq > ${layout.legacyMaxSeq}`,
+    ...filterConditions(filter),
+    filter.beforeId === null ? null : sql.fragment`id < ${filter.beforeId}`,
+  ]);
+  return db.any(sql.type(listedTransactionSchema)`
+    SELECT ${listedColumns} FROM transactions ${where} ORDER BY id DESC LIMIT ${filter.limit}
+  `);
+}
+
+/** Transactions reserved before migration 005 matching the filter, newest first, before `beforeSeq`. */
+export async function findLegacyTransactions(
+  db: CommonQueryMethods,
+  layout: LedgerLayout,
+  filter: TransactionFilter & { beforeSeq: number | null },
+): Promise<readonly ListedTransaction[]> {
+  const before =
+    filter.beforeSeq === null ? layout.legacyMaxSeq + 1 : Math.min(filter.beforeSeq, layout.legacyMaxSeq + 1);
+  const where = whereAll([
+    sql.fragment`seq <= ${layout.legacyMaxSeq}`,
+    ...filterConditions(filter),
+    sql.fragment`seq < ${before}`,
+  ]);
+  return db.any(sql.type(listedTransactionSchema)`
+    SELECT ${listedColumns} FROM transactions ${where} ORDER BY seq DESC LIMIT ${filter.limit}
+  `);
+}
+
+/**
+ * Pending transactions of all wallets matching the labels, newest reservation first: read through
+ * the markers (pending work is small) instead of walking every row for the few still pending.
+ */
+export async function findPendingTransactions(
+  db: CommonQueryMethods,
+  filter: Omit<TransactionFilter, 'status'> & { beforeSeq: number | null },
+): Promise<readonly ListedTransaction[]> {
+  const where = whereAll([
+    sql.fragment`id IN (
+      SELECT t.id FROM pending_reservations m
+      JOIN transactions t ON t.wallet_id = m.wallet_id AND t.seq BETWEEN m.first_seq AND m.last_seq
+      WHERE t.status = 'pending'
+    )`,
     hasAllLabels(filter.labels),
     filter.beforeSeq === null ? null : sql.fragment`seq < ${filter.beforeSeq}`,
   ]);
   return db.any(sql.type(listedTransactionSchema)`
-    SELECT ${transactionColumns}, seq FROM transactions ${where} ORDER BY seq DESC LIMIT ${filter.limit}
+    SELECT ${listedColumns} FROM transactions ${where} ORDER BY seq DESC LIMIT ${filter.limit}
   `);
 }
 
 /** The live (pending or applied) reversal of a transaction, if any. */
 export async function findVoidOf(db: CommonQueryMethods, originalId: string): Promise<TransactionRow | null> {
   return db.maybeOne(sql.type(transactionRowSchema)`
-    SELECT ${transactionColumns} FROM transactions WHERE voids = ${originalId} AND status IN ('pending', 'applied')
+    SELECT ${transactionColumns} FROM transactions WHERE void_key = ${originalId}
   `);
 }
 
@@ -189,124 +271,26 @@ export async function findWalletTransaction(
   `);
 }
 
+/**
+ * The wallet's applied transaction with the highest refno (`last_refno`), found by walking the
+ * wallet's rows newest first: refno follows reservation order closely, so it is among the first.
+ */
 export async function findLatestAppliedTransaction(
   db: CommonQueryMethods,
   walletId: number,
 ): Promise<TransactionRow | null> {
   return db.maybeOne(sql.type(transactionRowSchema)`
-    SELECT ${transactionColumns} FROM transactions
-    WHERE wallet_id = ${walletId} AND refno IS NOT NULL
-    ORDER BY refno DESC LIMIT 1
-  `);
-}
-
-const pendingEntrySchema = z.object({
-  id: z.string(),
-  walletId: z.number(),
-  amount: z.string(),
-  voids: z.string().nullable(),
-  originalStillApplied: z.boolean().nullable(),
-  traceContext: z.string().nullable(),
-  /** Seconds since it was reserved, by the database clock (for the end-to-end latency metric). */
-  ageSeconds: z.number(),
-});
-
-/**
- * Each wallet's oldest pending transactions (at most `limitPerWallet`), in reservation order;
- * reversals with their original's state. One index range scan per wallet.
- */
-export async function findPendingEntries(
-  db: CommonQueryMethods,
-  walletIds: readonly number[],
-  limitPerWallet: number,
-): Promise<readonly z.infer<typeof pendingEntrySchema>[]> {
-  return db.any(sql.type(pendingEntrySchema)`
-    SELECT p.* FROM unnest(${sql.array(walletIds, 'int8')}) AS w (id)
-    CROSS JOIN LATERAL (
-      SELECT t.id, t.wallet_id AS "walletId", t.amount::text AS amount, t.voids,
-             original.status = 'applied' AS "originalStillApplied", t.trace_context AS "traceContext",
-             extract(epoch FROM clock_timestamp() - t.created)::float8 AS "ageSeconds"
-      FROM transactions t
-      LEFT JOIN transactions original ON original.id = t.voids
-      WHERE t.wallet_id = w.id AND t.status = 'pending'
-      ORDER BY t.seq LIMIT ${limitPerWallet}
-    ) AS p
-  `);
-}
-
-/** Records each outcome on its still-pending row; returns how many rows it finalized. */
-export async function recordOutcomes(db: CommonQueryMethods, outcomes: readonly Outcome[]): Promise<number> {
-  const tuples = outcomes.map((outcome) =>
-    outcome.status === 'applied'
-      ? [
-          outcome.id,
-          'applied',
-          null,
-          outcome.refno,
-          centsToDecimal(outcome.oldBalance),
-          centsToDecimal(outcome.newBalance),
-        ]
-      : [outcome.id, 'rejected', outcome.reason, null, null, null],
-  );
-  const result = await db.query(sql.unsafe`
-    UPDATE transactions AS t
-    SET status = o.status, reason = o.reason, refno = o.refno,
-        oldbalance = o.oldbalance, newbalance = o.newbalance, finalized = now()
-    FROM ${sql.unnest(tuples, ['uuid', 'text', 'text', 'int8', 'numeric', 'numeric'])}
-      AS o (id, status, reason, refno, oldbalance, newbalance)
-    WHERE t.id = o.id AND t.status = 'pending'
-  `);
-  return result.rowCount;
-}
-
-/** Marks the originals of applied reversals voided; returns how many it marked. */
-export async function markOriginalsVoided(
-  db: CommonQueryMethods,
-  reversals: readonly { reversalId: string; originalId: string }[],
-): Promise<number> {
-  if (reversals.length === 0) return 0;
-  const result = await db.query(sql.unsafe`
-    UPDATE transactions AS t SET status = 'voided', voided_by = r.reversal_id
-    FROM ${sql.unnest(
-      reversals.map((reversal) => [reversal.reversalId, reversal.originalId]),
-      ['uuid', 'uuid'],
-    )} AS r (reversal_id, original_id)
-    WHERE t.id = r.original_id AND t.status = 'applied'
-  `);
-  return result.rowCount;
-}
-
-/**
- * Records what a batch did as events, in the order it did it: BalanceChanged (and TransactionVoid
- * for a reversal) per applied transaction, TransactionRejected per rejected one.
- */
-export async function appendOutcomeEvents(db: CommonQueryMethods, transactionIds: readonly string[]): Promise<void> {
-  await db.query(sql.unsafe`
-    INSERT INTO outbox_events (wallet_id, type, subject, data)
-    SELECT wallet_id, type, subject, data FROM (
-      SELECT t.seq, 0 AS step, t.wallet_id, t.id::text AS subject,
-        CASE WHEN t.status = 'rejected' THEN 'TransactionRejected' ELSE 'BalanceChanged' END AS type,
-        CASE WHEN t.status = 'rejected'
-          THEN jsonb_build_object('walletId', t.wallet_id, 'transactionId', t.id, 'amount', t.amount, 'reason', t.reason)
-          ELSE jsonb_build_object('walletId', t.wallet_id, 'transactionId', t.id, 'refno', t.refno, 'amount', t.amount,
-                                  'oldbalance', t.oldbalance, 'newbalance', t.newbalance)
-        END AS data
-      FROM transactions t WHERE t.id = ANY(${sql.array(transactionIds, 'uuid')})
-      UNION ALL
-      SELECT t.seq, 1, t.wallet_id, t.voids::text, 'TransactionVoid',
-        jsonb_build_object('walletId', t.wallet_id, 'transactionId', t.voids, 'reversalId', t.id, 'amount', t.amount)
-      FROM transactions t
-      WHERE t.id = ANY(${sql.array(transactionIds, 'uuid')}) AND t.voids IS NOT NULL AND t.status = 'applied'
-    ) AS events
-    ORDER BY seq, step
+    SELECT ${transactionColumns} FROM transactions t
+    WHERE t.wallet_id = ${walletId} AND t.refno = (SELECT w.last_refno FROM wallets w WHERE w.id = ${walletId})
+    ORDER BY t.seq DESC LIMIT 1
   `);
 }
 
 /**
- * Wallets with a transaction pending for longer than `olderThanMs`: candidates for a new apply job.
- * Round-robin by wallet id from `afterWalletId` (wrapping to the lowest id), so wallets that stay
- * stuck cannot hold the first `limit` places forever: with N stale wallets each is returned within
- * ceil(N / limit) calls.
+ * Wallets with a transaction pending for longer than `olderThanMs` (by their markers): candidates
+ * for a new apply job. Round-robin by wallet id from `afterWalletId` (wrapping to the lowest id),
+ * so wallets that stay stuck cannot hold the first `limit` places forever: with N stale wallets
+ * each is returned within ceil(N / limit) calls.
  */
 export async function findWalletsWithStalePending(
   db: CommonQueryMethods,
@@ -315,8 +299,8 @@ export async function findWalletsWithStalePending(
   afterWalletId = 0,
 ): Promise<readonly number[]> {
   return db.anyFirst(sql.type(z.object({ walletId: z.number() }))`
-    SELECT wallet_id AS "walletId" FROM transactions
-    WHERE status = 'pending' AND created < now() - make_interval(secs => ${olderThanMs / 1000})
+    SELECT wallet_id AS "walletId" FROM pending_reservations
+    WHERE created < now() - make_interval(secs => ${olderThanMs / 1000})
     GROUP BY wallet_id
     ORDER BY wallet_id <= ${afterWalletId}, wallet_id
     LIMIT ${limit}

@@ -1,11 +1,12 @@
 /** transactions: the API's side: reserve, void, look up and page through transactions; the transactions table. */
-import type { CommonQueryMethods } from 'slonik';
+import { UniqueIntegrityConstraintViolationError, type CommonQueryMethods } from 'slonik';
 import { DuplicateFingerprintError, FingerprintReusedError } from './conflicts.js';
 import { isReplayOf } from './fingerprint-reuse.js';
 import { NotFoundError } from '../domain/errors.js';
 import { centsToDecimal, type Cents } from '../ledger/money.js';
 import { GroupCommitter, type GroupCommitOptions, type ItemResult } from '../infra/group-commit.js';
 import { enqueueApply, enqueueApplyMany, type ApplyQueue } from '../infra/queue.js';
+import { uuidV7 } from '../infra/uuid7.js';
 import {
   findLatestAppliedTransaction,
   findTransactionsByFingerprints,
@@ -30,6 +31,8 @@ export interface Reservation {
   enqueued: boolean;
 }
 
+const FINGERPRINT_KEY = 'transactions_fingerprint_key';
+
 /** How reservations are grouped (see GroupCommitter): sizes tuned on the bench, docs/benchmarks.md. */
 export const RESERVATION_GROUPS = { maxSize: 64, maxDelayMs: 1, maxInFlight: 2, timeoutMs: 5_000 } as const;
 /**
@@ -39,6 +42,8 @@ export const RESERVATION_GROUPS = { maxSize: 64, maxDelayMs: 1, maxInFlight: 2, 
 export const ENQUEUE_GROUPS = { maxSize: 1024, maxDelayMs: 0, maxInFlight: 2, timeoutMs: 2_000 } as const;
 
 interface ReservationRequest extends TransactionRequest {
+  /** Made when the request arrives (uuidV7): time-ordered, so rows append to the primary key's last page. */
+  id: string;
   walletId: number;
   traceContext: string | null;
 }
@@ -69,7 +74,12 @@ export class TransactionReserver {
 
   reserve(walletId: number, request: TransactionRequest): Promise<Reservation> {
     return inSpan('wallet.reserve', { attributes: { 'wallet.id': walletId } }, async (span) => {
-      const transaction = await this.groups.submit({ ...request, walletId, traceContext: currentTraceparent() });
+      const transaction = await this.groups.submit({
+        ...request,
+        id: uuidV7(),
+        walletId,
+        traceContext: currentTraceparent(),
+      });
       span.setAttribute('wallet.transaction.id', transaction.id);
       recordReserved();
       const enqueued = await this.enqueues.submit(walletId).catch(() => false);
@@ -78,12 +88,17 @@ export class TransactionReserver {
   }
 
   private async reserveGroup(group: readonly ReservationRequest[]): Promise<ItemResult<TransactionRow>[]> {
-    const reserved = await insertPendingTransactions(
-      this.deps.db,
-      group.map((request) => ({ ...request, amount: centsToDecimal(request.amount) })),
-    );
-    const rowByPosition = new Map(reserved.map(({ ordinal, ...row }) => [ordinal, row]));
-    const refused = group.filter((_, index) => !rowByPosition.has(index));
+    const rows = group.map((request) => ({ ...request, amount: centsToDecimal(request.amount) }));
+    const reserved = await insertPendingTransactions(this.deps.db, rows).catch((error: unknown) => {
+      // A concurrent request took one of the fingerprints since the check: now it is committed,
+      // the same statement skips it (and the request learns of it below).
+      if (error instanceof UniqueIntegrityConstraintViolationError && error.constraint === FINGERPRINT_KEY) {
+        return insertPendingTransactions(this.deps.db, rows);
+      }
+      throw error;
+    });
+    const rowById = new Map(reserved.map((row) => [row.id, row]));
+    const refused = group.filter((request) => !rowById.has(request.id));
     // Committed: from here on a failure must not fail the group (its reserved requests would be
     // retried alone and meet their own fingerprints). Only the refused ones wait for the lookup.
     let holders = new Map<string, TransactionRow>();
@@ -99,8 +114,8 @@ export class TransactionReserver {
         lookupFailure = error;
       }
     }
-    return group.map((request, index): ItemResult<TransactionRow> => {
-      const row = rowByPosition.get(index);
+    return group.map((request): ItemResult<TransactionRow> => {
+      const row = rowById.get(request.id);
       if (row) return { ok: true, value: row };
       if (lookupFailure !== null) return { ok: false, error: lookupFailure };
       return { ok: false, error: refusal(request, holders.get(request.fingerprint)) };

@@ -1,0 +1,190 @@
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import type { Outcome } from '../ledger/ledger.js';
+import { centsToDecimal } from '../ledger/money.js';
+
+/**
+ * Data access of the apply step, which spans wallets, transactions, pending markers and the outbox:
+ * one statement reads a group of wallets' pending work, one statement writes their decisions.
+ */
+
+const pendingEntrySchema = z.object({
+  id: z.string(),
+  walletId: z.number(),
+  seq: z.number(),
+  amount: z.string(),
+  voids: z.string().nullable(),
+  originalStillApplied: z.boolean().nullable(),
+  traceContext: z.string().nullable(),
+  /** Seconds since it was reserved, by the database clock (for the end-to-end latency metric). */
+  ageSeconds: z.number(),
+});
+export type PendingEntryRow = z.infer<typeof pendingEntrySchema>;
+
+const walletStateSchema = z.object({ id: z.number(), balance: z.string(), lastRefno: z.number(), version: z.number() });
+const markerSchema = z.object({ walletId: z.number(), firstSeq: z.number(), lastSeq: z.number() });
+export type PendingMarker = z.infer<typeof markerSchema>;
+
+const pendingWorkSchema = z.object({
+  wallets: z.array(walletStateSchema),
+  markers: z.array(markerSchema),
+  pending: z.array(pendingEntrySchema),
+});
+
+export interface WalletPendingWork {
+  wallet: z.infer<typeof walletStateSchema>;
+  markers: PendingMarker[];
+  /** The oldest pending transactions (at most the limit), in reservation order. */
+  pending: PendingEntryRow[];
+}
+
+/**
+ * In one statement (one snapshot): each existing wallet's balance, last refno and version, its
+ * pending markers, and its oldest pending transactions from its oldest marker on (reversals with
+ * their original's state). A wallet without markers has nothing pending.
+ */
+export async function readPendingWork(
+  db: CommonQueryMethods,
+  walletIds: readonly number[],
+  limitPerWallet: number,
+): Promise<WalletPendingWork[]> {
+  const ids = sql.array(walletIds, 'int8');
+  const work = await db.one(sql.type(pendingWorkSchema)`
+    WITH wallet AS (
+      SELECT id, balance::text AS balance, last_refno AS "lastRefno", version FROM wallets WHERE id = ANY(${ids})
+    ), marker AS (
+      SELECT wallet_id AS "walletId", first_seq AS "firstSeq", last_seq AS "lastSeq"
+      FROM pending_reservations WHERE wallet_id = ANY(${ids})
+    ), pending AS (
+      SELECT p.* FROM wallet w CROSS JOIN LATERAL (
+        SELECT t.id, t.wallet_id AS "walletId", t.seq, t.amount::text AS amount, t.voids,
+               original.status = 'applied' AS "originalStillApplied", t.trace_context AS "traceContext",
+               extract(epoch FROM clock_timestamp() - t.created)::float8 AS "ageSeconds"
+        FROM transactions t
+        LEFT JOIN transactions original ON original.id = t.voids
+        WHERE t.wallet_id = w.id AND t.status = 'pending'
+          AND t.seq >= (SELECT min(m."firstSeq") FROM marker m WHERE m."walletId" = w.id)
+        ORDER BY t.seq LIMIT ${limitPerWallet}
+      ) AS p
+    )
+    SELECT (SELECT coalesce(json_agg(wallet), '[]') FROM wallet) AS wallets,
+           (SELECT coalesce(json_agg(marker), '[]') FROM marker) AS markers,
+           (SELECT coalesce(json_agg(pending ORDER BY "walletId", seq), '[]') FROM pending) AS pending
+  `);
+  const markers = Map.groupBy(work.markers, (marker) => marker.walletId);
+  const pending = Map.groupBy(work.pending, (entry) => entry.walletId);
+  return work.wallets.map((wallet) => ({
+    wallet,
+    markers: markers.get(wallet.id) ?? [],
+    pending: pending.get(wallet.id) ?? [],
+  }));
+}
+
+/** What the write statement raises when its rows do not add up (migration 005's wallet_assertion_failed). */
+export const LEDGER_ASSERTION = 'wallet ledger assertion failed';
+
+/** One wallet's decided batch, to be written if the wallet is still at `expectedVersion`. */
+export interface WalletDecision {
+  walletId: number;
+  expectedVersion: number;
+  balance: string;
+  lastRefno: number;
+  /** In the order decided; events follow this order. */
+  outcomes: readonly Outcome[];
+  /** First seqs of the wallet's markers whose transactions this batch decides to the last. */
+  coveredMarkers: readonly number[];
+}
+
+/**
+ * Writes a group's decisions in one autocommitted statement (one round trip, one commit): each
+ * wallet's new balance guarded by its version (a wallet another applier holds, by advisory lock,
+ * or moved on, is skipped), and for the wallets written only: each outcome on its pending row (an
+ * in-place HOT update), voided originals, the markers now covered, and one outbox row naming the
+ * decided transactions in order. Markers of wallets with nothing pending left (`staleMarkers`) go
+ * too. If the rows written do not add up, the statement raises and nothing is written.
+ * Returns the wallets written; the others lost a race and must be retried.
+ */
+export async function writeDecisions(
+  db: CommonQueryMethods,
+  decisions: readonly WalletDecision[],
+  staleMarkers: readonly PendingMarker[] = [],
+): Promise<ReadonlySet<number>> {
+  if (decisions.length === 0 && staleMarkers.length === 0) return new Set();
+  const expected = [...decisions]
+    .sort((a, b) => a.walletId - b.walletId)
+    .map((decision) => [decision.walletId, decision.expectedVersion, decision.balance, decision.lastRefno]);
+  const outcomes = decisions.flatMap((decision) => decision.outcomes.map((outcome) => ({ decision, outcome })));
+  const outcomeTuples = outcomes.map(({ decision, outcome }, ordinal) =>
+    outcome.status === 'applied'
+      ? [
+          outcome.id,
+          decision.walletId,
+          ordinal,
+          'applied',
+          null,
+          outcome.refno,
+          centsToDecimal(outcome.oldBalance),
+          centsToDecimal(outcome.newBalance),
+          null,
+        ]
+      : [
+          outcome.id,
+          decision.walletId,
+          ordinal,
+          'rejected',
+          outcome.reason,
+          null,
+          centsToDecimal(outcome.seenBalance),
+          null,
+          outcome.afterRefno,
+        ],
+  );
+  const covered = decisions.flatMap((decision) =>
+    decision.coveredMarkers.map((firstSeq) => [decision.walletId, firstSeq, false]),
+  );
+  const markerTuples = [...covered, ...staleMarkers.map((marker) => [marker.walletId, marker.firstSeq, true])];
+  const result = await db.one(sql.type(z.object({ won: z.array(z.number()), consistent: z.boolean() }))`
+    WITH expected AS (
+      SELECT * FROM ${sql.unnest(expected, ['int8', 'int8', 'numeric', 'int8'])} AS e (id, version, balance, last_refno)
+    ), locked AS MATERIALIZED (
+      SELECT id FROM expected WHERE pg_try_advisory_xact_lock(id)
+    ), won AS (
+      UPDATE wallets w SET balance = e.balance, last_refno = e.last_refno, version = w.version + 1
+      FROM expected e
+      WHERE w.id = e.id AND w.version = e.version AND w.id IN (SELECT id FROM locked)
+      RETURNING w.id
+    ), outcome AS (
+      SELECT * FROM ${sql.unnest(outcomeTuples, ['uuid', 'int8', 'int4', 'text', 'text', 'int8', 'numeric', 'numeric', 'int8'])}
+        AS o (id, wallet_id, ordinal, status, reason, refno, oldbalance, newbalance, after_refno)
+      WHERE o.wallet_id IN (SELECT id FROM won)
+    ), recorded AS (
+      UPDATE transactions t
+      SET status = o.status, reason = o.reason, refno = o.refno, oldbalance = o.oldbalance,
+          newbalance = o.newbalance, after_refno = o.after_refno, finalized = now(),
+          void_key = CASE WHEN o.status = 'rejected' THEN NULL ELSE t.void_key END
+      FROM outcome o
+      WHERE t.id = o.id AND t.status = 'pending'
+      RETURNING t.id, t.voids, t.status
+    ), voided AS (
+      UPDATE transactions t SET status = 'voided', voided_by = r.id
+      FROM recorded r
+      WHERE r.voids IS NOT NULL AND r.status = 'applied' AND t.id = r.voids AND t.status = 'applied'
+      RETURNING t.id
+    ), covered AS (
+      DELETE FROM pending_reservations m
+      USING ${sql.unnest(markerTuples, ['int8', 'int8', 'bool'])} AS k (wallet_id, first_seq, stale)
+      WHERE m.wallet_id = k.wallet_id AND m.first_seq = k.first_seq
+        AND (k.stale OR k.wallet_id IN (SELECT id FROM won))
+    ), announced AS (
+      INSERT INTO outbox (kind, transaction_ids)
+      SELECT 'transactions_decided', array_agg(o.id ORDER BY o.ordinal) FROM outcome o HAVING count(*) > 0
+    )
+    SELECT coalesce((SELECT array_agg(id) FROM won), '{}') AS won,
+      CASE WHEN (SELECT count(*) FROM recorded) = (SELECT count(*) FROM outcome)
+             AND (SELECT count(*) FROM voided) = (SELECT count(*) FROM recorded WHERE voids IS NOT NULL AND status = 'applied')
+        THEN true
+        ELSE wallet_assertion_failed('a pending transaction or a voided original was decided meanwhile')
+      END AS consistent
+  `);
+  return new Set(result.won);
+}
