@@ -15,7 +15,7 @@ import { connect } from './database.js';
 import { databaseUrl, parseOptions, type BenchOptions } from './options.js';
 import { measureCeilings, type CeilingResult } from './pgbench.js';
 import { runPhase, type Mode, type PhaseResult, type Scenario } from './phase.js';
-import { describePhase, summarize, summaryTable } from './report.js';
+import { costComparisons, costTable, describePhase, summarize, summaryTable, walByTypeTables } from './report.js';
 import { build, stopAll } from './service.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -153,17 +153,33 @@ async function main(): Promise<void> {
     }
 
     const phases: PhaseResult[] = [];
+    const plan: { mode: Mode; steady: boolean }[] = [
+      { mode: 'reference', steady: false },
+      { mode: 'end-to-end', steady: false },
+      { mode: 'start', steady: false },
+      { mode: 'backlog', steady: false },
+      ...(options.history > 0
+        ? [
+            { mode: 'reference' as const, steady: true },
+            { mode: 'end-to-end' as const, steady: true },
+          ]
+        : []),
+    ];
     for (const scenario of scenarios(options)) {
-      for (const mode of ['reference', 'end-to-end', 'start', 'backlog'] as Mode[]) {
-        const short = mode === 'end-to-end' ? 'e2e' : mode;
+      if (options.scenarios.length > 0 && !options.scenarios.includes(scenario.name)) continue;
+      for (const { mode, steady } of plan) {
+        const label = steady ? `${mode}-steady` : mode;
+        if (options.modes.length > 0 && !options.modes.includes(label)) continue;
+        const short = `${mode === 'end-to-end' ? 'e2e' : mode}${steady ? '_steady' : ''}`;
         const url = databaseUrl(options, `wallet_bench_${scenario.name}_${short}`);
         const queuePrefix = `${runPrefix}-${scenario.name}-${short}`;
         databases.add(url);
         prefixes.push(queuePrefix);
-        console.log(`[bench] ${scenario.name} / ${mode} ...`);
+        console.log(`[bench] ${scenario.name} / ${label} ...`);
         const phase = await runPhase({
           scenario,
           mode,
+          history: steady ? options.history : 0,
           databaseUrl: url,
           redisUrl: options.redisUrl,
           queuePrefix,
@@ -179,6 +195,9 @@ async function main(): Promise<void> {
 
     const summaries = summarize(phases, ceilings);
     console.log(`\n${summaryTable(summaries)}`);
+    const costs = costComparisons(phases);
+    console.log(`\n${costTable(costs)}`);
+    console.log(`\n${walByTypeTables(phases)}`);
     console.log(
       '\napplied/s: n / (first POST to last finalized); reference: the synchronous design (bench/sync-reference.ts) under the same load; ' +
         'backlog/s: n / (worker spawned to last finalized), posted with no worker running.',
@@ -191,13 +210,15 @@ async function main(): Promise<void> {
       ceilings,
       phases,
       summary: summaries,
+      costs,
     };
     const dir = path.join(ROOT, 'bench', 'results');
     await mkdir(dir, { recursive: true });
     const file = path.join(dir, `${stamp}.json`);
     await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
     console.log(`[bench] results written to ${path.relative(ROOT, file)}`);
-    if (summaries.some((summary) => !summary.ledgerOk)) process.exitCode = 2;
+    if (summaries.some((summary) => !summary.ledgerOk) || phases.some((phase) => !phase.ledger.ok))
+      process.exitCode = 2;
   } finally {
     await cleanup();
   }

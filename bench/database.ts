@@ -1,15 +1,35 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createApiKey } from '../src/shared/auth/api-key-repository.js';
 import { createDatabasePool } from '../src/shared/infra/db.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/infra/migrate.js';
 
-/** Drops the database if it is there, then creates and migrates it: every phase starts empty. */
-export async function freshDatabase(url: string): Promise<void> {
+const REFERENCE_SCHEMA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'reference-schema.sql');
+
+/**
+ * Drops the database if it is there, then creates it with the service's migrations or, for the
+ * synchronous reference, with the original's own tables (bench/reference-schema.sql).
+ */
+export async function freshDatabase(url: string, design: Design = 'service'): Promise<void> {
   await dropDatabase(url);
   await createDatabaseIfMissing(url);
-  await migrate(url);
+  if (design === 'service') {
+    await migrate(url);
+    return;
+  }
+  const db = await connect(url);
+  try {
+    await db.query(await readFile(REFERENCE_SCHEMA, 'utf8'));
+  } finally {
+    await db.end();
+  }
 }
+
+/** Which tables a bench database holds: the service's, or the synchronous reference's. */
+export type Design = 'service' | 'reference';
 
 /** An admin API key in the bench database, for the bench's HTTP client. */
 export async function createBenchApiKey(url: string): Promise<string> {
@@ -27,9 +47,23 @@ export async function connect(url: string): Promise<pg.Client> {
   return client;
 }
 
+/** Pending work, through the markers (a transaction is pending while its reservation's marker is there). */
 export async function pendingCount(db: pg.Client): Promise<number> {
-  const result = await db.query<{ n: string }>("SELECT count(*) AS n FROM transactions WHERE status = 'pending'");
+  const result = await db.query<{ n: string }>('SELECT count(*) AS n FROM pending_reservations WHERE wallet_id > 0');
   return Number(result.rows[0]!.n);
+}
+
+/** Waits until the relay has published every outbox row (its cursor is at the last one). */
+export async function waitUntilRelayed(db: pg.Client, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await db.query<{ behind: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM outbox o, outbox_relay_cursor c WHERE (o.xid, o.id) > (c.xid, c.id)) AS behind`,
+    );
+    if (!rows[0]!.behind) return;
+    if (Date.now() > deadline) throw new Error(`the relay did not catch up within ${timeoutMs} ms`);
+    await sleep(25);
+  }
 }
 
 /**
@@ -93,6 +127,30 @@ export async function measuredOutcome(db: pg.Client): Promise<MeasuredOutcome> {
   };
 }
 
+/**
+ * Outcome of the reference's measured transactions: it stores only applied ones (fingerprints
+ * m-*), and a rejection answered 422 at once; `rejected` is what the load counted.
+ */
+export async function measuredReferenceOutcome(db: pg.Client, count: number): Promise<MeasuredOutcome> {
+  const result = await db.query<Record<string, string>>(`
+    SELECT count(*) AS applied,
+           count(*) FILTER (WHERE fingerprint LIKE '%-x') AS must_reject_applied,
+           (extract(epoch FROM min(created)) * 1000)::text AS first_finalized,
+           (extract(epoch FROM max(created)) * 1000)::text AS last_finalized
+      FROM transactions
+     WHERE fingerprint LIKE 'm-%'`);
+  const row = result.rows[0]!;
+  return {
+    count,
+    applied: Number(row.applied),
+    rejected: count - Number(row.applied),
+    pending: 0,
+    mustRejectNotRejected: Number(row.must_reject_applied),
+    firstFinalizedAt: Number(row.first_finalized),
+    lastFinalizedAt: Number(row.last_finalized),
+  };
+}
+
 export interface LedgerCheck {
   wallets: number;
   /** Wallets whose balance differs from the sum of their applied amounts (NUMERIC, in SQL). */
@@ -115,7 +173,10 @@ export interface LedgerCheck {
 }
 
 /** Every money check runs in SQL on NUMERIC values; nothing here goes through floating point. */
-export async function checkLedger(db: pg.Client): Promise<LedgerCheck> {
+export async function checkLedger(db: pg.Client, design: Design = 'service'): Promise<LedgerCheck> {
+  // The reference stores applied transactions only, and has no reservation order (seq).
+  const applied = design === 'service' ? "status IN ('applied', 'voided')" : 'true';
+  const order = design === 'service' ? 'seq' : 'refno';
   const totals = await db.query<Record<string, string>>(`
     WITH applied AS (
       SELECT wallet_id,
@@ -126,7 +187,7 @@ export async function checkLedger(db: pg.Client): Promise<LedgerCheck> {
              count(DISTINCT refno) AS distinct_refnos,
              count(*) FILTER (WHERE newbalance <> oldbalance + amount OR newbalance < 0 OR oldbalance < 0) AS bad_rows
         FROM transactions
-       WHERE status = 'applied'
+       WHERE ${applied}
        GROUP BY wallet_id
     )
     SELECT count(*) AS wallets,
@@ -146,9 +207,9 @@ export async function checkLedger(db: pg.Client): Promise<LedgerCheck> {
         SELECT oldbalance,
                refno,
                lag(newbalance, 1, 0::numeric) OVER (PARTITION BY wallet_id ORDER BY refno) AS previous_newbalance,
-               row_number() OVER (PARTITION BY wallet_id ORDER BY seq) AS seq_rank
+               row_number() OVER (PARTITION BY wallet_id ORDER BY ${order}) AS seq_rank
           FROM transactions
-         WHERE status = 'applied'
+         WHERE ${applied}
       ) AS t`);
   const row = totals.rows[0]!;
   const chainRow = chain.rows[0]!;
@@ -185,3 +246,54 @@ export async function postgresPids(
     background: result.rows.filter((row) => row.backend_type !== 'client backend').map((row) => row.pid),
   };
 }
+
+/**
+ * Steady state: gives every wallet `perWallet` applied deposits of 1.00 of history (refnos from 1,
+ * wallets interleaved in time as live traffic is), written in bulk by SQL in the design's own
+ * tables, then vacuums, analyzes and checkpoints, so that the measured window starts on settled
+ * tables. The service's rows get time-ordered ids older than any it will make.
+ */
+export async function preloadHistory(url: string, design: Design, perWallet: number): Promise<number> {
+  const db = await connect(url);
+  try {
+    const rows = design === 'service' ? SERVICE_HISTORY : REFERENCE_HISTORY;
+    const inserted = await db.query(rows, [perWallet]);
+    // The service's label search finds history through outbox rows, as the live ones are written.
+    if (design === 'service') await db.query(SERVICE_HISTORY_LABELS);
+    await db.query(
+      'UPDATE wallets SET balance = balance + $1, last_refno = last_refno + $1::bigint, version = version + 1',
+      [perWallet],
+    );
+    await db.query('VACUUM ANALYZE');
+    await db.query('CHECKPOINT');
+    return inserted.rowCount ?? 0;
+  } finally {
+    await db.end();
+  }
+}
+
+const SERVICE_HISTORY = `
+  WITH history AS (
+    SELECT w.id AS wallet_id, g.i, row_number() OVER (ORDER BY g.i, w.id) AS n
+    FROM wallets w CROSS JOIN generate_series(1, $1::int) AS g (i)
+  )
+  INSERT INTO transactions (id, wallet_id, amount, fingerprint, labels, status, refno, oldbalance, newbalance, created, finalized)
+  SELECT (lpad(to_hex((extract(epoch FROM now() - interval '2 days') * 1000)::bigint + n / 10), 12, '0')
+          || '7' || lpad(to_hex(n % 4096), 3, '0') || '8' || lpad(to_hex(n), 15, '0'))::uuid,
+         wallet_id, 1.00, 'p-' || n, '{"bench": "history"}', 'applied', i, i - 1, i,
+         now() - interval '2 days' + n * interval '100 microseconds', now() - interval '2 days' + n * interval '100 microseconds'
+  FROM history ORDER BY n`;
+
+const SERVICE_HISTORY_LABELS = `
+  INSERT INTO outbox (kind, transaction_ids, labels, created)
+  SELECT 'label_index', array_agg(id ORDER BY seq), jsonb_agg(DISTINCT labels), min(created)
+  FROM transactions WHERE fingerprint LIKE 'p-%' GROUP BY seq / 32 ORDER BY seq / 32`;
+
+const REFERENCE_HISTORY = `
+  WITH history AS (
+    SELECT w.id AS wallet_id, g.i, row_number() OVER (ORDER BY g.i, w.id) AS n
+    FROM wallets w CROSS JOIN generate_series(1, $1::int) AS g (i)
+  )
+  INSERT INTO transactions (wallet_id, refno, amount, fingerprint, labels, oldbalance, newbalance, created)
+  SELECT wallet_id, i, 1.00, 'p-' || n, '{"bench": "history"}', i - 1, i, now() - interval '2 days' + n * interval '100 microseconds'
+  FROM history ORDER BY n`;

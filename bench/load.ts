@@ -125,9 +125,11 @@ export async function postTransactions(
   planned: readonly PlannedTransaction[],
   concurrency: number,
   accepted: Acceptance = QUEUED,
+  onAnswered: (answered: number) => void = () => undefined,
 ): Promise<PostResult> {
   const latenciesMs = new Array<number>(planned.length);
   const startedAt = Date.now();
+  let answered = 0;
   await runConcurrently(planned.length, concurrency, async (index) => {
     const tx = planned[index]!;
     const t0 = performance.now();
@@ -138,6 +140,7 @@ export async function postTransactions(
     });
     latenciesMs[index] = performance.now() - t0;
     expectStatus('POST transaction', accepted, response);
+    onAnswered(++answered);
   });
   return { count: planned.length, startedAt, finishedAt: Date.now(), latenciesMs };
 }

@@ -16,6 +16,11 @@ export interface BenchOptions {
   keep: boolean;
   quick: boolean;
   seed: number;
+  /** Transactions the steady-state phases preload before their window (0: no steady-state phases). */
+  history: number;
+  /** Only these scenarios and modes (all when empty). */
+  scenarios: string[];
+  modes: string[];
 }
 
 const HELP = `Usage: npm run bench -- [flags]
@@ -34,6 +39,10 @@ const HELP = `Usage: npm run bench -- [flags]
   --keep                keep the bench databases afterwards
   --quick               small counts for a smoke run
   --seed N              seed of the pseudo-random load (default 1)
+  --history N           steady state: transactions already in the tables before the window of the
+                        steady-state phases (default 1000000, quick 20000; 0 skips them; env BENCH_HISTORY)
+  --scenarios a,b       only these scenarios (uniform, hot)
+  --modes a,b           only these phases (reference, end-to-end, start, backlog, reference-steady, end-to-end-steady)
   --help
 
 The service's own settings (WORKER_CONCURRENCY, DB_POOL_SIZE, APPLY_BATCH_SIZE) pass through the environment.`;
@@ -42,6 +51,19 @@ function positiveInteger(name: string, value: string | undefined, fallback: numb
   if (value === undefined || value === '') return fallback;
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new Error(`${name} must be a positive integer, got "${value}"`);
   return Number(value);
+}
+
+function nonNegativeInteger(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  if (!/^\d+$/.test(value)) throw new Error(`${name} must be a non-negative integer, got "${value}"`);
+  return Number(value);
+}
+
+function list(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
 }
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
@@ -64,6 +86,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       keep: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
       seed: { type: 'string' },
+      history: { type: 'string' },
+      scenarios: { type: 'string' },
+      modes: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -97,6 +122,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     keep: values.keep,
     quick,
     seed: positiveInteger('--seed', values.seed ?? env.BENCH_SEED, 1),
+    history: nonNegativeInteger('--history', values.history ?? env.BENCH_HISTORY, quick ? 20_000 : 1_000_000),
+    scenarios: list(values.scenarios),
+    modes: list(values.modes),
   };
 }
 

@@ -5,11 +5,15 @@ import {
   createBenchApiKey,
   freshDatabase,
   measuredOutcome,
+  measuredReferenceOutcome,
   postgresPids,
+  preloadHistory,
   waitUntilFinal,
+  waitUntilRelayed,
   type LedgerCheck,
   type MeasuredOutcome,
 } from './database.js';
+import { WalWindow, type WalUsage } from './wal.js';
 import { HttpClient } from './http.js';
 import {
   createWallets,
@@ -43,6 +47,11 @@ export type Mode = 'end-to-end' | 'backlog' | 'start' | 'reference';
 export interface PhaseSetup {
   scenario: Scenario;
   mode: Mode;
+  /**
+   * Steady state: the tables already hold `history` transactions (1,000,000 by default) before
+   * the window, and a checkpoint falls inside it, halfway through the posts.
+   */
+  history: number;
   databaseUrl: string;
   redisUrl: string;
   queuePrefix: string;
@@ -55,6 +64,8 @@ export interface PhaseSetup {
 export interface PhaseResult {
   scenario: Scenario['name'];
   mode: Mode;
+  /** Transactions the tables held before the window (0: fresh tables). */
+  history: number;
   database: string;
   queuePrefix: string;
   count: number;
@@ -79,6 +90,8 @@ export interface PhaseResult {
   outcome: MeasuredOutcome;
   ledger: LedgerCheck;
   cpu: { posting: CpuUsage; drain: CpuUsage };
+  /** WAL the bench database's share of the server wrote from the first POST until all was final (and relayed). */
+  wal: WalUsage;
 }
 
 function databaseName(url: string): string {
@@ -88,8 +101,9 @@ function databaseName(url: string): string {
 export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
   const { scenario, mode } = setup;
   const database = databaseName(setup.databaseUrl);
-  await freshDatabase(setup.databaseUrl);
-  const apiKey = await createBenchApiKey(setup.databaseUrl);
+  const design = mode === 'reference' ? 'reference' : 'service';
+  await freshDatabase(setup.databaseUrl, design);
+  const apiKey = design === 'service' ? await createBenchApiKey(setup.databaseUrl) : 'none';
   const port = await freePort();
   const env = {
     DATABASE_URL: setup.databaseUrl,
@@ -115,10 +129,15 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
   try {
     await waitForApi(api, client);
 
-    // Setup, not measured: wallets and their seed deposits, all applied.
+    // Setup, not measured: wallets, their history (steady state) and seed deposits, all applied.
     const walletIds = await createWallets(client, scenario.wallets, setup.concurrency, `${scenario.name}-${mode}`);
+    if (design === 'service') await waitUntilRelayed(db);
+    if (setup.history > 0) await preloadHistory(setup.databaseUrl, design, Math.ceil(setup.history / walletIds.length));
     await seedWallets(client, walletIds, scenario.seedAmount, setup.concurrency, accepted);
-    await waitUntilFinal(db, serviceDown);
+    if (design === 'service') {
+      await waitUntilFinal(db, serviceDown);
+      await waitUntilRelayed(db);
+    }
     if (mode === 'backlog') {
       await Promise.all(workers.map((worker) => worker.stop()));
       workers = [];
@@ -126,8 +145,25 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     const planned = planTransactions(walletIds, scenario.count, scenario.mix, seededRandom(setup.seed));
 
     const pgPids = await postgresPids(db, database);
+    // A checkpoint just before the window: no timed one falls inside it by chance (steady-state
+    // phases take one inside on purpose, below), and every phase starts from the same state.
+    await db.query('CHECKPOINT');
+    const wal = await WalWindow.begin(db);
     const cpuStart = cpuSnapshot();
-    const posted = await postTransactions(client, planned, setup.concurrency, accepted);
+    // Steady state: a checkpoint halfway, so the window pays the full-page images that follow one.
+    const checkpoint = setup.history > 0 ? await connect(setup.databaseUrl) : null;
+    // The bench's own sessions (polling, the checkpoint) are not the design's CPU.
+    const ownPids = new Set(
+      await Promise.all(
+        [db, ...(checkpoint ? [checkpoint] : [])].map(async (session) =>
+          Number((await session.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid),
+        ),
+      ),
+    );
+    let checkpointed: Promise<unknown> = Promise.resolve();
+    const posted = await postTransactions(client, planned, setup.concurrency, accepted, (answered) => {
+      if (checkpoint && answered === Math.floor(planned.length / 2)) checkpointed = checkpoint.query('CHECKPOINT');
+    });
     const cpuPosted = cpuSnapshot();
 
     let workersSpawnedAt: number | null = null;
@@ -136,12 +172,19 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
       workers = startWorkers();
       for (const worker of workers) workerPids.add(worker.pid);
     }
-    await waitUntilFinal(db, serviceDown);
+    if (design === 'service') {
+      await waitUntilFinal(db, serviceDown);
+      await waitUntilRelayed(db);
+    }
+    await checkpointed;
+    await checkpoint?.end();
     const cpuEnd = cpuSnapshot();
+    const walUsage = await wal.end();
     const pgPidsAfter = await postgresPids(db, database);
 
-    const outcome = await measuredOutcome(db);
-    const ledger = await checkLedger(db);
+    const outcome =
+      design === 'service' ? await measuredOutcome(db) : await measuredReferenceOutcome(db, planned.length);
+    const ledger = await checkLedger(db, design);
 
     // `wallet start` runs the API and the worker as its children: count each where it belongs.
     const children = mode === 'start' ? childProcesses(api.pid) : [];
@@ -151,7 +194,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
         ...workerPids,
         ...children.filter((child) => / worker$/.test(child.command.trim())).map((child) => child.pid),
       ],
-      postgresBench: [...new Set([...pgPids.bench, ...pgPidsAfter.bench])],
+      postgresBench: [...new Set([...pgPids.bench, ...pgPidsAfter.bench])].filter((pid) => !ownPids.has(pid)),
       postgresBackground: [...new Set([...pgPids.background, ...pgPidsAfter.background])],
     };
     const postSeconds = (posted.finishedAt - posted.startedAt) / 1000;
@@ -163,6 +206,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     return {
       scenario: scenario.name,
       mode,
+      history: setup.history,
       database,
       queuePrefix: setup.queuePrefix,
       count: posted.count,
@@ -187,6 +231,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
       outcome,
       ledger,
       cpu: { posting: cpuUsage(cpuStart, cpuPosted, groups), drain: cpuUsage(cpuPosted, cpuEnd, groups) },
+      wal: walUsage,
     };
   } finally {
     client.close();

@@ -1,6 +1,7 @@
 import { formatCpu } from './cpu.js';
 import type { CeilingResult } from './pgbench.js';
 import type { PhaseResult, Scenario } from './phase.js';
+import { perTransaction } from './wal.js';
 
 /** Applied/s over the synchronous reference's, per scenario; the issue's targets. */
 export const TARGETS: Record<Scenario['name'], number> = { uniform: 2.0, hot: 10 };
@@ -44,7 +45,7 @@ export function summarize(phases: PhaseResult[], ceilings: CeilingResult[]): Sce
   const uniformCeiling = ceilings.find((result) => result.scenario === 'uniform');
   for (const scenario of ['uniform', 'hot'] as const) {
     const of = (mode: PhaseResult['mode']) =>
-      phases.find((phase) => phase.scenario === scenario && phase.mode === mode);
+      phases.find((phase) => phase.scenario === scenario && phase.mode === mode && phase.history === 0);
     const [reference, endToEnd, start, backlog] = [of('reference'), of('end-to-end'), of('start'), of('backlog')];
     const ceiling = ceilings.find((result) => result.scenario === scenario);
     if (!reference || !endToEnd || !start || !backlog || !ceiling || !uniformCeiling) continue;
@@ -76,7 +77,7 @@ const round = (value: number | null, digits = 0) => (value === null ? '-' : valu
 
 export function describePhase(phase: PhaseResult): string {
   const lines = [
-    `${phase.scenario} / ${phase.mode}: ${phase.count} transactions, ${phase.wallets} wallet(s), concurrency ${phase.concurrency}, ${phase.workers} worker(s)`,
+    `${phase.scenario} / ${phase.mode}${phase.history > 0 ? ' (steady state)' : ''}: ${phase.count} transactions, ${phase.wallets} wallet(s), concurrency ${phase.concurrency}, ${phase.workers} worker(s)`,
     `  posted ${round(phase.postedPerSecond)}/s in ${round(phase.postSeconds, 2)} s; POST latency p50 ${round(phase.latencyMs.p50, 1)} ms, p99 ${round(phase.latencyMs.p99, 1)} ms, mean ${round(phase.latencyMs.mean, 1)} ms, max ${round(phase.latencyMs.max, 1)} ms`,
   ];
   if (phase.mode !== 'backlog') {
@@ -93,6 +94,7 @@ export function describePhase(phase: PhaseResult): string {
   lines.push(
     `  outcome: ${outcome.applied} applied, ${outcome.rejected} rejected, ${outcome.pending} pending; must-reject not rejected: ${outcome.mustRejectNotRejected}`,
     `  ledger ${ledger.ok ? 'OK' : 'BROKEN'}: ${ledger.wallets} wallets, balance mismatches ${ledger.balanceMismatch}, negative ${ledger.negativeBalance}, refno gaps ${ledger.refnoGaps}, bad rows ${ledger.badRows}, broken chain ${ledger.brokenChain}; applied out of seq order (concurrent POSTs, informational) ${ledger.outOfSeqOrder}`,
+    `  WAL per transaction: ${round(phase.wal.bytes / phase.count)} bytes (${round(phase.wal.fpiBytes / phase.count)} of full-page images), ${round(phase.wal.records / phase.count, 1)} records, ${round(phase.wal.commits / phase.count, 3)} commits, ${round(phase.wal.indexEntries / phase.count, 2)} index entries${phase.history > 0 ? `; tables held ${phase.history.toLocaleString('en')} transactions before, checkpoint halfway` : ''}`,
     `  cpu while posting (${round(phase.cpu.posting.wallSeconds, 2)} s): ${formatCpu(phase.cpu.posting)}`,
     `  cpu while draining (${round(phase.cpu.drain.wallSeconds, 2)} s): ${formatCpu(phase.cpu.drain)}`,
   );
@@ -150,4 +152,192 @@ export function summaryTable(summaries: ScenarioSummary[]): string {
     return lines;
   });
   return table(['figure', 'value', 'target'], rows);
+}
+
+/**
+ * What one transaction costs the Postgres primary, the service (API + worker, end to end) beside
+ * the synchronous reference under the same load: WAL, full-page images, Postgres CPU, commits and
+ * index entries per transaction. The goals (issue "Write each transaction once"): uniform, WAL at
+ * most 1.5x and Postgres CPU at most 0.5x the reference's; hot wallet, both below the reference's.
+ */
+export const COST_GOALS: Record<Scenario['name'], { wal: number; cpu: number }> = {
+  uniform: { wal: 1.5, cpu: 0.5 },
+  hot: { wal: 1.0, cpu: 1.0 },
+};
+
+export interface DesignCost {
+  walBytes: number;
+  fpiBytes: number;
+  /** Postgres backends of the bench database plus Postgres' background processes. */
+  postgresCpuMs: number;
+  /** Backends of the bench database only (background work is shared with anything else running). */
+  postgresBackendCpuMs: number;
+  commits: number;
+  indexEntries: number;
+  heapInserts: number;
+  heapUpdates: number;
+  hotUpdates: number;
+  heapDeletes: number;
+  rowLocks: number;
+}
+
+export interface CostComparison {
+  scenario: Scenario['name'];
+  state: 'fresh' | 'steady';
+  history: number;
+  reference: DesignCost;
+  service: DesignCost;
+  walRatio: number;
+  cpuRatio: number;
+  walGoal: number;
+  cpuGoal: number;
+}
+
+function designCost(phase: PhaseResult): DesignCost {
+  const wal = perTransaction(phase.wal, phase.count);
+  const cpu = (pick: (usage: PhaseResult['cpu']['posting']) => number) =>
+    ((pick(phase.cpu.posting) + pick(phase.cpu.drain)) * 1000) / phase.count;
+  return {
+    walBytes: wal.bytes,
+    fpiBytes: wal.fpiBytes,
+    postgresCpuMs: cpu((usage) => usage.postgresBench + usage.postgresBackground),
+    postgresBackendCpuMs: cpu((usage) => usage.postgresBench),
+    commits: wal.commits,
+    indexEntries: wal.indexEntries,
+    heapInserts: wal.heapInserts,
+    heapUpdates: wal.heapUpdates,
+    hotUpdates: wal.hotUpdates,
+    heapDeletes: wal.heapDeletes,
+    rowLocks: wal.rowLocks,
+  };
+}
+
+export function costComparisons(phases: PhaseResult[]): CostComparison[] {
+  const comparisons: CostComparison[] = [];
+  for (const scenario of ['uniform', 'hot'] as const) {
+    for (const state of ['fresh', 'steady'] as const) {
+      const of = (mode: PhaseResult['mode']) =>
+        phases.find(
+          (phase) =>
+            phase.scenario === scenario && phase.mode === mode && (state === 'fresh') === (phase.history === 0),
+        );
+      const [reference, service] = [of('reference'), of('end-to-end')];
+      if (!reference || !service) continue;
+      const [referenceCost, serviceCost] = [designCost(reference), designCost(service)];
+      comparisons.push({
+        scenario,
+        state,
+        history: service.history,
+        reference: referenceCost,
+        service: serviceCost,
+        walRatio: serviceCost.walBytes / referenceCost.walBytes,
+        cpuRatio: serviceCost.postgresCpuMs / referenceCost.postgresCpuMs,
+        walGoal: COST_GOALS[scenario].wal,
+        cpuGoal: COST_GOALS[scenario].cpu,
+      });
+    }
+  }
+  return comparisons;
+}
+
+export function costTable(comparisons: CostComparison[]): string {
+  const verdict = (ratio: number, goal: number, strict: boolean) =>
+    (strict ? ratio < goal : ratio <= goal) ? 'met' : `MISSED by ${((ratio / goal - 1) * 100).toFixed(0)} %`;
+  const rows = comparisons.flatMap((c) => {
+    const name = `${c.scenario}, ${c.state === 'fresh' ? 'fresh tables' : `steady (${c.history.toLocaleString('en')} rows, checkpoint inside)`}`;
+    const strict = c.scenario === 'hot';
+    const figure = (label: string, pick: (cost: DesignCost) => number, digits: number) => [
+      `${name}: ${label}`,
+      round(pick(c.reference), digits),
+      round(pick(c.service), digits),
+      `${round(pick(c.service) / pick(c.reference), 2)}x`,
+      '',
+    ];
+    return [
+      [
+        `${name}: WAL bytes`,
+        round(c.reference.walBytes),
+        round(c.service.walBytes),
+        `${round(c.walRatio, 2)}x`,
+        `${strict ? '<' : '<='} ${c.walGoal}x: ${verdict(c.walRatio, c.walGoal, strict)}`,
+      ],
+      figure('full-page image bytes', (cost) => cost.fpiBytes, 0),
+      [
+        `${name}: Postgres CPU ms`,
+        round(c.reference.postgresCpuMs, 3),
+        round(c.service.postgresCpuMs, 3),
+        `${round(c.cpuRatio, 2)}x`,
+        `${strict ? '<' : '<='} ${c.cpuGoal}x: ${verdict(c.cpuRatio, c.cpuGoal, strict)}`,
+      ],
+      figure('Postgres CPU ms, bench backends only', (cost) => cost.postgresBackendCpuMs, 3),
+      figure('commits', (cost) => cost.commits, 3),
+      figure('index entries', (cost) => cost.indexEntries, 2),
+      figure('heap inserts', (cost) => cost.heapInserts, 2),
+      figure('heap updates, not HOT', (cost) => cost.heapUpdates, 2),
+      figure('heap updates, HOT', (cost) => cost.hotUpdates, 2),
+      figure('heap deletes', (cost) => cost.heapDeletes, 2),
+      figure('row locks', (cost) => cost.rowLocks, 2),
+    ];
+  });
+  return [
+    'Cost per transaction on the Postgres primary (WAL from pg_walinspect, CPU from /proc):',
+    table(['figure', 'reference', 'service', 'ratio', 'goal'], rows),
+  ].join('\n');
+}
+
+/** WAL by record type per transaction, the reference beside the service, for every compared state. */
+export function walByTypeTables(phases: PhaseResult[]): string {
+  const sections: string[] = [];
+  for (const scenario of ['uniform', 'hot'] as const) {
+    for (const steady of [false, true]) {
+      const of = (mode: PhaseResult['mode']) =>
+        phases.find((phase) => phase.scenario === scenario && phase.mode === mode && steady === phase.history > 0);
+      const [reference, service] = [of('reference'), of('end-to-end')];
+      if (!reference || !service) continue;
+      const types = [...new Set([...reference.wal.byType, ...service.wal.byType].map((row) => row.type))];
+      const per = (phase: PhaseResult, type: string) => {
+        const row = phase.wal.byType.find((entry) => entry.type === type);
+        return row
+          ? { count: row.count / phase.count, bytes: row.bytes / phase.count, fpi: row.fpiBytes / phase.count }
+          : { count: 0, bytes: 0, fpi: 0 };
+      };
+      const rows = types
+        .map((type) => ({ type, reference: per(reference, type), service: per(service, type) }))
+        .filter((row) => row.reference.bytes + row.service.bytes >= 0.5)
+        .sort((a, b) => b.service.bytes + b.reference.bytes - (a.service.bytes + a.reference.bytes))
+        .map((row) => [
+          row.type,
+          round(row.reference.count, 2),
+          round(row.reference.bytes, 1),
+          round(row.reference.fpi, 1),
+          round(row.service.count, 2),
+          round(row.service.bytes, 1),
+          round(row.service.fpi, 1),
+        ]);
+      const relations = (phase: PhaseResult) =>
+        phase.wal.byRelation
+          .filter((row) => row.bytes / phase.count >= 2)
+          .map((row) => [
+            row.relation,
+            row.type,
+            round(row.count / phase.count, 2),
+            round(row.bytes / phase.count, 1),
+            round(row.fpiBytes / phase.count, 1),
+          ]);
+      const relationHeader = ['relation', 'record type', 'records', 'bytes', 'FPI'];
+      sections.push(
+        `WAL by relation per transaction, ${scenario}, ${steady ? 'steady state' : 'fresh tables'}, reference:\n${table(
+          relationHeader,
+          relations(reference),
+        )}\nservice:\n${table(relationHeader, relations(service))}`,
+      );
+      sections.push(
+        `WAL by record type per transaction, ${scenario}, ${steady ? 'steady state' : 'fresh tables'}:\n${table(
+          ['record type', 'ref. records', 'ref. bytes', 'ref. FPI', 'svc. records', 'svc. bytes', 'svc. FPI'],
+          rows,
+        )}`,
+      );
+    }
+  }
+  return sections.join('\n\n');
 }

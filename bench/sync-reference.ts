@@ -1,8 +1,9 @@
 /**
  * The synchronous design this service replaces, as a yardstick for `npm run bench` (not part of
  * the product): each POST is one database transaction that reads the wallet (row-locked), checks
- * the balance, writes it and inserts the applied (or rejected) row, then answers 201 (or 422).
- * Same tables, same Postgres, same connection count (DB_POOL_SIZE) as the service; no queue.
+ * the balance, writes it and inserts the applied row, then answers 201; an overdraft stores
+ * nothing and answers 422. Its own tables, the original's design (bench/reference-schema.sql), in
+ * a database of its own; same Postgres and connection count (DB_POOL_SIZE) as the service; no queue.
  *
  *   node --import tsx bench/sync-reference.ts     (PORT, DATABASE_URL, DB_POOL_SIZE from the environment)
  */
@@ -56,13 +57,8 @@ async function postTransaction(walletId: number, body: Record<string, unknown>):
     const newBalance = oldBalance + amount;
     const common = [walletId, centsToDecimal(amount), body.fingerprint, JSON.stringify(body.labels ?? {})];
     if (newBalance < 0n) {
-      await client.query(
-        `INSERT INTO transactions (wallet_id, amount, fingerprint, labels, status, reason, finalized)
-         VALUES ($1, $2, $3, $4, 'rejected', 'insufficient_funds', now())`,
-        common,
-      );
-      await client.query('COMMIT');
-      return [422, { status: 'rejected' }];
+      await client.query('ROLLBACK');
+      return [422, { status: 'rejected', reason: 'insufficient_funds' }];
     }
     const refno = Number(row.last_refno) + 1;
     await client.query('UPDATE wallets SET balance = $2, last_refno = $3, version = version + 1 WHERE id = $1', [
@@ -71,8 +67,8 @@ async function postTransaction(walletId: number, body: Record<string, unknown>):
       refno,
     ]);
     const inserted = await client.query<{ id: string }>(
-      `INSERT INTO transactions (wallet_id, amount, fingerprint, labels, status, refno, oldbalance, newbalance, finalized)
-       VALUES ($1, $2, $3, $4, 'applied', $5, $6, $7, now()) RETURNING id`,
+      `INSERT INTO transactions (wallet_id, amount, fingerprint, labels, refno, oldbalance, newbalance)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
       [...common, refno, centsToDecimal(oldBalance), centsToDecimal(newBalance)],
     );
     await client.query('COMMIT');

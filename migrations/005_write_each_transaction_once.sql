@@ -5,6 +5,10 @@
 -- outbox of references. Every existing row, pending transaction and unpublished event is kept.
 
 -- Indexes that no query needs, or whose columns or predicates the decision changes.
+-- A wallet's rows are listed and read in seq order through an ascending index: new rows land on
+-- the right edge of their wallet's range, where a page split leaves the old page full.
+DROP INDEX transactions_by_wallet_newest;
+CREATE INDEX transactions_by_wallet ON transactions (wallet_id, seq);
 ALTER TABLE transactions DROP CONSTRAINT transactions_seq_key;
 ALTER TABLE transactions DROP CONSTRAINT transactions_wallet_id_refno_key;
 DROP INDEX transactions_pending_by_wallet;
@@ -22,9 +26,8 @@ END $$;
 CREATE TRIGGER wallets_are_never_deleted BEFORE DELETE ON wallets
   FOR EACH STATEMENT EXECUTE FUNCTION wallets_are_never_deleted();
 
--- Rare labels are searched through a GIN index of the rows that have labels: unlabelled rows cost
--- it nothing. (Common labels are found walking the newest-first order, below, and filtering.)
-CREATE INDEX transactions_labels ON transactions USING gin (labels jsonb_path_ops) WHERE labels <> '{}'::jsonb;
+-- Labels are searched through the outbox rows of reservations (below), one GIN entry set per
+-- reserving statement instead of one per transaction.
 
 -- From here on the service makes every id time-ordered (UUIDv7), so the primary key lists all
 -- wallets' transactions newest first. Rows reserved before have random ids: they are listed by seq,
@@ -74,27 +77,48 @@ END $$;
 -- One row per wallet per reserving statement while any of its transactions is pending: the worker
 -- reads a wallet's pending transactions from its oldest marker on, and deletes a marker with the
 -- decision of its last one. Markers are few (pending work only), and the sweeper scans them.
-CREATE TABLE pending_reservations (
+-- They are a cache of what the transactions table says, so the table is UNLOGGED: they cost no
+-- WAL. After a crash (or on a promoted replica) Postgres empties it; the row of wallet 0 (a
+-- sentinel that says "the markers are complete") is then gone too, and the sweeper rebuilds every
+-- marker from the transactions reserved since pending_reservations_floor.reserved_since.
+CREATE UNLOGGED TABLE pending_reservations (
   wallet_id  bigint      NOT NULL,
   first_seq  bigint      NOT NULL,
   last_seq   bigint      NOT NULL,
   created    timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (wallet_id, first_seq)
-);
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 INSERT INTO pending_reservations (wallet_id, first_seq, last_seq, created)
 SELECT wallet_id, min(seq), max(seq), min(created) FROM transactions WHERE status = 'pending' GROUP BY wallet_id;
+INSERT INTO pending_reservations (wallet_id, first_seq, last_seq) VALUES (0, 0, 0);
+
+-- Every transaction still pending was reserved at or after `reserved_since` (kept a few minutes
+-- behind the oldest marker by the sweeper), or is one of the rows reserved before this migration
+-- while `legacy_pending` holds: where a rebuild of the markers has to look.
+CREATE TABLE pending_reservations_floor (
+  singleton      boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+  reserved_since timestamptz NOT NULL,
+  legacy_pending boolean     NOT NULL
+);
+INSERT INTO pending_reservations_floor (reserved_since, legacy_pending)
+SELECT now(), EXISTS (SELECT 1 FROM transactions WHERE status = 'pending');
 
 -- The outbox, written once and never updated: each row names what changed (a wallet, or the
 -- transactions a statement reserved or decided, in order) and the relay builds the events from
 -- those rows. Its position is (xid, id): the relay publishes only rows of transactions older than
 -- every running one (pg_snapshot_xmin), so no row can appear behind its cursor.
+-- A row of reserved transactions also carries the distinct label sets of its transactions
+-- (`labels`, a JSON array, NULL when none has labels): the label search finds the rows whose array
+-- holds the searched labels through a GIN index, then checks each of their transactions. Such
+-- rows are kept for good; kind 'label_index' rows do the same for transactions reserved before.
 CREATE TABLE outbox (
   xid              xid8        NOT NULL DEFAULT pg_current_xact_id(),
   id               bigint      GENERATED ALWAYS AS IDENTITY,
   kind             text        NOT NULL
-    CHECK (kind IN ('wallet_created', 'transactions_reserved', 'transactions_decided', 'legacy')),
+    CHECK (kind IN ('wallet_created', 'transactions_reserved', 'transactions_decided', 'legacy', 'label_index')),
   wallet_id        bigint,
   transaction_ids  uuid[],
+  labels           jsonb,
   -- kind 'legacy': an event of the per-event outbox this replaces, carried over as it was.
   legacy_id        bigint,
   legacy_published boolean,
@@ -115,9 +139,17 @@ CREATE TABLE outbox_relay_cursor (
 );
 INSERT INTO outbox_relay_cursor (xid, id, ordinal) VALUES ('0', 0, -1);
 
+CREATE INDEX outbox_labels ON outbox USING gin (labels jsonb_path_ops) WHERE labels IS NOT NULL;
+
 INSERT INTO outbox (kind, legacy_id, legacy_published, event_id, wallet_id, type, subject, data, created)
 SELECT 'legacy', id, published_at IS NOT NULL, event_id, wallet_id, type, subject, data, created
 FROM outbox_events ORDER BY id;
+
+-- Labelled transactions reserved before this migration, 64 at a time in reservation order.
+INSERT INTO outbox (kind, transaction_ids, labels, created)
+SELECT 'label_index', array_agg(id ORDER BY seq), jsonb_agg(DISTINCT labels), min(created)
+FROM transactions WHERE labels <> '{}'::jsonb
+GROUP BY seq / 64 ORDER BY seq / 64;
 
 -- Webhook deliveries name the event by its outbox position.
 CREATE TABLE webhook_event_deliveries (

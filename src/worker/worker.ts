@@ -71,12 +71,15 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   const stopSweeper = repeat(
     config.SWEEP_INTERVAL_MS,
     async () => {
-      const { enqueued, released } = await sweepStalePending(
+      const { enqueued, released, markersRestored } = await sweepStalePending(
         { db: pool, queue, redis },
         config.SWEEP_STALE_AFTER_MS,
         sweepCursor,
       );
       recordSweep({ reenqueued: enqueued });
+      if (markersRestored !== null) {
+        logger.warn({ restored: markersRestored }, 'pending markers were lost (a Postgres crash?) and were rebuilt');
+      }
       if (released > 0) logger.warn({ released }, 'sweeper released wallets whose queued job could not move');
       if (enqueued > 0) logger.info({ enqueued }, 'sweeper re-enqueued wallets with stale pending transactions');
       return false;

@@ -105,7 +105,7 @@ describe('the outbox', () => {
       const balanceChanged = (await listOutboxEvents(env.pool, { walletId })).find(
         (event) => event.type === 'BalanceChanged',
       );
-      expect(balanceChanged?.data).toContain('"amount": 10.10');
+      expect(balanceChanged?.data).toContain('"amount":10.10');
     } finally {
       await worker.close();
     }

@@ -11,7 +11,7 @@ import {
   type ApplyQueue,
 } from '../../src/shared/infra/queue.js';
 import { findWalletsWithStalePending } from '../../src/shared/transactions/transaction-repository.js';
-import { reserveBehindTheQueue } from '../support/stranded.js';
+import { countPending, reserveBehindTheQueue } from '../support/stranded.js';
 import { createTestEnv, spawnWorker, stopProcess, waitUntil, type TestEnv } from '../support/test-env.js';
 
 let env: TestEnv;
@@ -117,6 +117,39 @@ describe('the sweeper query', () => {
         after = batch.at(-1) ?? 0;
       }
       expect(seen).toEqual([wallets.slice(0, 2), wallets.slice(2, 4), [wallets[4], wallets[0]]]);
+    } finally {
+      await fresh.destroy();
+    }
+  });
+});
+
+describe('pending markers lost with their unlogged table', () => {
+  it('When Postgres empties the markers (as after a crash), then the sweeper rebuilds them and every pending transaction is applied once', async () => {
+    const fresh = await createTestEnv('liveness_markers', { SWEEP_INTERVAL_MS: '200' });
+    try {
+      const wallets = [];
+      for (let i = 0; i < 3; i += 1) wallets.push(await walletWithPendingDeposit(fresh.pool, 30));
+      // A crash resets an unlogged table to empty: the markers and the sentinel are gone.
+      await fresh.pool.query(sql.unsafe`TRUNCATE pending_reservations`);
+      expect(await findWalletsWithStalePending(fresh.pool, 0, 100)).toEqual([]);
+
+      const worker = spawnWorker(fresh);
+      try {
+        await worker.ready;
+        await waitUntil('every deposit is applied', async () => (await countPending(fresh.pool)) === 0, 20_000);
+      } finally {
+        await stopProcess(worker);
+      }
+      const balances = await fresh.pool.anyFirst(sql.type(z.object({ balance: z.string() }))`
+        SELECT balance::text AS balance FROM wallets WHERE id = ANY(${sql.array(wallets, 'int8')})
+      `);
+      expect(balances).toEqual(['10.00', '10.00', '10.00']);
+      // The sentinel is back, and no marker is left behind.
+      expect(
+        await fresh.pool.anyFirst(sql.type(z.object({ walletId: z.number() }))`
+          SELECT wallet_id AS "walletId" FROM pending_reservations
+        `),
+      ).toEqual([0]);
     } finally {
       await fresh.destroy();
     }

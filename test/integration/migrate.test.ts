@@ -41,6 +41,7 @@ describe('migrations', () => {
         'outbox',
         'outbox_relay_cursor',
         'pending_reservations',
+        'pending_reservations_floor',
         'schema_migrations',
         'transactions',
         'wallets',

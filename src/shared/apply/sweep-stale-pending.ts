@@ -1,21 +1,29 @@
-import type { CommonQueryMethods } from 'slonik';
+import type { DatabasePool } from 'slonik';
 import { enqueueApply, type ApplyQueue } from '../infra/queue.js';
 import type { Redis } from '../infra/redis.js';
 import { findWalletsWithStalePending } from '../transactions/transaction-repository.js';
 import { releaseStuckWallet } from './recover-stuck-wallets.js';
+import { advancePendingFloor, ensurePendingMarkers, vacuumPendingMarkers } from './pending-markers.js';
 
 const WALLETS_PER_SWEEP = 1000;
 
 /** Where the next sweep of one process resumes: wallets are visited round-robin by id. */
 export interface SweepCursor {
   afterWalletId: number;
+  /** Passes so far, for the occasional marker vacuum. */
+  passes?: number;
 }
+
+/** Every this many passes, a sweep vacuums the markers' table. */
+const VACUUM_EVERY_PASSES = 12;
 
 export interface SweepResult {
   /** Wallets enqueued (most are no-ops: their job is already queued). */
   enqueued: number;
   /** Wallets whose deduplication key named a job that could not move any more. */
   released: number;
+  /** Pending markers written back after Postgres had lost them (a crash empties their unlogged table). */
+  markersRestored: number | null;
 }
 
 /**
@@ -26,11 +34,18 @@ export interface SweepResult {
  * whose job is already queued costs nothing.
  */
 export async function sweepStalePending(
-  deps: { db: CommonQueryMethods; queue: ApplyQueue; redis: Redis },
+  deps: { db: DatabasePool; queue: ApplyQueue; redis: Redis },
   staleAfterMs: number,
   cursor: SweepCursor = { afterWalletId: 0 },
 ): Promise<SweepResult> {
-  const walletIds = await findWalletsWithStalePending(deps.db, staleAfterMs, WALLETS_PER_SWEEP, cursor.afterWalletId);
+  // Markers first: without them the stale transactions cannot be seen (nor applied).
+  const markers = await ensurePendingMarkers(deps.db);
+  await advancePendingFloor(deps.db);
+  cursor.passes = (cursor.passes ?? 0) + 1;
+  if (cursor.passes % VACUUM_EVERY_PASSES === 0) await vacuumPendingMarkers(deps.db);
+  // Rebuilt markers are new: their transactions count as stale at once.
+  const olderThanMs = markers.rebuilt ? -1 : staleAfterMs;
+  const walletIds = await findWalletsWithStalePending(deps.db, olderThanMs, WALLETS_PER_SWEEP, cursor.afterWalletId);
   let released = 0;
   for (const walletId of walletIds) {
     if (await releaseStuckWallet(deps.redis, deps.queue, walletId)) released += 1;
@@ -38,5 +53,5 @@ export async function sweepStalePending(
     // Advanced per wallet, so a pass that fails halfway resumes after the last wallet it served.
     cursor.afterWalletId = walletId;
   }
-  return { enqueued: walletIds.length, released };
+  return { enqueued: walletIds.length, released, markersRestored: markers.rebuilt ? markers.restored : null };
 }

@@ -1,6 +1,7 @@
-import { sql, type CommonQueryMethods, type FragmentSqlToken } from 'slonik';
+import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import type { OutboxEvent } from './cloud-events.js';
+import { eventsOf, positionOf, type OutboxItem } from './outbox-events.js';
 
 /**
  * Data access for the outbox (written once, never updated), the relay's cursor and the webhook
@@ -15,78 +16,109 @@ export interface RelayCursor {
   position: string;
 }
 
-/** Positions as fixed-width digits: they compare as text in the order of (xid, row, ordinal). */
-const positionOf = (xid: FragmentSqlToken, row: FragmentSqlToken, ordinal: FragmentSqlToken) =>
-  sql.fragment`lpad(${xid}::text, 20, '0') || '.' || lpad(${row}::text, 19, '0') || '.' || lpad(${ordinal}::text, 10, '0')`;
-
-const outboxEventSchema = z.object({
-  position: z.string(),
+const itemRowSchema = z.object({
+  kind: z.enum(['wallet_created', 'transactions_reserved', 'transactions_decided', 'legacy', 'label_index']),
   xid: z.string(),
   row: z.number(),
-  ordinal: z.number(),
-  eventId: z.string(),
-  walletId: z.number(),
-  type: z.string(),
-  subject: z.string().nullable(),
-  data: z.string(),
-  created: z.string(),
+  ordinal: z.number().nullable(),
+  rowCreated: z.string(),
+  walletId: z.number().nullable(),
+  walletExternalId: z.string().nullable(),
+  walletLabels: z.record(z.string(), z.string()).nullable(),
+  walletCreated: z.string().nullable(),
+  transactionId: z.string().nullable(),
+  transactionWalletId: z.number().nullable(),
+  amount: z.string().nullable(),
+  fingerprint: z.string().nullable(),
+  labels: z.record(z.string(), z.string()).nullable(),
+  description: z.string().nullable(),
+  status: z.string().nullable(),
+  voids: z.string().nullable(),
+  created: z.string().nullable(),
+  refno: z.number().nullable(),
+  oldbalance: z.string().nullable(),
+  newbalance: z.string().nullable(),
+  reason: z.string().nullable(),
+  finalized: z.string().nullable(),
   legacyId: z.number().nullable(),
+  legacyPublished: z.boolean().nullable(),
+  legacyEventId: z.string().nullable(),
+  legacyWalletId: z.number().nullable(),
+  legacyType: z.string().nullable(),
+  legacySubject: z.string().nullable(),
+  legacyData: z.string().nullable(),
 });
 
 /**
- * The events of the outbox rows in a CTE named `rows`, as the columns of `outboxEventSchema`.
- * A row of reserved transactions gives a TransactionCreated each; a row of decided ones gives a
- * BalanceChanged (and, for a reversal, a TransactionVoid after it) or a TransactionRejected each,
- * in the order decided. Every field comes from columns that never change once written, so an event
- * reads the same whenever it is built. Its id is derived from its type and subject row.
+ * What the outbox rows in a CTE named `rows` name: one line per transaction of a row (in its
+ * order), or one for a row that names a wallet or carries a legacy event. Plain columns only: the
+ * events are built from them in outbox-events.ts, off the database.
  */
-const expandedEvents = sql.fragment`
-  SELECT r.xid, r.id AS row, 0 AS ordinal, 'WalletCreated' AS type, w.id AS wallet_id, w.id::text AS subject,
-         jsonb_build_object('id', w.id, 'externalId', w.external_id, 'labels', w.labels, 'created', w.created) AS data,
-         w.created AS time, md5('WalletCreated:' || w.id)::uuid AS event_id, NULL::bigint AS legacy_id
-  FROM rows r JOIN wallets w ON w.id = r.wallet_id
-  WHERE r.kind = 'wallet_created'
-  UNION ALL
-  SELECT r.xid, r.id, x.ordinal::int, 'TransactionCreated', t.wallet_id, t.id::text,
-         jsonb_build_object('id', t.id, 'walletId', t.wallet_id, 'amount', t.amount, 'fingerprint', t.fingerprint,
-                            'labels', t.labels, 'description', t.description, 'status', 'pending', 'voids', t.voids,
-                            'created', t.created),
-         t.created, md5('TransactionCreated:' || t.id)::uuid, NULL
-  FROM rows r CROSS JOIN LATERAL unnest(r.transaction_ids) WITH ORDINALITY AS x (id, ordinal)
-  JOIN transactions t ON t.id = x.id
-  WHERE r.kind = 'transactions_reserved'
-  UNION ALL
-  SELECT r.xid, r.id, 2 * x.ordinal::int,
-         CASE WHEN t.status = 'rejected' THEN 'TransactionRejected' ELSE 'BalanceChanged' END,
-         t.wallet_id, t.id::text,
-         CASE WHEN t.status = 'rejected'
-           THEN jsonb_build_object('walletId', t.wallet_id, 'transactionId', t.id, 'amount', t.amount, 'reason', t.reason)
-           ELSE jsonb_build_object('walletId', t.wallet_id, 'transactionId', t.id, 'refno', t.refno, 'amount', t.amount,
-                                   'oldbalance', t.oldbalance, 'newbalance', t.newbalance)
-         END,
-         t.finalized,
-         md5(CASE WHEN t.status = 'rejected' THEN 'TransactionRejected:' ELSE 'BalanceChanged:' END || t.id)::uuid, NULL
-  FROM rows r CROSS JOIN LATERAL unnest(r.transaction_ids) WITH ORDINALITY AS x (id, ordinal)
-  JOIN transactions t ON t.id = x.id
-  WHERE r.kind = 'transactions_decided'
-  UNION ALL
-  SELECT r.xid, r.id, 2 * x.ordinal::int + 1, 'TransactionVoid', t.wallet_id, t.voids::text,
-         jsonb_build_object('walletId', t.wallet_id, 'transactionId', t.voids, 'reversalId', t.id, 'amount', t.amount),
-         t.finalized, md5('TransactionVoid:' || t.id)::uuid, NULL
-  FROM rows r CROSS JOIN LATERAL unnest(r.transaction_ids) WITH ORDINALITY AS x (id, ordinal)
-  JOIN transactions t ON t.id = x.id
-  WHERE r.kind = 'transactions_decided' AND t.voids IS NOT NULL AND t.status = 'applied'
-  UNION ALL
-  SELECT r.xid, r.id, 0, r.type, r.wallet_id, r.subject, r.data, r.created, r.event_id, r.legacy_id
+const itemsOfRows = sql.fragment`
+  SELECT r.kind, r.xid::text AS xid, r.id AS row, x.ordinal::int AS ordinal, r.created AS "rowCreated",
+         w.id AS "walletId", w.external_id AS "walletExternalId", w.labels AS "walletLabels", w.created AS "walletCreated",
+         t.id AS "transactionId", t.wallet_id AS "transactionWalletId", t.amount::text AS amount, t.fingerprint,
+         t.labels, t.description, t.status, t.voids, t.created, t.refno, t.oldbalance::text AS oldbalance,
+         t.newbalance::text AS newbalance, t.reason, t.finalized,
+         r.legacy_id AS "legacyId", r.legacy_published AS "legacyPublished", r.event_id AS "legacyEventId",
+         r.wallet_id AS "legacyWalletId", r.type AS "legacyType", r.subject AS "legacySubject",
+         r.data::text AS "legacyData"
   FROM rows r
-  WHERE r.kind = 'legacy' AND NOT r.legacy_published
+  LEFT JOIN LATERAL unnest(r.transaction_ids) WITH ORDINALITY AS x (id, ordinal) ON true
+  LEFT JOIN transactions t ON t.id = x.id
+  LEFT JOIN wallets w ON r.kind = 'wallet_created' AND w.id = r.wallet_id
+  ORDER BY r.xid, r.id, x.ordinal
 `;
 
-const eventColumns = sql.fragment`
-  ${positionOf(sql.fragment`e.xid`, sql.fragment`e.row`, sql.fragment`e.ordinal`)} AS position,
-  e.xid::text AS xid, e.row, e.ordinal, e.event_id AS "eventId", e.wallet_id AS "walletId", e.type, e.subject,
-  e.data::text AS data, e.time AS created, e.legacy_id AS "legacyId"
-`;
+function toItems(rows: readonly z.infer<typeof itemRowSchema>[]): OutboxItem[] {
+  return rows.map((row) => ({
+    kind: row.kind,
+    xid: row.xid,
+    row: row.row,
+    ordinal: row.ordinal,
+    rowCreated: row.rowCreated,
+    wallet:
+      row.walletId === null
+        ? null
+        : {
+            id: row.walletId,
+            externalId: row.walletExternalId ?? '',
+            labels: row.walletLabels ?? {},
+            created: row.walletCreated ?? '',
+          },
+    transaction:
+      row.transactionId === null
+        ? null
+        : {
+            id: row.transactionId,
+            walletId: row.transactionWalletId ?? 0,
+            amount: row.amount ?? '0',
+            fingerprint: row.fingerprint ?? '',
+            labels: row.labels ?? {},
+            description: row.description,
+            status: row.status ?? 'pending',
+            voids: row.voids,
+            created: row.created ?? '',
+            refno: row.refno,
+            oldbalance: row.oldbalance,
+            newbalance: row.newbalance,
+            reason: row.reason,
+            finalized: row.finalized,
+          },
+    legacy:
+      row.kind !== 'legacy' || row.legacyId === null
+        ? null
+        : {
+            id: row.legacyId,
+            published: row.legacyPublished === true,
+            eventId: row.legacyEventId ?? '',
+            walletId: row.legacyWalletId ?? 0,
+            type: row.legacyType ?? '',
+            subject: row.legacySubject,
+            data: row.legacyData ?? '{}',
+          },
+  }));
+}
 
 // Any constants; the same in every process. Two-key advisory locks: the one-key space is the wallets'.
 const LOCK_SPACE = 0x57_41_4c; // "WAL"
@@ -107,10 +139,11 @@ export async function releaseRelayLock(db: CommonQueryMethods): Promise<void> {
 }
 
 export async function readRelayCursor(db: CommonQueryMethods): Promise<RelayCursor> {
-  return db.one(sql.type(z.object({ xid: z.string(), row: z.number(), ordinal: z.number(), position: z.string() }))`
-    SELECT xid::text AS xid, id AS row, ordinal, ${positionOf(sql.fragment`xid`, sql.fragment`id`, sql.fragment`greatest(ordinal, 0)`)} AS position
-    FROM outbox_relay_cursor
+  const cursor = await db.one(sql.type(z.object({ xid: z.string(), row: z.number(), ordinal: z.number() }))`
+    SELECT xid::text AS xid, id AS row, ordinal FROM outbox_relay_cursor
   `);
+  // Before the first event, the cursor is below every position: the empty text.
+  return { ...cursor, position: cursor.ordinal < 0 ? '' : positionOf(cursor.xid, cursor.row, cursor.ordinal) };
 }
 
 /**
@@ -124,7 +157,7 @@ export async function findEventsAfter(
   cursor: RelayCursor,
   limit: number,
 ): Promise<readonly OutboxEvent[]> {
-  return db.any(sql.type(outboxEventSchema)`
+  const rows = await db.any(sql.type(itemRowSchema)`
     WITH candidate AS (
       SELECT o.*, coalesce(sum(coalesce(2 * cardinality(o.transaction_ids), 1)) OVER (
         ORDER BY o.xid, o.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS events_before
@@ -136,10 +169,9 @@ export async function findEventsAfter(
     ), rows AS (
       SELECT * FROM candidate WHERE events_before < ${limit}
     )
-    SELECT ${eventColumns} FROM (${expandedEvents}) e
-    WHERE (e.xid, e.row, e.ordinal) > (${cursor.xid}::xid8, ${cursor.row}, ${cursor.ordinal})
-    ORDER BY e.xid, e.row, e.ordinal
+    ${itemsOfRows}
   `);
+  return eventsOf(toItems(rows)).filter((event) => event.position > cursor.position);
 }
 
 /**
@@ -150,13 +182,12 @@ export async function listOutboxEvents(
   db: CommonQueryMethods,
   filter: { walletId?: number } = {},
 ): Promise<readonly OutboxEvent[]> {
-  const ofWallet =
-    filter.walletId === undefined ? sql.fragment`` : sql.fragment`WHERE e.wallet_id = ${filter.walletId}`;
-  return db.any(sql.type(outboxEventSchema)`
+  const rows = await db.any(sql.type(itemRowSchema)`
     WITH rows AS (SELECT * FROM outbox)
-    SELECT ${eventColumns} FROM (${expandedEvents}) e ${ofWallet}
-    ORDER BY e.xid, e.row, e.ordinal
+    ${itemsOfRows}
   `);
+  const events = eventsOf(toItems(rows));
+  return filter.walletId === undefined ? events : events.filter((event) => event.walletId === filter.walletId);
 }
 
 /** Records that every event up to `event` is published. */
@@ -186,8 +217,7 @@ export async function addWebhookDeliveries(
   `);
 }
 
-const pendingDeliverySchema = outboxEventSchema.extend({ url: z.string(), secret: z.string() });
-export type PendingDelivery = z.infer<typeof pendingDeliverySchema>;
+export type PendingDelivery = OutboxEvent & { url: string; secret: string };
 
 /** A subscription's undelivered events, oldest first (the order they must arrive in). */
 export async function findPendingDeliveries(
@@ -195,21 +225,32 @@ export async function findPendingDeliveries(
   subscriptionId: number,
   limit: number,
 ): Promise<readonly PendingDelivery[]> {
-  return db.any(sql.type(pendingDeliverySchema)`
-    WITH due AS (
-      SELECT d.event_xid, d.event_row, d.event_ordinal
-      FROM webhook_event_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-      WHERE d.subscription_id = ${subscriptionId} AND d.delivered_at IS NULL AND s.active
-      ORDER BY d.event_xid, d.event_row, d.event_ordinal LIMIT ${limit}
-    ), rows AS (
-      SELECT * FROM outbox WHERE (xid, id) IN (SELECT event_xid, event_row FROM due)
-    )
-    SELECT ${eventColumns}, s.url, s.secret
-    FROM (${expandedEvents}) e
-    JOIN due ON (due.event_xid, due.event_row, due.event_ordinal) = (e.xid, e.row, e.ordinal)
-    JOIN webhook_subscriptions s ON s.id = ${subscriptionId}
-    ORDER BY e.xid, e.row, e.ordinal
+  const subscription = await db.maybeOne(sql.type(z.object({ url: z.string(), secret: z.string() }))`
+    SELECT url, secret FROM webhook_subscriptions WHERE id = ${subscriptionId} AND active
   `);
+  if (!subscription) return [];
+  const due = await db.any(sql.type(z.object({ position: z.string() }))`
+    SELECT lpad(event_xid::text, 20, '0') || '.' || lpad(event_row::text, 19, '0') || '.' || lpad(event_ordinal::text, 10, '0')
+             AS position
+    FROM webhook_event_deliveries
+    WHERE subscription_id = ${subscriptionId} AND delivered_at IS NULL
+    ORDER BY event_xid, event_row, event_ordinal LIMIT ${limit}
+  `);
+  if (due.length === 0) return [];
+  const rows = await db.any(sql.type(itemRowSchema)`
+    WITH rows AS (
+      SELECT * FROM outbox WHERE (xid, id) IN (
+        SELECT event_xid, event_row FROM webhook_event_deliveries
+        WHERE subscription_id = ${subscriptionId} AND delivered_at IS NULL
+        ORDER BY event_xid, event_row, event_ordinal LIMIT ${limit}
+      )
+    )
+    ${itemsOfRows}
+  `);
+  const wanted = new Set(due.map((delivery) => delivery.position));
+  return eventsOf(toItems(rows))
+    .filter((event) => wanted.has(event.position))
+    .map((event) => ({ ...event, ...subscription }));
 }
 
 function deliveryOf(subscriptionId: number, event: Pick<OutboxEvent, 'xid' | 'row' | 'ordinal'>) {
@@ -264,13 +305,14 @@ export async function readOutboxBacklog(
 /**
  * Forgets published outbox rows older than the retention, and their webhook deliveries, at most
  * `limit` rows per call; a row with an event still owed to an active subscriber is kept (a
- * removed subscription is owed nothing). Returns how many rows it deleted.
+ * removed subscription is owed nothing), and so is a row with labels (the label search's index).
+ * Returns how many rows it deleted.
  */
 export async function deleteOldEvents(db: CommonQueryMethods, retentionHours: number, limit: number): Promise<number> {
   return db.oneFirst(sql.type(z.object({ deleted: z.number() }))`
     WITH old AS (
       SELECT o.xid, o.id FROM outbox o, outbox_relay_cursor c
-      WHERE (o.xid, o.id) < (c.xid, c.id)
+      WHERE (o.xid, o.id) < (c.xid, c.id) AND o.labels IS NULL
         AND o.created < now() - make_interval(hours => ${retentionHours})
         AND NOT EXISTS (
           SELECT 1 FROM webhook_event_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id

@@ -2,6 +2,7 @@ import type { CommonQueryMethods } from 'slonik';
 import { NotFoundError, ValidationError } from '../domain/errors.js';
 import { toPage, type CursorKey, type Page } from './pagination.js';
 import {
+  findLabelledTransactions,
   findLedgerLayout,
   findLegacyTransactions,
   findPendingTransactions,
@@ -9,6 +10,7 @@ import {
   findTransactionByFingerprint,
   findWalletTransactions,
   type ListedTransaction,
+  type ReservationPosition,
   type TransactionRow,
   type TransactionStatus,
 } from './transaction-repository.js';
@@ -56,7 +58,8 @@ export async function listWalletTransactions(
 /**
  * Transactions of all wallets, newest first: by their time-ordered ids, then those reserved before
  * ids were time-ordered (migration 005) by seq, so a cursor is an id or, in the older part, a seq.
- * Pending ones (`status=pending`) are read through the pending markers, by seq.
+ * Pending ones (`status=pending`) are read through the pending markers, by seq; a label search
+ * through the outbox rows of the reservations, by their position.
  */
 export async function searchTransactions(
   db: CommonQueryMethods,
@@ -71,8 +74,18 @@ export async function searchTransactions(
     });
     return toPage(rows, page.limit, (row) => row.seq);
   }
+  if (Object.keys(page.labels).length > 0) {
+    const rows = await findLabelledTransactions(db, {
+      status: page.status,
+      labels: page.labels,
+      before: positionCursor(page.after),
+      limit,
+    });
+    return toPage(rows, page.limit, (row) => row.position);
+  }
   const layout = await findLedgerLayout(db);
   const filter = { status: page.status, labels: page.labels };
+  if (typeof page.after === 'string' && !UUID.test(page.after)) throw notOurCursor();
   const recent =
     typeof page.after === 'number'
       ? []
@@ -89,14 +102,26 @@ export async function searchTransactions(
   return toPage([...recent, ...legacy], page.limit, (row) => (legacyIds.has(row.id) ? row.seq : row.id));
 }
 
+const UUID = /^[0-9a-f]{8}-/;
+
+function notOurCursor(): ValidationError {
+  return new ValidationError('the query is invalid', [
+    { name: 'cursor', reason: 'is not a cursor this listing issued' },
+  ]);
+}
+
 /** A listing by seq takes only the cursors it issues. */
 function numericCursor(after: CursorKey | null): number | null {
-  if (typeof after === 'string') {
-    throw new ValidationError('the query is invalid', [
-      { name: 'cursor', reason: 'is not a cursor this listing issued' },
-    ]);
-  }
+  if (typeof after === 'string') throw notOurCursor();
   return after;
+}
+
+/** The label search's cursors name an outbox position, `xid.row.ordinal`. */
+function positionCursor(after: CursorKey | null): ReservationPosition | null {
+  if (after === null) return null;
+  const parts = typeof after === 'string' ? /^(\d+)\.(\d+)\.(\d+)$/.exec(after) : null;
+  if (!parts) throw notOurCursor();
+  return { xid: parts[1]!, row: Number(parts[2]), ordinal: Number(parts[3]) };
 }
 
 export async function searchWallets(db: CommonQueryMethods, page: PageRequest): Promise<Page<WalletRow>> {

@@ -11,10 +11,10 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-/** A sort key: a positive integer (an id or a seq), or a UUID (a transaction id). */
+/** A sort key: a positive integer (an id or a seq), a UUID (a transaction id) or an outbox position. */
 export type CursorKey = number | string;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const STRING_KEY = /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d{1,20}\.\d{1,19}\.\d{1,10})$/;
 
 export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify({ k: key })).toString('base64url');
@@ -24,7 +24,7 @@ export function encodeCursor(key: CursorKey): string {
 export function decodeCursor(cursor: string): CursorKey | null {
   try {
     const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { k?: unknown };
-    if (typeof parsed.k === 'string') return UUID.test(parsed.k) ? parsed.k : null;
+    if (typeof parsed.k === 'string') return STRING_KEY.test(parsed.k) ? parsed.k : null;
     return typeof parsed.k === 'number' && Number.isSafeInteger(parsed.k) && parsed.k > 0 ? parsed.k : null;
   } catch {
     return null;

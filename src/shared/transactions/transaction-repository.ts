@@ -34,15 +34,18 @@ const transactionColumns = sql.fragment`
 /**
  * What every reserving statement writes besides the rows in its `reserved` CTE: a marker per wallet
  * (the seq range the worker reads its pending transactions from) and one outbox row naming the
- * reserved transactions in reservation order (the relay makes each a TransactionCreated event).
+ * reserved transactions in reservation order (the relay makes each a TransactionCreated event),
+ * with their distinct label sets, which the label search looks up.
  */
 const reservationBookkeeping = sql.fragment`
   marked AS (
     INSERT INTO pending_reservations (wallet_id, first_seq, last_seq)
     SELECT wallet_id, min(seq), max(seq) FROM reserved GROUP BY wallet_id
   ), announced AS (
-    INSERT INTO outbox (kind, transaction_ids)
-    SELECT 'transactions_reserved', array_agg(id ORDER BY seq) FROM reserved HAVING count(*) > 0
+    INSERT INTO outbox (kind, transaction_ids, labels)
+    SELECT 'transactions_reserved', array_agg(id ORDER BY seq),
+           jsonb_agg(DISTINCT labels) FILTER (WHERE labels <> '{}'::jsonb)
+    FROM reserved HAVING count(*) > 0
   )
 `;
 
@@ -214,6 +217,47 @@ export async function findRecentTransactions(
   `);
 }
 
+/** A place in the outbox's order: a reservation row (its xid and id) and a transaction's place in it. */
+export interface ReservationPosition {
+  xid: string;
+  row: number;
+  ordinal: number;
+}
+
+const labelledTransactionSchema = listedTransactionSchema.extend({ position: z.string() });
+export type LabelledTransaction = z.infer<typeof labelledTransactionSchema>;
+
+/**
+ * Transactions of all wallets having all the given labels, newest reservation first, through the
+ * outbox rows of their reservations: those whose label sets hold the labels (a GIN lookup when they
+ * are rare, a walk down the outbox's order when they are common), then each of their transactions.
+ */
+export async function findLabelledTransactions(
+  db: CommonQueryMethods,
+  filter: TransactionFilter & { before: ReservationPosition | null },
+): Promise<readonly LabelledTransaction[]> {
+  const before =
+    filter.before === null
+      ? null
+      : sql.fragment`(o.xid, o.id, x.ordinal) < (${filter.before.xid}::xid8, ${filter.before.row}, ${filter.before.ordinal})`;
+  const candidates = whereAll([
+    sql.fragment`o.labels IS NOT NULL AND o.labels @> ${sql.jsonb([filter.labels])}`,
+    before,
+  ]);
+  const where = whereAll(filterConditions(filter));
+  return db.any(sql.type(labelledTransactionSchema)`
+    SELECT ${listedColumns}, c.xid::text || '.' || c.row || '.' || c.ordinal AS position
+    FROM (
+      SELECT o.xid, o.id AS row, x.ordinal, x.id AS transaction_id
+      FROM outbox o CROSS JOIN LATERAL unnest(o.transaction_ids) WITH ORDINALITY AS x (id, ordinal)
+      ${candidates}
+    ) c
+    JOIN transactions ON transactions.id = c.transaction_id
+    ${where}
+    ORDER BY c.xid DESC, c.row DESC, c.ordinal DESC LIMIT ${filter.limit}
+  `);
+}
+
 /** Transactions reserved before migration 005 matching the filter, newest first, before `beforeSeq`. */
 export async function findLegacyTransactions(
   db: CommonQueryMethods,
@@ -300,7 +344,7 @@ export async function findWalletsWithStalePending(
 ): Promise<readonly number[]> {
   return db.anyFirst(sql.type(z.object({ walletId: z.number() }))`
     SELECT wallet_id AS "walletId" FROM pending_reservations
-    WHERE created < now() - make_interval(secs => ${olderThanMs / 1000})
+    WHERE wallet_id > 0 AND created < now() - make_interval(secs => ${olderThanMs / 1000})
     GROUP BY wallet_id
     ORDER BY wallet_id <= ${afterWalletId}, wallet_id
     LIMIT ${limit}
