@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+/** The `wallet` command line (db, api, worker, start, apikey); cli.ts loads it once the Node version is right. */
 import closeWithGrace from 'close-with-grace';
 import { Command } from 'commander';
 import { startApi } from './api/server.js';
