@@ -47,3 +47,19 @@ describe('empty settings', () => {
     expect(() => loadConfig({ [name]: 'lots' })).toThrow(new RegExp(name));
   });
 });
+
+describe('BODY_LIMIT', () => {
+  it.each([
+    [undefined, 16 * 1024],
+    ['16kb', 16 * 1024],
+    ['1MB', 1024 * 1024],
+    ['2048', 2048],
+    ['512 b', 512],
+  ])('When BODY_LIMIT is %s, then the limit is %i bytes', (given, bytes) => {
+    expect(loadConfig(given === undefined ? {} : { BODY_LIMIT: given }).BODY_LIMIT).toBe(bytes);
+  });
+
+  it.each(['16 kilobytes', '-1kb', '1.5mb'])('When BODY_LIMIT is %s, then the process refuses to start', (given) => {
+    expect(() => loadConfig({ BODY_LIMIT: given })).toThrow(/BODY_LIMIT/);
+  });
+});

@@ -10,6 +10,24 @@ const unsetIfBlank = (value: unknown) => (typeof value === 'string' && value.tri
 const integer = (fallback: number, min = 0) =>
   z.preprocess(unsetIfBlank, z.coerce.number().int().min(min).default(fallback));
 const positive = (fallback: number) => z.preprocess(unsetIfBlank, z.coerce.number().positive().default(fallback));
+const BYTE_UNITS = { b: 1, kb: 1024, mb: 1024 * 1024 } as const;
+/** `16kb`, `1mb` or a plain number of bytes (units of 1024, as express reads them) to a number of bytes. */
+const byteSize = (fallback: string) =>
+  z.preprocess(
+    unsetIfBlank,
+    z
+      .string()
+      .default(fallback)
+      .transform((text, context) => {
+        const match = /^(\d{1,10})\s*(b|kb|mb)?$/i.exec(text.trim());
+        if (!match) {
+          context.addIssue({ code: 'custom', message: 'must be a size such as 16kb, 1mb or 16384' });
+          return z.NEVER;
+        }
+        const unit = (match[2]?.toLowerCase() ?? 'b') as keyof typeof BYTE_UNITS;
+        return Number(match[1]) * BYTE_UNITS[unit];
+      }),
+  );
 
 /**
  * Every setting the service reads, parsed once from the environment.
@@ -36,7 +54,8 @@ export const configSchema = z.object({
   SWEEP_STALE_AFTER_MS: integer(10_000, 0),
   /** Longest `Prefer: wait=N` the API honours, in seconds. */
   MAX_PREFER_WAIT_S: integer(30, 0),
-  BODY_LIMIT: z.string().default('16kb'),
+  /** Largest request body, in bytes (given as `16kb`, `1mb` or a number). */
+  BODY_LIMIT: byteSize('16kb'),
   /** How often each worker's outbox relay looks for unpublished events. */
   RELAY_INTERVAL_MS: integer(200, 10),
   /** Longest the relay waits for Redis to take a batch before it abandons the pass (no transaction is open meanwhile). */
