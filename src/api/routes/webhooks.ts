@@ -14,6 +14,9 @@ import { validationProblemResponse } from '../schemas.js';
 export const createWebhookBody = z
   .object({
     url: storableText(2048)
+      // The URL parser drops tabs and line breaks silently, so a URL holding them would be stored
+      // (and later sent) as other text than the one that was checked.
+      .refine((url) => !/\p{Cc}/u.test(url), 'must not contain control characters (CR, LF, tab, ...)')
       .pipe(z.string().url())
       .refine((url) => /^https?:\/\//i.test(url), 'must be an http or https URL'),
     events: z
