@@ -1,3 +1,6 @@
+import { readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import type { Express } from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -170,5 +173,18 @@ describe('the reference page', () => {
   it('When an asset does not exist, then it is a 404, not a directory listing or a file outside the package', async () => {
     expect((await fetch(`${api.url}/docs/assets/`)).status).toBe(404);
     expect((await fetch(`${api.url}/docs/assets/..%2f..%2fpackage.json`)).status).toBe(404);
+  });
+
+  it('When any file of swagger-ui-dist the page does not load is asked for, then it is a 404', async () => {
+    const page = (await request(api.url, 'GET', '/docs', { apiKey: null })).text;
+    const loaded = [...page.matchAll(/(?:src|href)="(\/docs\/assets\/[^"]+)"/g)].map((match) => match[1]!);
+    expect(loaded.sort()).toEqual(
+      ['/docs/assets/favicon-32x32.png', '/docs/assets/swagger-ui-bundle.js', '/docs/assets/swagger-ui.css'].sort(),
+    );
+    for (const asset of loaded) expect((await fetch(api.url + asset)).status, asset).toBe(200);
+    const shipped = readdirSync(path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json')));
+    const others = shipped.filter((file) => !loaded.includes(`/docs/assets/${file}`));
+    expect(others).toEqual(expect.arrayContaining(['package.json', 'swagger-ui-bundle.js.map', 'index.html']));
+    for (const file of others) expect((await fetch(`${api.url}/docs/assets/${file}`)).status, file).toBe(404);
   });
 });
