@@ -99,7 +99,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(noOptions);
   app.use(jsonBody(deps.config.BODY_LIMIT));
 
-  app.use(lookupRoutes(deps)); // before the wallet routes: /wallets/by-external-id is not a wallet id
+  app.use(lookupRoutes(deps));
   app.use(walletRoutes(deps));
   app.use(
     transactionRoutes({

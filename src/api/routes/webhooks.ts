@@ -4,12 +4,12 @@ import type { DatabasePool } from 'slonik';
 import { EVENT_TYPES } from '../../shared/events/cloud-events.js';
 import { listSubscriptions, type WebhookSubscription } from '../../shared/events/webhook-repository.js';
 import { subscribeWebhook, unsubscribeWebhook } from '../../shared/events/webhooks.js';
-import { idSchema, storableText } from '../../shared/domain/validation.js';
+import { storableText } from '../../shared/domain/validation.js';
 import { sendJson } from '../json-response.js';
 import { z } from '../openapi-zod.js';
 import { defineOperation, problemContent, registerOperations, route } from '../operation.js';
 import { parseRequest, requireJsonBody } from '../problem.js';
-import { validationProblemResponse } from '../schemas.js';
+import { pathId, validationProblemResponse } from '../schemas.js';
 
 export const createWebhookBody = z
   .object({
@@ -29,9 +29,7 @@ export const createWebhookBody = z
     example: { url: 'https://example.com/wallet-events', events: ['BalanceChanged', 'TransactionRejected'] },
   });
 
-const webhookParams = z.object({
-  id: idSchema.openapi({ param: { description: 'The subscription id.' }, example: '1' }),
-});
+const webhookParams = z.object({ id: pathId('The subscription id.') });
 
 const subscriptionFields = {
   id: z.number().int().positive().openapi({ example: 1 }),
