@@ -4,11 +4,14 @@ import { Command } from 'commander';
 import { startApi } from './api/server.js';
 import { SUPERVISED_ENV, runTogether } from './run-together.js';
 import { apiKeyCommand } from './apikey-cli.js';
-import { loadConfig, type Config } from './shared/infra/config.js';
+import { ConfigError, loadConfig, type Config } from './shared/infra/config.js';
+import { DependenciesUnreachableError, waitForDependencies, type Dependency } from './shared/infra/dependencies.js';
 import { createLogger, type Logger } from './shared/infra/logger.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from './shared/infra/migrate.js';
 import { shutdownTracing } from './shared/telemetry/tracing.js';
 import { startWorker } from './worker/worker.js';
+
+const BOTH: readonly Dependency[] = ['Postgres', 'Redis'];
 
 interface Closable {
   close(): Promise<void>;
@@ -51,9 +54,31 @@ function closeGracefully(parts: Closable[], config: Config, logger: Logger): () 
   return () => closer.close();
 }
 
-function run(name: string, action: (config: Config, logger: Logger) => Promise<Closable[] | void>) {
+/** A bad setting or a missing server: said in one line for people (stderr), no stack trace. */
+function failToStart(logger: Logger | null, error: ConfigError | DependenciesUnreachableError): never {
+  if (logger && error instanceof DependenciesUnreachableError) {
+    tryLog(() => logger.fatal({ unreachable: error.unreachable }, error.message));
+  }
+  process.stderr.write(`${error.message.replaceAll(/^/gm, 'wallet: ')}\n`);
+  process.exit(1);
+}
+
+function loadConfigOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) failToStart(null, error);
+    throw error;
+  }
+}
+
+function run(
+  name: string,
+  needs: readonly Dependency[],
+  action: (config: Config, logger: Logger) => Promise<Closable[] | void>,
+) {
   return async () => {
-    const config = loadConfig();
+    const config = loadConfigOrExit();
     const logger = createLogger(config, name);
     // Started by `wallet start`: if that process dies (even by SIGKILL, even while this one is
     // still starting), stop rather than linger unsupervised.
@@ -64,9 +89,11 @@ function run(name: string, action: (config: Config, logger: Logger) => Promise<C
       else onParentGone();
     }
     try {
+      await waitForDependencies(config, needs, config.STARTUP_TIMEOUT_MS);
       const parts = await action(config, logger);
       if (parts) close = closeGracefully(parts, config, logger);
     } catch (error) {
+      if (error instanceof DependenciesUnreachableError) failToStart(logger, error);
       logger.fatal({ err: error }, `${name} failed`);
       process.exit(1);
     }
@@ -88,7 +115,7 @@ program
     if (!options.initdb && !options.dropdb && action !== 'migrate') {
       program.error('db: give --initdb, --dropdb or migrate');
     }
-    await run('db', async (config, logger) => {
+    await run('db', ['Postgres'], async (config, logger) => {
       if (options.dropdb) {
         await dropDatabase(config.DATABASE_URL);
         logger.info('database dropped');
@@ -106,7 +133,7 @@ program
   .description('serve the HTTP API')
   .option('--migrate', 'create and migrate the database first')
   .action((options: { migrate?: boolean }) =>
-    run('api', async (config, logger) => {
+    run('api', BOTH, async (config, logger) => {
       if (options.migrate) await prepareDatabase(config, logger);
       return [await startApi(config, logger)];
     })(),
@@ -115,13 +142,13 @@ program
 program
   .command('worker')
   .description('apply pending transactions from the queue')
-  .action(run('worker', async (config, logger) => [await startWorker(config, logger)]));
+  .action(run('worker', BOTH, async (config, logger) => [await startWorker(config, logger)]));
 
 program
   .command('start')
   .description('migrate, then the API and one worker as two processes: the single-machine setup')
   .action(
-    run('wallet', async (config, logger) => {
+    run('wallet', BOTH, async (config, logger) => {
       await prepareDatabase(config, logger);
       process.exit(await runTogether(['worker', 'api'], logger, config.SHUTDOWN_TIMEOUT_MS));
     }),

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { maskUrl } from '../../src/shared/infra/dependencies.js';
 import { ConfigError, loadConfig } from '../../src/shared/infra/config.js';
 
 describe('loadConfig', () => {
@@ -61,5 +62,16 @@ describe('BODY_LIMIT', () => {
 
   it.each(['16 kilobytes', '-1kb', '1.5mb'])('When BODY_LIMIT is %s, then the process refuses to start', (given) => {
     expect(() => loadConfig({ BODY_LIMIT: given })).toThrow(/BODY_LIMIT/);
+  });
+});
+
+describe('masked URLs in messages', () => {
+  it.each([
+    ['postgres://postgres:s3cret@127.0.0.1:5432/wallet', 'postgres://postgres:***@127.0.0.1:5432/wallet'],
+    ['redis://:s3cret@127.0.0.1:6379', 'redis://:***@127.0.0.1:6379'],
+    ['postgres://postgres@127.0.0.1:5432/wallet', 'postgres://postgres@127.0.0.1:5432/wallet'],
+    ['not a url s3cret', '(not a URL)'],
+  ])('When the URL is %s, then the message shows %s', (url, shown) => {
+    expect(maskUrl(url)).toBe(shown);
   });
 });

@@ -80,6 +80,11 @@ export const configSchema = z.object({
   /** How old (since it was posted) a transaction may be and still be voided. */
   VOID_WINDOW_HOURS: positive(24),
   SHUTDOWN_TIMEOUT_MS: integer(25_000, 0),
+  /**
+   * How long a process waits at start for Postgres and Redis to answer before it exits naming the
+   * missing one (0: ask once). Once running, an outage is ridden out by retrying instead.
+   */
+  STARTUP_TIMEOUT_MS: integer(10_000, 0),
   /** Port of a worker's own HTTP server for /metrics, /healthz and /readyz (0: any free port). */
   METRICS_PORT: integer(9464),
   /**
