@@ -2,7 +2,8 @@
 import closeWithGrace from 'close-with-grace';
 import { Command } from 'commander';
 import { startApi } from './api/server.js';
-import { SUPERVISED_ENV, runTogether } from './run-together.js';
+import { SUPERVISED_ENV, runTogether, tellSupervisorReady } from './run-together.js';
+import { baseUrl, formatBanner, settleFirstKey } from './first-start.js';
 import { apiKeyCommand } from './apikey-cli.js';
 import { ConfigError, loadConfig, type Config } from './shared/infra/config.js';
 import { DependenciesUnreachableError, waitForDependencies, type Dependency } from './shared/infra/dependencies.js';
@@ -12,6 +13,9 @@ import { shutdownTracing } from './shared/telemetry/tracing.js';
 import { startWorker } from './worker/worker.js';
 
 const BOTH: readonly Dependency[] = ['Postgres', 'Redis'];
+
+/** A person is watching: the banner (and a first key) are for them. */
+const onTerminal = () => Boolean(process.stdout.isTTY);
 
 interface Closable {
   close(): Promise<void>;
@@ -135,14 +139,28 @@ program
   .action((options: { migrate?: boolean }) =>
     run('api', BOTH, async (config, logger) => {
       if (options.migrate) await prepareDatabase(config, logger);
-      return [await startApi(config, logger)];
+      // Under `start`, the parent settles the first key and prints the banner.
+      const alone = !process.env[SUPERVISED_ENV];
+      const keys = alone ? await settleFirstKey(config, logger, onTerminal()) : null;
+      const api = await startApi(config, logger);
+      tellSupervisorReady('api', api.port);
+      if (keys && onTerminal()) {
+        process.stdout.write(formatBanner({ apiUrl: baseUrl(config.HOST, api.port), workerOpsUrl: null, keys }));
+      }
+      return [api];
     })(),
   );
 
 program
   .command('worker')
   .description('apply pending transactions from the queue')
-  .action(run('worker', BOTH, async (config, logger) => [await startWorker(config, logger)]));
+  .action(
+    run('worker', BOTH, async (config, logger) => {
+      const worker = await startWorker(config, logger);
+      tellSupervisorReady('worker', worker.opsPort);
+      return [worker];
+    }),
+  );
 
 program
   .command('start')
@@ -150,7 +168,14 @@ program
   .action(
     run('wallet', BOTH, async (config, logger) => {
       await prepareDatabase(config, logger);
-      process.exit(await runTogether(['worker', 'api'], logger, config.SHUTDOWN_TIMEOUT_MS));
+      const keys = await settleFirstKey(config, logger, onTerminal());
+      const exitCode = await runTogether(['worker', 'api'], logger, config.SHUTDOWN_TIMEOUT_MS, (ports) => {
+        if (!onTerminal()) return;
+        const apiUrl = baseUrl(config.HOST, ports.api ?? config.PORT);
+        const workerOpsUrl = baseUrl(config.HOST, ports.worker ?? config.METRICS_PORT);
+        process.stdout.write(formatBanner({ apiUrl, workerOpsUrl, keys }));
+      });
+      process.exit(exitCode);
     }),
   );
 

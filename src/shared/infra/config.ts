@@ -94,6 +94,13 @@ export const configSchema = z.object({
   AUTH_DISABLED: z
     .preprocess(unsetIfBlank, z.enum(['true', 'false']).default('false'))
     .transform((value) => value === 'true'),
+  /**
+   * On a first start in a terminal, with no API key in the database, `start` (or `api`) creates
+   * one admin key and shows it once in its banner. Only the exact text `false` turns that off.
+   */
+  BOOTSTRAP_API_KEY: z
+    .preprocess(unsetIfBlank, z.enum(['true', 'false']).default('true'))
+    .transform((value) => value === 'true'),
   /** How long an API process trusts a key it verified; also the longest a revoked key keeps working. */
   API_KEY_CACHE_TTL_MS: integer(5_000, 0),
   /** Per API key: sustained requests per second (0 turns rate limiting off) and the burst above it. */
