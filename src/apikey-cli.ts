@@ -3,11 +3,13 @@ import { createApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from './share
 import { parseScopes, SCOPES, type Scope } from './shared/auth/api-keys.js';
 import { loadConfig } from './shared/infra/config.js';
 import { createDatabasePool, type DatabasePool } from './shared/infra/db.js';
+import { waitForDependencies } from './shared/infra/dependencies.js';
 
 /** `wallet apikey create|list|revoke`: API keys live in the database named by DATABASE_URL. */
 
 async function withPool<T>(work: (pool: DatabasePool) => Promise<T>): Promise<T> {
   const config = loadConfig();
+  await waitForDependencies(config, ['Postgres'], 0);
   const pool = await createDatabasePool({ ...config, DB_POOL_SIZE: 1 });
   try {
     return await work(pool);

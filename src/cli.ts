@@ -1,132 +1,14 @@
 #!/usr/bin/env node
-import closeWithGrace from 'close-with-grace';
-import { Command } from 'commander';
-import { startApi } from './api/server.js';
-import { SUPERVISED_ENV, runTogether } from './run-together.js';
-import { apiKeyCommand } from './apikey-cli.js';
-import { loadConfig, type Config } from './shared/infra/config.js';
-import { createLogger, type Logger } from './shared/infra/logger.js';
-import { createDatabaseIfMissing, dropDatabase, migrate } from './shared/infra/migrate.js';
-import { shutdownTracing } from './shared/telemetry/tracing.js';
-import { startWorker } from './worker/worker.js';
-
-interface Closable {
-  close(): Promise<void>;
-}
-
-async function prepareDatabase(config: Config, logger: Logger): Promise<void> {
-  const created = await createDatabaseIfMissing(config.DATABASE_URL);
-  const result = await migrate(config.DATABASE_URL);
-  logger.info({ created, applied: result.applied, alreadyApplied: result.alreadyApplied.length }, 'database ready');
-}
-
-/** Logging must not stop a shutdown: a closed stdout pipe throws EPIPE. */
-function tryLog(log: () => void): void {
-  try {
-    log();
-  } catch {
-    // nothing left to tell
-  }
-}
-
 /**
- * Runs until a signal (SIGTERM, SIGINT, ...) or a crash (uncaughtException, unhandledRejection),
- * then closes each part in reverse order through the same path, within the shutdown timeout.
- * A crash logs its reason and exits 1; a signal exits 0 once everything is closed.
+ * The `wallet` command's entry point. It first checks the Node version, importing nothing else:
+ * on an older Node the real CLI (commands.ts) would fail on its first import with an error that
+ * names neither Node nor a way out (`Promise.withResolvers is not a function`).
  */
-function closeGracefully(parts: Closable[], config: Config, logger: Logger): () => void {
-  const closer = closeWithGrace(
-    {
-      delay: config.SHUTDOWN_TIMEOUT_MS,
-      logger: { error: (message: unknown) => tryLog(() => logger.error({ detail: message }, 'shutdown')) },
-      onTimeout: () => tryLog(() => logger.error('shutdown timed out')),
-    },
-    async ({ signal, err }) => {
-      if (err) tryLog(() => logger.fatal({ err }, 'crashed; shutting down'));
-      else tryLog(() => logger.info({ signal }, 'shutting down'));
-      for (const part of [...parts].reverse()) await part.close();
-      await shutdownTracing(); // flush the last spans (a no-op when tracing is off)
-    },
-  );
-  return () => closer.close();
+import { isSupportedNode, unsupportedNodeMessage } from './node-version.js';
+
+if (!isSupportedNode(process.versions.node)) {
+  process.stderr.write(`${unsupportedNodeMessage(process.versions.node, process.argv.slice(2))}\n`);
+  process.exit(1);
 }
 
-function run(name: string, action: (config: Config, logger: Logger) => Promise<Closable[] | void>) {
-  return async () => {
-    const config = loadConfig();
-    const logger = createLogger(config, name);
-    // Started by `wallet start`: if that process dies (even by SIGKILL, even while this one is
-    // still starting), stop rather than linger unsupervised.
-    let close: (() => void) | null = null;
-    if (process.env[SUPERVISED_ENV] && process.send) {
-      const onParentGone = () => (close ? close() : process.exit(1));
-      if (process.connected) process.once('disconnect', onParentGone);
-      else onParentGone();
-    }
-    try {
-      const parts = await action(config, logger);
-      if (parts) close = closeGracefully(parts, config, logger);
-    } catch (error) {
-      logger.fatal({ err: error }, `${name} failed`);
-      process.exit(1);
-    }
-  };
-}
-
-const program = new Command()
-  .name('wallet')
-  .description('Queue-backed wallet transaction service')
-  .showHelpAfterError();
-
-program
-  .command('db')
-  .description('manage the database named by DATABASE_URL')
-  .option('--initdb', 'create the database if missing and apply all migrations')
-  .option('--dropdb', 'drop the database and everything in it')
-  .argument('[action]', '"migrate" applies migrations not yet applied')
-  .action(async (action: string | undefined, options: { initdb?: boolean; dropdb?: boolean }) => {
-    if (!options.initdb && !options.dropdb && action !== 'migrate') {
-      program.error('db: give --initdb, --dropdb or migrate');
-    }
-    await run('db', async (config, logger) => {
-      if (options.dropdb) {
-        await dropDatabase(config.DATABASE_URL);
-        logger.info('database dropped');
-      }
-      if (options.initdb) await prepareDatabase(config, logger);
-      if (action === 'migrate') {
-        const result = await migrate(config.DATABASE_URL);
-        logger.info({ applied: result.applied }, 'migrations applied');
-      }
-    })();
-  });
-
-program
-  .command('api')
-  .description('serve the HTTP API')
-  .option('--migrate', 'create and migrate the database first')
-  .action((options: { migrate?: boolean }) =>
-    run('api', async (config, logger) => {
-      if (options.migrate) await prepareDatabase(config, logger);
-      return [await startApi(config, logger)];
-    })(),
-  );
-
-program
-  .command('worker')
-  .description('apply pending transactions from the queue')
-  .action(run('worker', async (config, logger) => [await startWorker(config, logger)]));
-
-program
-  .command('start')
-  .description('migrate, then the API and one worker as two processes: the single-machine setup')
-  .action(
-    run('wallet', async (config, logger) => {
-      await prepareDatabase(config, logger);
-      process.exit(await runTogether(['worker', 'api'], logger, config.SHUTDOWN_TIMEOUT_MS));
-    }),
-  );
-
-program.addCommand(apiKeyCommand());
-
-await program.parseAsync();
+await import('./commands.js');

@@ -8,11 +8,14 @@
  * Instrumented: http (incoming and outgoing), express, pg and ioredis.
  */
 import { register } from 'node:module';
+import { isSupportedNode } from './node-version.js';
 import { registerTracingShutdown } from './shared/telemetry/tracing.js';
 
 const env = process.env;
 const exporter = env.OTEL_TRACES_EXPORTER?.trim();
+// On a Node the service does not support, load nothing: cli.js then says which Node is needed.
 const enabled =
+  isSupportedNode(process.versions.node) &&
   env.OTEL_SDK_DISABLED !== 'true' &&
   exporter !== 'none' &&
   Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || exporter);

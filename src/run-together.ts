@@ -6,10 +6,38 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from './shared/infra/logger.js';
 
-/** Set for the children: they stop by themselves if this process goes away (see cli.ts). */
+/** Set for the children: they stop by themselves if this process goes away (see commands.ts). */
 export const SUPERVISED_ENV = 'WALLET_SUPERVISED';
 
-export function runTogether(roles: readonly string[], logger: Logger, shutdownTimeoutMs: number): Promise<number> {
+/** What a child tells `start` over IPC once it is up: its role and the port it serves. */
+export interface ReadyMessage {
+  type: 'ready';
+  role: string;
+  port: number;
+}
+
+/** In a child of `start`: says it is up. Elsewhere: nothing. */
+export function tellSupervisorReady(role: string, port: number): void {
+  if (!process.env[SUPERVISED_ENV] || !process.send) return;
+  const message: ReadyMessage = { type: 'ready', role, port };
+  process.send(message);
+}
+
+function isReadyMessage(message: unknown): message is ReadyMessage {
+  return typeof message === 'object' && message !== null && (message as ReadyMessage).type === 'ready';
+}
+
+/**
+ * Runs `roles` as child processes until they end; resolves with the exit code for `start`.
+ * `onReady` is called once, with each role's port, when every child has said it is up.
+ */
+export function runTogether(
+  roles: readonly string[],
+  logger: Logger,
+  shutdownTimeoutMs: number,
+  onReady: (ports: Record<string, number>) => void = () => undefined,
+): Promise<number> {
+  const ports: Record<string, number> = {};
   return new Promise((resolve) => {
     let stopping = false;
     let exitCode = 0;
@@ -21,6 +49,11 @@ export function runTogether(roles: readonly string[], logger: Logger, shutdownTi
         // Own process group: a terminal's Ctrl-C reaches only us, and each child gets one SIGTERM.
         detached: true,
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      child.on('message', (message) => {
+        if (!isReadyMessage(message) || message.role in ports) return;
+        ports[message.role] = message.port;
+        if (!stopping && roles.every((name) => name in ports)) onReady({ ...ports });
       });
       child.once('exit', (code, signal) => {
         running -= 1;

@@ -55,11 +55,13 @@ export function createApp(deps: AppDeps): Express {
   // filters itself, so no parser builds nested objects (or prototypes) from a query string.
   app.set('query parser', 'simple');
   app.use(httpMetrics);
-  // Probes and scrapes (/healthz, /readyz, /metrics) come first: nothing below may refuse them.
-  app.use(opsRoutes(deps.health));
+  // Every answer carries a request id and the security headers, probes and scrapes included.
   app.use(requestId(deps.logger));
-  app.use(accessLog(deps.logger));
   app.use(securityHeaders());
+  // Probes and scrapes (/healthz, /readyz, /metrics) come next: nothing below may refuse them,
+  // and they stay out of the access log (one line every few seconds per prober says nothing).
+  app.use(opsRoutes(deps.health));
+  app.use(accessLog(deps.logger));
   // Open: the API's description (/openapi.json, /docs). Then every other path needs a key.
   app.use(docsRoutes());
   if (deps.config.AUTH_DISABLED) {
@@ -97,7 +99,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(noOptions);
   app.use(jsonBody(deps.config.BODY_LIMIT));
 
-  app.use(lookupRoutes(deps)); // before the wallet routes: /wallets/by-external-id is not a wallet id
+  app.use(lookupRoutes(deps));
   app.use(walletRoutes(deps));
   app.use(
     transactionRoutes({

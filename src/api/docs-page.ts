@@ -1,11 +1,17 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import express, { Router } from 'express';
+import { Router } from 'express';
 import helmet from 'helmet';
 import { openApiJson } from './openapi.js';
 
 /** swagger-ui's files, served from node_modules: the page needs nothing from the internet. */
 const SWAGGER_UI_DIR = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+
+/**
+ * The only files of swagger-ui-dist the page loads; the rest of the package (its package.json,
+ * source maps, other bundles and HTML pages) is not served.
+ */
+const ASSETS: readonly string[] = ['swagger-ui-bundle.js', 'swagger-ui.css', 'favicon-32x32.png'];
 
 const PAGE = `<!doctype html>
 <html lang="en">
@@ -61,11 +67,11 @@ export function docsRoutes(): Router {
     res.type('text/javascript').send(INIT);
   });
 
-  router.use(
-    '/docs/assets',
-    docsPolicy,
-    express.static(SWAGGER_UI_DIR, { index: false, maxAge: '1h', fallthrough: true, dotfiles: 'ignore' }),
-  );
+  for (const asset of ASSETS) {
+    router.get(`/docs/assets/${asset}`, docsPolicy, (_req, res, next) => {
+      res.sendFile(asset, { root: SWAGGER_UI_DIR, maxAge: '1h' }, (error?: Error) => error && next(error));
+    });
+  }
 
   return router;
 }

@@ -15,7 +15,9 @@ const pageQuery = z
       .regex(/^\d{1,3}$/, `must be an integer from 1 to ${MAX_PAGE_SIZE}`)
       .transform(Number)
       .pipe(z.number().min(1, `must be an integer from 1 to ${MAX_PAGE_SIZE}`).max(MAX_PAGE_SIZE))
-      .default(DEFAULT_PAGE_SIZE),
+      .default(DEFAULT_PAGE_SIZE)
+      // The query's text is read as above; the document shows the number it stands for.
+      .openapi({ type: 'integer', minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE }),
     cursor: z
       .string()
       .max(200)
@@ -25,7 +27,8 @@ const pageQuery = z
         return key ?? 0;
       })
       .optional(),
-    labels: labelsSchema.openapi({
+    // Always given by parseListQuery (an empty filter when the query has no label); optional to clients.
+    labels: labelsSchema.default({}).openapi({
       description: 'Only items having every given label: `labels[key]=value`, repeated for more labels.',
       param: { style: 'deepObject', explode: true },
       example: { reason: 'prize' },

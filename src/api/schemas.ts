@@ -9,6 +9,7 @@ import {
   MAX_LABELS,
   RESERVED_LABEL_KEYS,
   idSchema,
+  MAX_ID,
   transactionFingerprintSchema,
   transactionIdSchema,
 } from '../shared/domain/validation.js';
@@ -21,8 +22,9 @@ import { Decimal } from './json-response.js';
  */
 
 /** Documentation of the shared field rules (the rules themselves are in src/shared/domain/validation.ts). */
+const LABELS_DESCRIPTION = `String keys (1..255 characters; not ${RESERVED_LABEL_KEYS.join(', ')}) to string values (up to 1024 characters); at most ${MAX_LABELS}.`;
 const labels = labelsSchema.openapi({
-  description: `String keys (1..255 characters; not ${RESERVED_LABEL_KEYS.join(', ')}) to string values (up to 1024 characters); at most ${MAX_LABELS}.`,
+  description: LABELS_DESCRIPTION,
   maxProperties: MAX_LABELS,
   example: { couponId: '10004871', reason: 'prize' },
 });
@@ -38,14 +40,20 @@ const fingerprint = transactionFingerprintSchema.openapi({
   example: 'TX123A001',
 });
 
-/** Request shapes: unknown fields are refused, not ignored. */
+/**
+ * Request shapes: unknown fields are refused, not ignored. An optional field gets its default in
+ * a transform rather than through zod's `.default()`: the document then shows it optional with no
+ * `default` keyword, which generated clients (openapi-typescript) would read as "always present"
+ * and so make the caller send it.
+ */
 
 export const createWalletBody = z
   .object({
     externalId,
-    labels: labels.default({}),
+    labels: labels.optional().openapi({ description: `${LABELS_DESCRIPTION} None when left out.` }),
   })
   .strict()
+  .transform((body) => ({ ...body, labels: body.labels ?? {} }))
   .openapi('CreateWallet');
 
 export const createTransactionBody = z
@@ -56,10 +64,11 @@ export const createTransactionBody = z
       examples: [10.0, '-25.00'],
     }),
     fingerprint,
-    labels: labels.default({}),
-    description: descriptionSchema.nullable().default(null).openapi({ example: 'won ticket #10004870' }),
+    labels: labels.optional().openapi({ description: `${LABELS_DESCRIPTION} None when left out.` }),
+    description: descriptionSchema.nullable().optional().openapi({ example: 'won ticket #10004870' }),
   })
   .strict()
+  .transform((body) => ({ ...body, labels: body.labels ?? {}, description: body.description ?? null }))
   .openapi('CreateTransaction');
 
 export const voidTransactionBody = z
@@ -72,9 +81,16 @@ export const voidTransactionBody = z
   })
   .strict();
 
-export const walletParams = z.object({
-  id: idSchema.openapi({ param: { description: 'The wallet id (a positive integer).' }, example: '1' }),
-});
+/**
+ * A path id as the document shows it: an integer 1..2^53-1, so that a generated client passes the
+ * number a create returned. The server reads the path's text with `idSchema`, which accepts exactly
+ * the decimal spelling of such an integer and answers 400 to anything else.
+ */
+export function pathId(description: string) {
+  return idSchema.openapi({ type: 'integer', minimum: 1, maximum: MAX_ID, param: { description }, example: 1 });
+}
+
+export const walletParams = z.object({ id: pathId('The wallet id.') });
 export const transactionParams = walletParams.extend({
   txId: transactionIdSchema.openapi({
     param: { description: 'The transaction id (a UUID).' },

@@ -40,6 +40,9 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
     if (stopping) res.setHeader('Connection', 'close');
     void app(req, res);
   });
+  // `Expect: 100-continue`: the app says "continue" once it has checked the request (key, size),
+  // instead of Node saying it before the app has seen anything (middleware/json-body.ts).
+  server.on('checkContinue', (req, res) => server.emit('request', req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, () => resolve());

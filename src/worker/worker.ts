@@ -15,6 +15,8 @@ import { repeat } from './repeat.js';
 import { startOpsServer } from './ops-server.js';
 
 export interface RunningWorker {
+  /** The port of its ops server (/metrics, /healthz, /readyz). */
+  opsPort: number;
   /** Stops taking jobs, finishes the ones in flight, then closes connections. */
   close(): Promise<void>;
 }
@@ -106,6 +108,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   );
 
   return {
+    opsPort: ops.port,
     async close() {
       closing = true;
       await stopSweeper();

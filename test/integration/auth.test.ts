@@ -429,6 +429,30 @@ describe('headers', () => {
     else expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
   });
 
+  it.each(['/healthz', '/readyz', '/metrics'])(
+    'When %s is answered, then it carries X-Request-Id and the same security headers as any other answer',
+    async (path) => {
+      const other = await request(api.url, 'GET', `/wallets/${walletId}`);
+      const probe = await request(api.url, 'GET', path, { apiKey: null, headers: { 'x-request-id': 'probe-1' } });
+      expect(probe.status).toBe(200);
+      expect(probe.headers.get('x-request-id')).toBe('probe-1');
+      const securityHeaders = [
+        'content-security-policy',
+        'cross-origin-opener-policy',
+        'cross-origin-resource-policy',
+        'referrer-policy',
+        'strict-transport-security',
+        'x-content-type-options',
+        'x-frame-options',
+        'cache-control',
+      ];
+      for (const name of securityHeaders) {
+        expect(other.headers.get(name), name).not.toBeNull();
+        expect(probe.headers.get(name), `${path}: ${name}`).toBe(other.headers.get(name));
+      }
+    },
+  );
+
   it('When the request carries no id, then one is generated, also on a 401', async () => {
     const response = await request(api.url, 'GET', `/wallets/${walletId}`, { apiKey: null });
     expect(response.status).toBe(401);

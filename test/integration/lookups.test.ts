@@ -44,10 +44,10 @@ const get = (path: string) => request(api.url, 'GET', path);
 
 describe('lookups by the client’s own keys', () => {
   it('When a wallet is looked up by its externalId, then it is found (any characters, URL-encoded)', async () => {
-    const response = await get(`/wallets/by-external-id/${encodeURIComponent('user/123 ü')}`);
+    const response = await get(`/wallets-by-external-id/${encodeURIComponent('user/123 ü')}`);
     expect(response.status).toBe(200);
     expect(response.body).toMatchObject({ id: walletId, externalId: 'user/123 ü' });
-    expect((await get('/wallets/by-external-id/nobody')).status).toBe(404);
+    expect((await get('/wallets-by-external-id/nobody')).status).toBe(404);
   });
 
   it('When a transaction is looked up by fingerprint, then it is found whatever its status', async () => {
@@ -188,7 +188,7 @@ describe('malformed label filters', () => {
       expect(wallet.body.invalidParams).toEqual([
         { name: `labels.${key}`, reason: `the label key "${key}" is reserved` },
       ]);
-      expect((await get(`/wallets/by-external-id/reserved-${key}`)).status).toBe(404);
+      expect((await get(`/wallets-by-external-id/reserved-${key}`)).status).toBe(404);
 
       const fingerprint = `reserved-${key}`;
       const transaction = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {

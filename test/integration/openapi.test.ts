@@ -1,10 +1,15 @@
+import { readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
+import fc from 'fast-check';
 import type { Express } from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type AppDeps } from '../../src/api/app.js';
 import { isOpenPath } from '../../src/api/auth.js';
 import { buildOpenApiDocument } from '../../src/api/openapi.js';
 import { toOpenApiPath } from '../../src/api/operation.js';
+import { idSchema } from '../../src/shared/domain/validation.js';
 import { Redis } from '../../src/shared/infra/redis.js';
 import { ContractChecker } from '../support/contract.js';
 import { request } from '../support/http.js';
@@ -71,8 +76,7 @@ describe('the OpenAPI document', () => {
       health: {},
     } as unknown as AppDeps);
     const routed = expressRoutes(app)
-      .filter((route) => !isOpenPath(route.path) || route.path === '/openapi.json' || route.path === '/docs')
-      .filter((route) => !route.path.startsWith('/docs/'))
+      .filter((route) => !isOpenPath(route.path))
       .map((route) => `${route.method.toUpperCase()} ${toOpenApiPath(route.path)}`);
     const documented = operations.map(({ method, path }) => `${method.toUpperCase()} ${path}`);
     expect(routed.length).toBeGreaterThanOrEqual(7);
@@ -105,6 +109,47 @@ describe('the OpenAPI document', () => {
       }
     }
     expect(document.components.securitySchemes.apiKey).toMatchObject({ type: 'http', scheme: 'bearer' });
+  });
+
+  it('When a path carries a wallet or subscription id, then the document declares it an integer from 1 to 2^53-1, as the responses carry ids', () => {
+    const ids = operations.flatMap(({ method, path, operation }) =>
+      (operation.parameters ?? [])
+        .filter((parameter: any) => parameter.in === 'path' && parameter.name === 'id')
+        .map((parameter: any) => ({ where: `${method} ${path}`, schema: parameter.schema })),
+    );
+    expect(ids.length).toBeGreaterThanOrEqual(8);
+    for (const { where, schema } of ids) {
+      expect(schema, where).toEqual({ type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, example: 1 });
+    }
+    expect(document.components.schemas.Wallet.properties.id).toMatchObject({ type: 'integer' });
+  });
+
+  it('When the server reads a path id, then it takes exactly the decimal spelling of the integers the document allows, and refuses every other text', () => {
+    const documented = (text: string) => {
+      const value = Number(text);
+      return Number.isInteger(value) && value >= 1 && value <= Number.MAX_SAFE_INTEGER && String(value) === text;
+    };
+    const texts = fc.oneof(
+      fc.integer({ min: -5, max: 1_000_000 }).map(String),
+      fc.bigInt({ min: 2n ** 53n - 5n, max: 2n ** 53n + 5n }).map(String),
+      fc.string({ maxLength: 20 }),
+      fc.constantFrom('01', '1.0', '1e3', '0x1f', ' 1', '1 ', '+1', '-0', '', '9007199254740991', '9007199254740992'),
+    );
+    fc.assert(
+      fc.property(texts, (text) => {
+        expect(idSchema.safeParse(text).success, JSON.stringify(text)).toBe(documented(text));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('When an operation is listed, then it documents at least one 4xx answer a client can act on', () => {
+    for (const { method, path, operation } of operations) {
+      expect(
+        Object.keys(operation.responses).filter((status) => /^4\d\d$/.test(status)),
+        `${method} ${path}`,
+      ).not.toEqual([]);
+    }
   });
 
   it('has examples for the request bodies and the main response shapes', () => {
@@ -170,5 +215,18 @@ describe('the reference page', () => {
   it('When an asset does not exist, then it is a 404, not a directory listing or a file outside the package', async () => {
     expect((await fetch(`${api.url}/docs/assets/`)).status).toBe(404);
     expect((await fetch(`${api.url}/docs/assets/..%2f..%2fpackage.json`)).status).toBe(404);
+  });
+
+  it('When any file of swagger-ui-dist the page does not load is asked for, then it is a 404', async () => {
+    const page = (await request(api.url, 'GET', '/docs', { apiKey: null })).text;
+    const loaded = [...page.matchAll(/(?:src|href)="(\/docs\/assets\/[^"]+)"/g)].map((match) => match[1]!);
+    expect(loaded.sort()).toEqual(
+      ['/docs/assets/favicon-32x32.png', '/docs/assets/swagger-ui-bundle.js', '/docs/assets/swagger-ui.css'].sort(),
+    );
+    for (const asset of loaded) expect((await fetch(api.url + asset)).status, asset).toBe(200);
+    const shipped = readdirSync(path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json')));
+    const others = shipped.filter((file) => !loaded.includes(`/docs/assets/${file}`));
+    expect(others).toEqual(expect.arrayContaining(['package.json', 'swagger-ui-bundle.js.map', 'index.html']));
+    for (const file of others) expect((await fetch(`${api.url}/docs/assets/${file}`)).status, file).toBe(404);
   });
 });

@@ -211,7 +211,7 @@ describe('unknown routes', () => {
 });
 
 describe('paths that cannot be decoded', () => {
-  it.each(['/wallets/%ZZ', '/wallets/by-external-id/%E0%A4', '/transactions/by-fingerprint/%ED%A0%80'])(
+  it.each(['/wallets/%ZZ', '/wallets-by-external-id/%E0%A4', '/transactions/by-fingerprint/%ED%A0%80'])(
     'When the path is %s, then it answers 400 problem+json, not 500',
     async (path) => {
       const response = await request(api.url, 'GET', path);

@@ -88,6 +88,22 @@ describe('registering a webhook', () => {
     expect(listed.body.items.map((item: { url: string }) => item.url)).not.toContain(url);
   });
 
+  it.each([
+    ['a CR LF and a header after it', 'https://hooks.example.com/x\r\nX-Injected: 1'],
+    ['a line feed in the host', 'https://hooks.exa\nmple.com/'],
+    ['a tab', 'https://hooks.example.com/a\tb'],
+    ['a DEL', 'https://hooks.example.com/\u007f'],
+    ['a C1 control (NEL)', 'https://hooks.example.com/\u0085'],
+  ])('When the URL holds %s, then it answers 400 naming url, and subscribes nothing', async (_, url) => {
+    const response = await request(api.url, 'POST', '/webhooks', { json: { url, events: ['WalletCreated'] } });
+    expect(response.status).toBe(400);
+    expect(response.body.invalidParams).toEqual([
+      { name: 'url', reason: expect.stringMatching(/must not contain control characters/) },
+    ]);
+    const listed = await request(api.url, 'GET', '/webhooks');
+    expect(listed.body.items).toEqual([]);
+  });
+
   it('When the URL names a public host, then it is subscribed', async () => {
     const response = await request(api.url, 'POST', '/webhooks', {
       json: { url: 'https://hooks.example.com/wallet', events: ['WalletCreated'] },

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { maskUrl } from '../../src/shared/infra/dependencies.js';
 import { ConfigError, loadConfig } from '../../src/shared/infra/config.js';
 
 describe('loadConfig', () => {
@@ -45,5 +46,32 @@ describe('empty settings', () => {
 
   it.each(numericOrBoolean)('When %s is not a number (or boolean), then the process refuses to start', (name) => {
     expect(() => loadConfig({ [name]: 'lots' })).toThrow(new RegExp(name));
+  });
+});
+
+describe('BODY_LIMIT', () => {
+  it.each([
+    [undefined, 16 * 1024],
+    ['16kb', 16 * 1024],
+    ['1MB', 1024 * 1024],
+    ['2048', 2048],
+    ['512 b', 512],
+  ])('When BODY_LIMIT is %s, then the limit is %i bytes', (given, bytes) => {
+    expect(loadConfig(given === undefined ? {} : { BODY_LIMIT: given }).BODY_LIMIT).toBe(bytes);
+  });
+
+  it.each(['16 kilobytes', '-1kb', '1.5mb'])('When BODY_LIMIT is %s, then the process refuses to start', (given) => {
+    expect(() => loadConfig({ BODY_LIMIT: given })).toThrow(/BODY_LIMIT/);
+  });
+});
+
+describe('masked URLs in messages', () => {
+  it.each([
+    ['postgres://postgres:s3cret@127.0.0.1:5432/wallet', 'postgres://postgres:***@127.0.0.1:5432/wallet'],
+    ['redis://:s3cret@127.0.0.1:6379', 'redis://:***@127.0.0.1:6379'],
+    ['postgres://postgres@127.0.0.1:5432/wallet', 'postgres://postgres@127.0.0.1:5432/wallet'],
+    ['not a url s3cret', '(not a URL)'],
+  ])('When the URL is %s, then the message shows %s', (url, shown) => {
+    expect(maskUrl(url)).toBe(shown);
   });
 });

@@ -51,9 +51,28 @@ export function parseJsonKeepingAmountText(text: string): unknown {
   return literal === undefined ? value : { ...value, amount: literal };
 }
 
+/**
+ * A request that announces a body over the limit is refused before a byte of it is read: 413 at
+ * once, and the connection closes (body-parser would read, and wait for, the whole body first, so
+ * a client could hold a connection open until the request timeout). A request that asked
+ * `Expect: 100-continue` is told to go on only here, once its size is known to be fine (see
+ * server.ts), so a well-behaved client never sends an oversized body at all.
+ */
+function refuseOversizedBody(limitBytes: number): RequestHandler {
+  return (req, res, next) => {
+    const length = Number(req.get('content-length'));
+    if (length > limitBytes) {
+      res.set('Connection', 'close');
+      return next(new BodyReadError(413, 'entity.too.large', `the body is ${length} bytes, over ${limitBytes}`));
+    }
+    if (req.get('expect')?.toLowerCase() === '100-continue') res.writeContinue();
+    next();
+  };
+}
+
 /** Reads `application/json` bodies (other types are left unread for the routes to refuse). */
-export function jsonBody(limit: string): RequestHandler[] {
-  const readBytes = express.raw({ type: 'application/json', limit, inflate: false });
+export function jsonBody(limitBytes: number): RequestHandler[] {
+  const readBytes = express.raw({ type: 'application/json', limit: limitBytes, inflate: false });
   const parse: RequestHandler = (req, _res, next) => {
     if (!Buffer.isBuffer(req.body)) return next();
     const charset = contentTypeCharset(req.get('content-type'));
@@ -79,5 +98,5 @@ export function jsonBody(limit: string): RequestHandler[] {
     }
     next();
   };
-  return [readBytes, parse];
+  return [refuseOversizedBody(limitBytes), readBytes, parse];
 }

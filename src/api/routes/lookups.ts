@@ -45,7 +45,9 @@ export const lookupOperations = {
   getWalletByExternalId: defineOperation({
     operationId: 'getWalletByExternalId',
     method: 'get',
-    path: '/wallets/by-external-id/:externalId',
+    // Not under /wallets/: `/wallets/by-external-id/{externalId}` and `/wallets/{id}/balance` would
+    // both match `/wallets/by-external-id/balance`, an ambiguity generated routers and clients dislike.
+    path: '/wallets-by-external-id/:externalId',
     scope: 'wallets:read',
     tags: ['wallets'],
     summary: 'Find a wallet by its externalId',
@@ -117,7 +119,7 @@ function pageResponse<T, R>(page: Page<T>, toResponse: (item: T) => R) {
   return { items: page.items.map(toResponse), nextCursor: page.nextCursor };
 }
 
-/** Lookups by the client's own keys, listings and label searches. Registered before the wallet routes. */
+/** Lookups by the client's own keys, listings and label searches. */
 export function lookupRoutes(deps: { pool: DatabasePool }): Router {
   const router = Router();
 

@@ -4,16 +4,19 @@ import type { DatabasePool } from 'slonik';
 import { EVENT_TYPES } from '../../shared/events/cloud-events.js';
 import { listSubscriptions, type WebhookSubscription } from '../../shared/events/webhook-repository.js';
 import { subscribeWebhook, unsubscribeWebhook } from '../../shared/events/webhooks.js';
-import { idSchema, storableText } from '../../shared/domain/validation.js';
+import { storableText } from '../../shared/domain/validation.js';
 import { sendJson } from '../json-response.js';
 import { z } from '../openapi-zod.js';
 import { defineOperation, problemContent, registerOperations, route } from '../operation.js';
 import { parseRequest, requireJsonBody } from '../problem.js';
-import { validationProblemResponse } from '../schemas.js';
+import { pathId, validationProblemResponse } from '../schemas.js';
 
 export const createWebhookBody = z
   .object({
     url: storableText(2048)
+      // The URL parser drops tabs and line breaks silently, so a URL holding them would be stored
+      // (and later sent) as other text than the one that was checked.
+      .refine((url) => !/\p{Cc}/u.test(url), 'must not contain control characters (CR, LF, tab, ...)')
       .pipe(z.string().url())
       .refine((url) => /^https?:\/\//i.test(url), 'must be an http or https URL'),
     events: z
@@ -26,9 +29,7 @@ export const createWebhookBody = z
     example: { url: 'https://example.com/wallet-events', events: ['BalanceChanged', 'TransactionRejected'] },
   });
 
-const webhookParams = z.object({
-  id: idSchema.openapi({ param: { description: 'The subscription id.' }, example: '1' }),
-});
+const webhookParams = z.object({ id: pathId('The subscription id.') });
 
 const subscriptionFields = {
   id: z.number().int().positive().openapi({ example: 1 }),

@@ -1,4 +1,4 @@
-import { sql, type CommonQueryMethods } from 'slonik';
+import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { generateApiKey, type Scope } from './api-keys.js';
 
@@ -33,6 +33,30 @@ export async function createApiKey(
     RETURNING ${columns}
   `);
   return { row, key: generated.key };
+}
+
+/** True once any key was ever created, revoked ones included. */
+export async function anyApiKeyExists(db: CommonQueryMethods): Promise<boolean> {
+  return db.oneFirst(sql.type(z.object({ exists: z.boolean() }))`SELECT EXISTS (SELECT 1 FROM api_keys) AS exists`);
+}
+
+// Any constant works; it only has to be the same for every process that creates a first key.
+const FIRST_KEY_LOCK = 7_312_604_119;
+
+/**
+ * Creates a key only if the table holds none at all (revoked ones count: an operator who revoked
+ * every key does not want a new one made behind their back). Two processes starting at once
+ * create one key between them: the check and the insert run under one transaction-scoped lock.
+ */
+export async function createFirstApiKey(
+  pool: DatabasePool,
+  input: { name: string; scopes: readonly Scope[] },
+): Promise<CreatedApiKey | null> {
+  return pool.transaction(async (tx) => {
+    await tx.query(sql.unsafe`SELECT pg_advisory_xact_lock(${FIRST_KEY_LOCK})`);
+    if (await anyApiKeyExists(tx)) return null;
+    return createApiKey(tx, input);
+  });
 }
 
 export async function listApiKeys(db: CommonQueryMethods): Promise<readonly ApiKeyRow[]> {

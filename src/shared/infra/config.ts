@@ -10,6 +10,24 @@ const unsetIfBlank = (value: unknown) => (typeof value === 'string' && value.tri
 const integer = (fallback: number, min = 0) =>
   z.preprocess(unsetIfBlank, z.coerce.number().int().min(min).default(fallback));
 const positive = (fallback: number) => z.preprocess(unsetIfBlank, z.coerce.number().positive().default(fallback));
+const BYTE_UNITS = { b: 1, kb: 1024, mb: 1024 * 1024 } as const;
+/** `16kb`, `1mb` or a plain number of bytes (units of 1024, as express reads them) to a number of bytes. */
+const byteSize = (fallback: string) =>
+  z.preprocess(
+    unsetIfBlank,
+    z
+      .string()
+      .default(fallback)
+      .transform((text, context) => {
+        const match = /^(\d{1,10})\s*(b|kb|mb)?$/i.exec(text.trim());
+        if (!match) {
+          context.addIssue({ code: 'custom', message: 'must be a size such as 16kb, 1mb or 16384' });
+          return z.NEVER;
+        }
+        const unit = (match[2]?.toLowerCase() ?? 'b') as keyof typeof BYTE_UNITS;
+        return Number(match[1]) * BYTE_UNITS[unit];
+      }),
+  );
 
 /**
  * Every setting the service reads, parsed once from the environment.
@@ -36,7 +54,8 @@ export const configSchema = z.object({
   SWEEP_STALE_AFTER_MS: integer(10_000, 0),
   /** Longest `Prefer: wait=N` the API honours, in seconds. */
   MAX_PREFER_WAIT_S: integer(30, 0),
-  BODY_LIMIT: z.string().default('16kb'),
+  /** Largest request body, in bytes (given as `16kb`, `1mb` or a number). */
+  BODY_LIMIT: byteSize('16kb'),
   /** How often each worker's outbox relay looks for unpublished events. */
   RELAY_INTERVAL_MS: integer(200, 10),
   /** Longest the relay waits for Redis to take a batch before it abandons the pass (no transaction is open meanwhile). */
@@ -61,6 +80,11 @@ export const configSchema = z.object({
   /** How old (since it was posted) a transaction may be and still be voided. */
   VOID_WINDOW_HOURS: positive(24),
   SHUTDOWN_TIMEOUT_MS: integer(25_000, 0),
+  /**
+   * How long a process waits at start for Postgres and Redis to answer before it exits naming the
+   * missing one (0: ask once). Once running, an outage is ridden out by retrying instead.
+   */
+  STARTUP_TIMEOUT_MS: integer(10_000, 0),
   /** Port of a worker's own HTTP server for /metrics, /healthz and /readyz (0: any free port). */
   METRICS_PORT: integer(9464),
   /**
@@ -69,6 +93,13 @@ export const configSchema = z.object({
    */
   AUTH_DISABLED: z
     .preprocess(unsetIfBlank, z.enum(['true', 'false']).default('false'))
+    .transform((value) => value === 'true'),
+  /**
+   * On a first start in a terminal, with no API key in the database, `start` (or `api`) creates
+   * one admin key and shows it once in its banner. Only the exact text `false` turns that off.
+   */
+  BOOTSTRAP_API_KEY: z
+    .preprocess(unsetIfBlank, z.enum(['true', 'false']).default('true'))
     .transform((value) => value === 'true'),
   /** How long an API process trusts a key it verified; also the longest a revoked key keeps working. */
   API_KEY_CACHE_TTL_MS: integer(5_000, 0),
