@@ -154,3 +154,13 @@ export function formatCpu(usage: CpuUsage): string {
     `machine ${pct(usage.machineBusy)} of ${100 * availableParallelism()}%`,
   ].join(', ');
 }
+
+/** CPU seconds of `pids` between two snapshots (a process born meanwhile counts whole). */
+export function cpuSecondsOf(start: CpuSnapshot, end: CpuSnapshot, pids: Iterable<number>): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const after = end.processes.get(pid);
+    if (after) ticks += after.ticks - (start.processes.get(pid)?.ticks ?? 0);
+  }
+  return ticks / clockTicks;
+}

@@ -235,15 +235,20 @@ export async function checkLedger(db: pg.Client, design: Design = 'service'): Pr
 export async function postgresPids(
   db: pg.Client,
   database: string,
-): Promise<{ bench: number[]; background: number[] }> {
-  const result = await db.query<{ pid: number; datname: string | null; backend_type: string }>(
-    'SELECT pid, datname, backend_type FROM pg_stat_activity',
-  );
+): Promise<{ bench: number[]; background: number[]; byApplication: Record<string, number[]> }> {
+  const result = await db.query<{
+    pid: number;
+    datname: string | null;
+    backend_type: string;
+    application_name: string;
+  }>('SELECT pid, datname, backend_type, application_name FROM pg_stat_activity');
+  const bench = result.rows.filter((row) => row.datname === database && row.backend_type === 'client backend');
+  const byApplication: Record<string, number[]> = {};
+  for (const row of bench) (byApplication[row.application_name || 'other'] ??= []).push(row.pid);
   return {
-    bench: result.rows
-      .filter((row) => row.datname === database && row.backend_type === 'client backend')
-      .map((row) => row.pid),
+    bench: bench.map((row) => row.pid),
     background: result.rows.filter((row) => row.backend_type !== 'client backend').map((row) => row.pid),
+    byApplication,
   };
 }
 
@@ -251,7 +256,7 @@ export async function postgresPids(
  * Steady state: gives every wallet `perWallet` applied deposits of 1.00 of history (refnos from 1,
  * wallets interleaved in time as live traffic is), written in bulk by SQL in the design's own
  * tables, then vacuums, analyzes and checkpoints, so that the measured window starts on settled
- * tables. The service's rows get time-ordered ids older than any it will make.
+ * tables. The service's rows get their journal rows too (its listings read them).
  */
 export async function preloadHistory(url: string, design: Design, perWallet: number): Promise<number> {
   const db = await connect(url);
@@ -277,16 +282,14 @@ const SERVICE_HISTORY = `
     SELECT w.id AS wallet_id, g.i, row_number() OVER (ORDER BY g.i, w.id) AS n
     FROM wallets w CROSS JOIN generate_series(1, $1::int) AS g (i)
   )
-  INSERT INTO transactions (id, wallet_id, amount, fingerprint, labels, status, refno, oldbalance, newbalance, created, finalized)
-  SELECT (lpad(to_hex((extract(epoch FROM now() - interval '2 days') * 1000)::bigint + n / 10), 12, '0')
-          || '7' || lpad(to_hex(n % 4096), 3, '0') || '8' || lpad(to_hex(n), 15, '0'))::uuid,
-         wallet_id, 1.00, 'p-' || n, '{"bench": "history"}', 'applied', i, i - 1, i,
+  INSERT INTO transactions (wallet_id, amount, fingerprint, labels, status, refno, oldbalance, newbalance, created, finalized)
+  SELECT wallet_id, 1.00, 'p-' || n, '{"bench": "history"}', 'applied', i, i - 1, i,
          now() - interval '2 days' + n * interval '100 microseconds', now() - interval '2 days' + n * interval '100 microseconds'
   FROM history ORDER BY n`;
 
 const SERVICE_HISTORY_LABELS = `
-  INSERT INTO outbox (kind, transaction_ids, labels, created)
-  SELECT 'label_index', array_agg(id ORDER BY seq), jsonb_agg(DISTINCT labels), min(created)
+  INSERT INTO outbox (kind, wallet_ids, seqs, labels, created)
+  SELECT 'journal', array_agg(wallet_id ORDER BY seq), array_agg(seq ORDER BY seq), jsonb_agg(DISTINCT labels), min(created)
   FROM transactions WHERE fingerprint LIKE 'p-%' GROUP BY seq / 32 ORDER BY seq / 32`;
 
 const REFERENCE_HISTORY = `

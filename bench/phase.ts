@@ -1,4 +1,4 @@
-import { cpuSnapshot, cpuUsage, type CpuUsage } from './cpu.js';
+import { cpuSecondsOf, cpuSnapshot, cpuUsage, type CpuUsage } from './cpu.js';
 import {
   checkLedger,
   connect,
@@ -92,6 +92,8 @@ export interface PhaseResult {
   cpu: { posting: CpuUsage; drain: CpuUsage };
   /** WAL the bench database's share of the server wrote from the first POST until all was final (and relayed). */
   wal: WalUsage;
+  /** CPU seconds of the bench database's Postgres backends over both windows, by application_name. */
+  postgresCpuByApplication: Record<string, number>;
 }
 
 function databaseName(url: string): string {
@@ -232,6 +234,20 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
       ledger,
       cpu: { posting: cpuUsage(cpuStart, cpuPosted, groups), drain: cpuUsage(cpuPosted, cpuEnd, groups) },
       wal: walUsage,
+      postgresCpuByApplication: Object.fromEntries(
+        [...new Set([...Object.keys(pgPids.byApplication), ...Object.keys(pgPidsAfter.byApplication)])].map((name) => [
+          name,
+          cpuSecondsOf(
+            cpuStart,
+            cpuEnd,
+            new Set(
+              [...(pgPids.byApplication[name] ?? []), ...(pgPidsAfter.byApplication[name] ?? [])].filter(
+                (pid) => !ownPids.has(pid),
+              ),
+            ),
+          ),
+        ]),
+      ),
     };
   } finally {
     client.close();

@@ -95,6 +95,9 @@ export function describePhase(phase: PhaseResult): string {
     `  outcome: ${outcome.applied} applied, ${outcome.rejected} rejected, ${outcome.pending} pending; must-reject not rejected: ${outcome.mustRejectNotRejected}`,
     `  ledger ${ledger.ok ? 'OK' : 'BROKEN'}: ${ledger.wallets} wallets, balance mismatches ${ledger.balanceMismatch}, negative ${ledger.negativeBalance}, refno gaps ${ledger.refnoGaps}, bad rows ${ledger.badRows}, broken chain ${ledger.brokenChain}; applied out of seq order (concurrent POSTs, informational) ${ledger.outOfSeqOrder}`,
     `  WAL per transaction: ${round(phase.wal.bytes / phase.count)} bytes (${round(phase.wal.fpiBytes / phase.count)} of full-page images), ${round(phase.wal.records / phase.count, 1)} records, ${round(phase.wal.commits / phase.count, 3)} commits, ${round(phase.wal.indexEntries / phase.count, 2)} index entries${phase.history > 0 ? `; tables held ${phase.history.toLocaleString('en')} transactions before, checkpoint halfway` : ''}`,
+    `  Postgres CPU per transaction by client: ${Object.entries(phase.postgresCpuByApplication)
+      .map(([name, seconds]) => `${name} ${round((seconds * 1000) / phase.count, 3)} ms`)
+      .join(', ')}`,
     `  cpu while posting (${round(phase.cpu.posting.wallSeconds, 2)} s): ${formatCpu(phase.cpu.posting)}`,
     `  cpu while draining (${round(phase.cpu.drain.wallSeconds, 2)} s): ${formatCpu(phase.cpu.drain)}`,
   );

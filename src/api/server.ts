@@ -20,7 +20,7 @@ export interface RunningApi {
 }
 
 export async function startApi(config: Config, logger: Logger): Promise<RunningApi> {
-  const pool = await createDatabasePool(config);
+  const pool = await createDatabasePool(config, 'wallet-api');
   const redis = createFailFastRedis(config, 'wallet-api', logger);
   const subscriber = createRedis(config, 'wallet-api-finalized', logger);
   const queue = createApplyQueue(redis, config.QUEUE_PREFIX);

@@ -22,7 +22,7 @@ export interface RunningWorker {
 }
 
 export async function startWorker(config: Config, logger: Logger): Promise<RunningWorker> {
-  const pool = await createDatabasePool(config);
+  const pool = await createDatabasePool(config, 'wallet-worker');
   const redis = createRedis(config, 'wallet-worker', logger);
   const queue = createApplyQueue(redis, config.QUEUE_PREFIX);
   const jobsConnection = createRedis(config, 'wallet-worker-jobs', logger);

@@ -95,6 +95,7 @@ describe('applyPendingTransactions', () => {
         outcomes: [
           { id: pending[0]!.id, status: 'applied', refno: 1, oldBalance: 0n, newBalance: BigInt(balance) * 100n },
         ],
+        seqs: [pending[0]!.seq],
         coveredMarkers: markers.map((marker) => marker.firstSeq),
       };
     };

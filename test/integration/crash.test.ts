@@ -301,11 +301,12 @@ describe('processes that crash', () => {
   ] as const)(
     'When the %s hits an uncaught %s, then it logs the reason, closes through the graceful shutdown and exits 1',
     async (role, kind, message) => {
-      const crashing = spawnService(env, role, { CRASH_AFTER_MS: '6000', CRASH_KIND: kind, METRICS_PORT: '0' }, [
+      const crashing = spawnService(env, role, { CRASH_KIND: kind, METRICS_PORT: '0' }, [
         path.join(ROOT, 'test/support/crash-later.ts'),
       ]);
       workers.push(crashing);
       await crashing.ready;
+      crashing.kill('SIGWINCH');
       expect(await waitForExit(crashing), crashing.output()).toEqual({ code: 1, signal: null });
       const lines = crashing
         .output()

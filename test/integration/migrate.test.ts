@@ -37,7 +37,6 @@ describe('migrations', () => {
       );
       expect(tables.rows.map((row) => row.name)).toEqual([
         'api_keys',
-        'ledger_layout',
         'outbox',
         'outbox_relay_cursor',
         'pending_reservations',

@@ -110,7 +110,7 @@ describe('trace shape with an in-memory exporter', () => {
       // The row carries the reserve span's context: the worker never saw the request otherwise.
       const stored = await env.pool.oneFirst(
         sql.type(z.object({ traceContext: z.string().nullable() }))`
-          SELECT trace_context AS "traceContext" FROM transactions WHERE id = ${id}
+          SELECT trace_context AS "traceContext" FROM transactions WHERE coalesce(id, transaction_id(wallet_id, seq)) = ${id}
         `,
       );
       expect(stored).toBe(`00-${traceId(reserve)}-${spanId(reserve)}-01`);

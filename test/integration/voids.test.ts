@@ -241,7 +241,8 @@ describe('POST /wallets/:id/transactions/:txId/void', () => {
   it('When the transaction is older than the void window, then the void answers 422 and reserves nothing', async () => {
     const { walletId, transactions } = await walletWith('6.00');
     await env.pool.query(
-      sql.unsafe`UPDATE transactions SET created = now() - interval '25 hours' WHERE id = ${transactions[0].id}`,
+      sql.unsafe`UPDATE transactions SET created = now() - interval '25 hours'
+          WHERE coalesce(id, transaction_id(wallet_id, seq)) = ${transactions[0].id}`,
     );
     const response = await voidOf(walletId, transactions[0].id);
     expect(response.status).toBe(422);

@@ -24,7 +24,8 @@ export async function reserveBehindTheQueue(
   if (age > 0) {
     await db.query(sql.unsafe`
       WITH moved AS (
-        UPDATE transactions SET created = created - make_interval(secs => ${age}) WHERE id = ${row.id} RETURNING wallet_id, seq
+        UPDATE transactions SET created = created - make_interval(secs => ${age})
+        WHERE wallet_id = ${walletId} AND fingerprint = ${row.fingerprint} RETURNING wallet_id, seq
       )
       UPDATE pending_reservations m SET created = m.created - make_interval(secs => ${age})
       FROM moved WHERE m.wallet_id = moved.wallet_id AND m.first_seq <= moved.seq AND moved.seq <= m.last_seq

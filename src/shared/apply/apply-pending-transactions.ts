@@ -210,6 +210,7 @@ export async function applyWalletBatches(
       balance: centsToDecimal(state.balance),
       lastRefno: state.lastRefno,
       outcomes,
+      seqs: pending.map((entry) => entry.seq),
       coveredMarkers: markers.filter((marker) => marker.lastSeq <= lastDecidedSeq).map((marker) => marker.firstSeq),
     };
     return [{ decision, pending }];

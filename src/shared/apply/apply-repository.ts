@@ -49,7 +49,7 @@ export async function readPendingWork(
   limitPerWallet: number,
 ): Promise<WalletPendingWork[]> {
   const ids = sql.array(walletIds, 'int8');
-  const work = await db.one(sql.type(pendingWorkSchema)`
+  const work = await db.one(sql.prepared('wallet_apply_read', pendingWorkSchema)`
     WITH wallet AS (
       SELECT id, balance::text AS balance, last_refno AS "lastRefno", version FROM wallets WHERE id = ANY(${ids})
     ), marker AS (
@@ -57,11 +57,13 @@ export async function readPendingWork(
       FROM pending_reservations WHERE wallet_id = ANY(${ids})
     ), pending AS (
       SELECT p.* FROM wallet w CROSS JOIN LATERAL (
-        SELECT t.id, t.wallet_id AS "walletId", t.seq, t.amount::text AS amount, t.voids,
+        SELECT coalesce(t.id, transaction_id(t.wallet_id, t.seq)) AS id, t.wallet_id AS "walletId", t.seq,
+               t.amount::text AS amount, t.voids,
                original.status = 'applied' AS "originalStillApplied", t.trace_context AS "traceContext",
                extract(epoch FROM clock_timestamp() - t.created)::float8 AS "ageSeconds"
         FROM transactions t
-        LEFT JOIN transactions original ON original.id = t.voids
+        LEFT JOIN transactions original
+          ON t.voids IS NOT NULL AND original.wallet_id = t.wallet_id AND original.seq = transaction_seq_of(t.voids)
         WHERE t.wallet_id = w.id AND t.status = 'pending'
           AND t.seq >= (SELECT min(m."firstSeq") FROM marker m WHERE m."walletId" = w.id)
         ORDER BY t.seq LIMIT ${limitPerWallet}
@@ -91,6 +93,8 @@ export interface WalletDecision {
   lastRefno: number;
   /** In the order decided; events follow this order. */
   outcomes: readonly Outcome[];
+  /** The seq of each outcome's transaction (its key with the wallet id). */
+  seqs: readonly number[];
   /** First seqs of the wallet's markers whose transactions this batch decides to the last. */
   coveredMarkers: readonly number[];
 }
@@ -113,11 +117,13 @@ export async function writeDecisions(
   const expected = [...decisions]
     .sort((a, b) => a.walletId - b.walletId)
     .map((decision) => [decision.walletId, decision.expectedVersion, decision.balance, decision.lastRefno]);
-  const outcomes = decisions.flatMap((decision) => decision.outcomes.map((outcome) => ({ decision, outcome })));
-  const outcomeTuples = outcomes.map(({ decision, outcome }, ordinal) =>
+  const outcomes = decisions.flatMap((decision) =>
+    decision.outcomes.map((outcome, index) => ({ decision, outcome, seq: decision.seqs[index]! })),
+  );
+  const outcomeTuples = outcomes.map(({ decision, outcome, seq }, ordinal) =>
     outcome.status === 'applied'
       ? [
-          outcome.id,
+          seq,
           decision.walletId,
           ordinal,
           'applied',
@@ -128,7 +134,7 @@ export async function writeDecisions(
           null,
         ]
       : [
-          outcome.id,
+          seq,
           decision.walletId,
           ordinal,
           'rejected',
@@ -143,7 +149,10 @@ export async function writeDecisions(
     decision.coveredMarkers.map((firstSeq) => [decision.walletId, firstSeq, false]),
   );
   const markerTuples = [...covered, ...staleMarkers.map((marker) => [marker.walletId, marker.firstSeq, true])];
-  const result = await db.one(sql.type(z.object({ won: z.array(z.number()), consistent: z.boolean() }))`
+  const result = await db.one(sql.prepared(
+    'wallet_apply_write',
+    z.object({ won: z.array(z.number()), consistent: z.boolean() }),
+  )`
     WITH expected AS (
       SELECT * FROM ${sql.unnest(expected, ['int8', 'int8', 'numeric', 'int8'])} AS e (id, version, balance, last_refno)
     ), locked AS MATERIALIZED (
@@ -154,8 +163,8 @@ export async function writeDecisions(
       WHERE w.id = e.id AND w.version = e.version AND w.id IN (SELECT id FROM locked)
       RETURNING w.id
     ), outcome AS (
-      SELECT * FROM ${sql.unnest(outcomeTuples, ['uuid', 'int8', 'int4', 'text', 'text', 'int8', 'numeric', 'numeric', 'int8'])}
-        AS o (id, wallet_id, ordinal, status, reason, refno, oldbalance, newbalance, after_refno)
+      SELECT * FROM ${sql.unnest(outcomeTuples, ['int8', 'int8', 'int4', 'text', 'text', 'int8', 'numeric', 'numeric', 'int8'])}
+        AS o (seq, wallet_id, ordinal, status, reason, refno, oldbalance, newbalance, after_refno)
       WHERE o.wallet_id IN (SELECT id FROM won)
     ), recorded AS (
       UPDATE transactions t
@@ -163,21 +172,23 @@ export async function writeDecisions(
           newbalance = o.newbalance, after_refno = o.after_refno, finalized = now(),
           void_key = CASE WHEN o.status = 'rejected' THEN NULL ELSE t.void_key END
       FROM outcome o
-      WHERE t.id = o.id AND t.status = 'pending'
-      RETURNING t.id, t.voids, t.status
+      WHERE t.wallet_id = o.wallet_id AND t.seq = o.seq AND t.status = 'pending'
+      RETURNING t.wallet_id, coalesce(t.id, transaction_id(t.wallet_id, t.seq)) AS id, t.voids, t.status
     ), voided AS (
       UPDATE transactions t SET status = 'voided', voided_by = r.id
       FROM recorded r
-      WHERE r.voids IS NOT NULL AND r.status = 'applied' AND t.id = r.voids AND t.status = 'applied'
-      RETURNING t.id
+      WHERE r.voids IS NOT NULL AND r.status = 'applied'
+        AND t.wallet_id = r.wallet_id AND t.seq = transaction_seq_of(r.voids) AND t.status = 'applied'
+      RETURNING t.seq
     ), covered AS (
       DELETE FROM pending_reservations m
       USING ${sql.unnest(markerTuples, ['int8', 'int8', 'bool'])} AS k (wallet_id, first_seq, stale)
       WHERE m.wallet_id = k.wallet_id AND m.first_seq = k.first_seq
         AND (k.stale OR k.wallet_id IN (SELECT id FROM won))
     ), announced AS (
-      INSERT INTO outbox (kind, transaction_ids)
-      SELECT 'transactions_decided', array_agg(o.id ORDER BY o.ordinal) FROM outcome o HAVING count(*) > 0
+      INSERT INTO outbox (kind, wallet_ids, seqs)
+      SELECT 'transactions_decided', array_agg(o.wallet_id ORDER BY o.ordinal), array_agg(o.seq ORDER BY o.ordinal)
+      FROM outcome o HAVING count(*) > 0
     )
     SELECT coalesce((SELECT array_agg(id) FROM won), '{}') AS won,
       CASE WHEN (SELECT count(*) FROM recorded) = (SELECT count(*) FROM outcome)

@@ -5,20 +5,13 @@ import { z } from 'zod';
  * The pending markers (`pending_reservations`) live in an UNLOGGED table: they cost no WAL, and
  * Postgres empties the table after a crash or on a promoted replica. The row of wallet 0 says that
  * the markers are complete; when it is missing, `ensurePendingMarkers` rebuilds every marker from
- * the transactions themselves, looking only where a pending one can be (reserved since the floor,
- * or before migration 005 while such rows were pending), and puts the sentinel back.
+ * the journal (the outbox rows of reservations) written since the floor, the only place a pending
+ * transaction can have been reserved, and puts the sentinel back.
  */
 
 // Two-key advisory locks: the one-key space is the wallets'. See outbox-repository.ts.
 const LOCK_SPACE = 0x57_41_4c; // "WAL"
 const MARKER_REBUILD_LOCK = 3;
-
-/**
- * How far behind the oldest marker the floor stays: a reservation whose statement began earlier
- * may still commit (statements time out after 60 s), and ids come from the API hosts' clocks.
- */
-const FLOOR_MARGIN = sql.fragment`interval '2 minutes'`;
-const ID_CLOCK_MARGIN = sql.fragment`interval '10 minutes'`;
 
 export interface MarkerCheck {
   /** The markers had been lost and were rebuilt by this call. */
@@ -34,16 +27,15 @@ export async function ensurePendingMarkers(pool: DatabasePool): Promise<MarkerCh
     // Another worker may have rebuilt them while this one waited for the lock.
     if (await markersAreComplete(tx)) return { rebuilt: false, restored: 0 };
     const restored = await tx.oneFirst(sql.type(z.object({ restored: z.number() }))`
-      WITH floor AS (
-        SELECT f.legacy_pending, l.legacy_max_seq,
-               (lpad(to_hex((extract(epoch FROM f.reserved_since - ${ID_CLOCK_MARGIN}) * 1000)::bigint), 12, '0')
-                 || '70008000000000000000')::uuid AS id_floor
-        FROM pending_reservations_floor f, ledger_layout l
+      WITH reserved AS (
+        SELECT o.xid, x.wallet_id, x.seq
+        FROM outbox o CROSS JOIN LATERAL unnest(o.wallet_ids, o.seqs) AS x (wallet_id, seq)
+        WHERE o.kind IN ('transactions_reserved', 'journal') AND o.xid >= (SELECT xid FROM pending_reservations_floor)
       ), restored AS (
-        INSERT INTO pending_reservations (wallet_id, first_seq, last_seq, created)
-        SELECT t.wallet_id, min(t.seq), max(t.seq), min(t.created)
-        FROM transactions t, floor f
-        WHERE t.status = 'pending' AND (t.id >= f.id_floor OR (f.legacy_pending AND t.seq <= f.legacy_max_seq))
+        INSERT INTO pending_reservations (wallet_id, first_seq, last_seq, xid, created)
+        SELECT t.wallet_id, min(t.seq), max(t.seq), min(r.xid), min(t.created)
+        FROM reserved r JOIN transactions t USING (wallet_id, seq)
+        WHERE t.status = 'pending'
         GROUP BY t.wallet_id
         ON CONFLICT DO NOTHING
         RETURNING 1
@@ -64,23 +56,20 @@ async function markersAreComplete(db: CommonQueryMethods): Promise<boolean> {
 }
 
 /**
- * Moves the floor up to a little before the oldest marker (or now), never down, and only while
- * the markers are complete (otherwise they cannot say where the pending transactions are).
- * Once no transaction reserved before migration 005 is pending, a rebuild stops looking there.
+ * Moves the floor up to the reserving xid of the oldest marker, or, without markers, to the oldest
+ * database transaction still running (any later reservation gets a later xid), never down, and
+ * only while the markers are complete (otherwise they cannot say where the pending transactions are).
  */
 export async function advancePendingFloor(db: CommonQueryMethods): Promise<void> {
   await db.query(sql.unsafe`
     WITH complete AS (
-      SELECT coalesce((SELECT min(created) FROM pending_reservations WHERE wallet_id > 0), now()) - ${FLOOR_MARGIN} AS since
+      SELECT least(
+        (SELECT min(xid) FROM pending_reservations WHERE wallet_id > 0),
+        pg_snapshot_xmin(pg_current_snapshot())
+      ) AS xid
       WHERE EXISTS (SELECT 1 FROM pending_reservations WHERE wallet_id = 0)
     )
-    UPDATE pending_reservations_floor f
-    SET reserved_since = greatest(f.reserved_since, c.since),
-        legacy_pending = f.legacy_pending AND EXISTS (
-          SELECT 1 FROM transactions t, ledger_layout l WHERE t.seq <= l.legacy_max_seq AND t.status = 'pending'
-        )
-    FROM complete c
-    WHERE c.since > f.reserved_since OR f.legacy_pending
+    UPDATE pending_reservations_floor f SET xid = c.xid FROM complete c WHERE c.xid > f.xid
   `);
 }
 

@@ -7,7 +7,7 @@ import type { OutboxEvent } from './cloud-events.js';
  * from columns that never change once written, so an event reads the same whenever it is built.
  */
 export interface OutboxItem {
-  kind: 'wallet_created' | 'transactions_reserved' | 'transactions_decided' | 'legacy' | 'label_index';
+  kind: 'wallet_created' | 'transactions_reserved' | 'transactions_decided' | 'legacy' | 'journal';
   xid: string;
   row: number;
   /** The transaction's place in the row (1, 2, ...); null for rows that name no transactions. */

@@ -17,7 +17,7 @@ export interface RelayCursor {
 }
 
 const itemRowSchema = z.object({
-  kind: z.enum(['wallet_created', 'transactions_reserved', 'transactions_decided', 'legacy', 'label_index']),
+  kind: z.enum(['wallet_created', 'transactions_reserved', 'transactions_decided', 'legacy', 'journal']),
   xid: z.string(),
   row: z.number(),
   ordinal: z.number().nullable(),
@@ -57,15 +57,16 @@ const itemRowSchema = z.object({
 const itemsOfRows = sql.fragment`
   SELECT r.kind, r.xid::text AS xid, r.id AS row, x.ordinal::int AS ordinal, r.created AS "rowCreated",
          w.id AS "walletId", w.external_id AS "walletExternalId", w.labels AS "walletLabels", w.created AS "walletCreated",
-         t.id AS "transactionId", t.wallet_id AS "transactionWalletId", t.amount::text AS amount, t.fingerprint,
+         coalesce(t.id, transaction_id(t.wallet_id, t.seq)) AS "transactionId", t.wallet_id AS "transactionWalletId",
+         t.amount::text AS amount, t.fingerprint,
          t.labels, t.description, t.status, t.voids, t.created, t.refno, t.oldbalance::text AS oldbalance,
          t.newbalance::text AS newbalance, t.reason, t.finalized,
          r.legacy_id AS "legacyId", r.legacy_published AS "legacyPublished", r.event_id AS "legacyEventId",
          r.wallet_id AS "legacyWalletId", r.type AS "legacyType", r.subject AS "legacySubject",
          r.data::text AS "legacyData"
   FROM rows r
-  LEFT JOIN LATERAL unnest(r.transaction_ids) WITH ORDINALITY AS x (id, ordinal) ON true
-  LEFT JOIN transactions t ON t.id = x.id
+  LEFT JOIN LATERAL unnest(r.wallet_ids, r.seqs) WITH ORDINALITY AS x (wallet_id, seq, ordinal) ON true
+  LEFT JOIN transactions t ON t.wallet_id = x.wallet_id AND t.seq = x.seq
   LEFT JOIN wallets w ON r.kind = 'wallet_created' AND w.id = r.wallet_id
   ORDER BY r.xid, r.id, x.ordinal
 `;
@@ -157,13 +158,14 @@ export async function findEventsAfter(
   cursor: RelayCursor,
   limit: number,
 ): Promise<readonly OutboxEvent[]> {
-  const rows = await db.any(sql.type(itemRowSchema)`
+  const rows = await db.any(sql.prepared('wallet_relay_events', itemRowSchema)`
     WITH candidate AS (
-      SELECT o.*, coalesce(sum(coalesce(2 * cardinality(o.transaction_ids), 1)) OVER (
+      SELECT o.*, coalesce(sum(coalesce(2 * cardinality(o.seqs), 1)) OVER (
         ORDER BY o.xid, o.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS events_before
       FROM (
         SELECT * FROM outbox
         WHERE (xid, id) >= (${cursor.xid}::xid8, ${cursor.row}) AND xid < pg_snapshot_xmin(pg_current_snapshot())
+          AND kind <> 'journal'
         ORDER BY xid, id LIMIT ${limit}
       ) o
     ), rows AS (
@@ -295,7 +297,7 @@ export async function readOutboxBacklog(
   db: CommonQueryMethods,
 ): Promise<{ backlog: number; oldestAgeSeconds: number }> {
   return db.one(sql.type(z.object({ backlog: z.number(), oldestAgeSeconds: z.number() }))`
-    SELECT coalesce(sum(coalesce(cardinality(o.transaction_ids), 1)), 0)::int AS backlog,
+    SELECT coalesce(sum(coalesce(cardinality(o.seqs), 1)), 0)::int AS backlog,
            coalesce(extract(epoch FROM now() - min(o.created)), 0)::float8 AS "oldestAgeSeconds"
     FROM outbox o, outbox_relay_cursor c
     WHERE (o.xid, o.id) > (c.xid, c.id)
@@ -305,14 +307,14 @@ export async function readOutboxBacklog(
 /**
  * Forgets published outbox rows older than the retention, and their webhook deliveries, at most
  * `limit` rows per call; a row with an event still owed to an active subscriber is kept (a
- * removed subscription is owed nothing), and so is a row with labels (the label search's index).
+ * removed subscription is owed nothing), and so is a row of the journal (reservations: listings read it).
  * Returns how many rows it deleted.
  */
 export async function deleteOldEvents(db: CommonQueryMethods, retentionHours: number, limit: number): Promise<number> {
   return db.oneFirst(sql.type(z.object({ deleted: z.number() }))`
     WITH old AS (
       SELECT o.xid, o.id FROM outbox o, outbox_relay_cursor c
-      WHERE (o.xid, o.id) < (c.xid, c.id) AND o.labels IS NULL
+      WHERE (o.xid, o.id) < (c.xid, c.id) AND o.kind NOT IN ('transactions_reserved', 'journal')
         AND o.created < now() - make_interval(hours => ${retentionHours})
         AND NOT EXISTS (
           SELECT 1 FROM webhook_event_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id

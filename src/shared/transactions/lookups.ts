@@ -2,15 +2,12 @@ import type { CommonQueryMethods } from 'slonik';
 import { NotFoundError, ValidationError } from '../domain/errors.js';
 import { toPage, type CursorKey, type Page } from './pagination.js';
 import {
-  findLabelledTransactions,
-  findLedgerLayout,
-  findLegacyTransactions,
+  findJournalTransactions,
   findPendingTransactions,
-  findRecentTransactions,
   findTransactionByFingerprint,
   findWalletTransactions,
   type ListedTransaction,
-  type ReservationPosition,
+  type JournalPosition,
   type TransactionRow,
   type TransactionStatus,
 } from './transaction-repository.js';
@@ -56,10 +53,9 @@ export async function listWalletTransactions(
 }
 
 /**
- * Transactions of all wallets, newest first: by their time-ordered ids, then those reserved before
- * ids were time-ordered (migration 005) by seq, so a cursor is an id or, in the older part, a seq.
- * Pending ones (`status=pending`) are read through the pending markers, by seq; a label search
- * through the outbox rows of the reservations, by their position.
+ * Transactions of all wallets, newest reservation first, through the journal of reservations: a
+ * cursor names a place in it. Pending ones (`status=pending`) are read through the pending
+ * markers instead, by seq.
  */
 export async function searchTransactions(
   db: CommonQueryMethods,
@@ -74,35 +70,14 @@ export async function searchTransactions(
     });
     return toPage(rows, page.limit, (row) => row.seq);
   }
-  if (Object.keys(page.labels).length > 0) {
-    const rows = await findLabelledTransactions(db, {
-      status: page.status,
-      labels: page.labels,
-      before: positionCursor(page.after),
-      limit,
-    });
-    return toPage(rows, page.limit, (row) => row.position);
-  }
-  const layout = await findLedgerLayout(db);
-  const filter = { status: page.status, labels: page.labels };
-  if (typeof page.after === 'string' && !UUID.test(page.after)) throw notOurCursor();
-  const recent =
-    typeof page.after === 'number'
-      ? []
-      : await findRecentTransactions(db, layout, { ...filter, beforeId: page.after, limit });
-  const legacy =
-    recent.length < limit && layout.legacyMaxSeq > 0
-      ? await findLegacyTransactions(db, layout, {
-          ...filter,
-          beforeSeq: typeof page.after === 'number' ? page.after : null,
-          limit: limit - recent.length,
-        })
-      : [];
-  const legacyIds = new Set(legacy.map((row) => row.id));
-  return toPage([...recent, ...legacy], page.limit, (row) => (legacyIds.has(row.id) ? row.seq : row.id));
+  const rows = await findJournalTransactions(db, {
+    status: page.status,
+    labels: page.labels,
+    before: positionCursor(page.after),
+    limit,
+  });
+  return toPage(rows, page.limit, (row) => row.position);
 }
-
-const UUID = /^[0-9a-f]{8}-/;
 
 function notOurCursor(): ValidationError {
   return new ValidationError('the query is invalid', [
@@ -116,8 +91,8 @@ function numericCursor(after: CursorKey | null): number | null {
   return after;
 }
 
-/** The label search's cursors name an outbox position, `xid.row.ordinal`. */
-function positionCursor(after: CursorKey | null): ReservationPosition | null {
+/** The journal's cursors name a position in it, `xid.row.ordinal`. */
+function positionCursor(after: CursorKey | null): JournalPosition | null {
   if (after === null) return null;
   const parts = typeof after === 'string' ? /^(\d+)\.(\d+)\.(\d+)$/.exec(after) : null;
   if (!parts) throw notOurCursor();

@@ -11,10 +11,10 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-/** A sort key: a positive integer (an id or a seq), a UUID (a transaction id) or an outbox position. */
+/** A sort key: a positive integer (an id or a seq) or a journal position (`xid.row.ordinal`). */
 export type CursorKey = number | string;
 
-const STRING_KEY = /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d{1,20}\.\d{1,19}\.\d{1,10})$/;
+const STRING_KEY = /^\d{1,20}\.\d{1,19}\.\d{1,10}$/;
 
 export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify({ k: key })).toString('base64url');

@@ -1,7 +1,7 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import { hasAllLabels, whereAll } from '../infra/sql-conditions.js';
-import { uuidV7 } from '../infra/uuid7.js';
+import { transactionKeyOf } from './transaction-ids.js';
 
 /** Data access for the transactions table. */
 
@@ -26,32 +26,36 @@ export const transactionRowSchema = z.object({
 });
 export type TransactionRow = z.infer<typeof transactionRowSchema>;
 
+/**
+ * A row's id: stored for rows reserved before migration 005, computed from the key (wallet_id,
+ * seq) for every later one (see transaction-ids.ts).
+ */
+const idColumn = sql.fragment`coalesce(id, transaction_id(wallet_id, seq))`;
+
 const transactionColumns = sql.fragment`
-  id, wallet_id AS "walletId", amount::text AS amount, fingerprint, labels, description, status, reason,
-  refno, oldbalance::text AS oldbalance, newbalance::text AS newbalance, voids, voided_by AS "voidedBy", created
+  ${idColumn} AS id, wallet_id AS "walletId", amount::text AS amount, fingerprint, labels, description, status,
+  reason, refno, oldbalance::text AS oldbalance, newbalance::text AS newbalance, voids, voided_by AS "voidedBy", created
 `;
 
 /**
  * What every reserving statement writes besides the rows in its `reserved` CTE: a marker per wallet
  * (the seq range the worker reads its pending transactions from) and one outbox row naming the
- * reserved transactions in reservation order (the relay makes each a TransactionCreated event),
- * with their distinct label sets, which the label search looks up.
+ * reserved transactions in reservation order (the relay makes each a TransactionCreated event; it
+ * is also the journal that lists and label searches read), with their distinct label sets.
  */
 const reservationBookkeeping = sql.fragment`
   marked AS (
     INSERT INTO pending_reservations (wallet_id, first_seq, last_seq)
     SELECT wallet_id, min(seq), max(seq) FROM reserved GROUP BY wallet_id
   ), announced AS (
-    INSERT INTO outbox (kind, transaction_ids, labels)
-    SELECT 'transactions_reserved', array_agg(id ORDER BY seq),
+    INSERT INTO outbox (kind, wallet_ids, seqs, labels)
+    SELECT 'transactions_reserved', array_agg(wallet_id ORDER BY seq), array_agg(seq ORDER BY seq),
            jsonb_agg(DISTINCT labels) FILTER (WHERE labels <> '{}'::jsonb)
     FROM reserved HAVING count(*) > 0
   )
 `;
 
 export interface NewTransaction {
-  /** Time-ordered (uuidV7), made by the service; a new one when not given. */
-  id?: string;
   walletId: number;
   amount: string;
   fingerprint: string;
@@ -75,8 +79,8 @@ export async function insertPendingTransaction(
   const voids = transaction.voids ?? null;
   return db.maybeOne(sql.type(transactionRowSchema)`
     WITH reserved AS (
-      INSERT INTO transactions (id, wallet_id, amount, fingerprint, labels, description, voids, void_key, trace_context)
-      SELECT ${transaction.id ?? uuidV7()}, id, ${transaction.amount}, ${transaction.fingerprint}, ${sql.jsonb(transaction.labels)},
+      INSERT INTO transactions (wallet_id, amount, fingerprint, labels, description, voids, void_key, trace_context)
+      SELECT id, ${transaction.amount}, ${transaction.fingerprint}, ${sql.jsonb(transaction.labels)},
              ${transaction.description}, ${voids}, ${voids}, ${transaction.traceContext ?? null}
       FROM wallets WHERE id = ${transaction.walletId}
       ON CONFLICT (fingerprint) DO NOTHING
@@ -86,16 +90,9 @@ export async function insertPendingTransaction(
   `);
 }
 
-/** One row of a reservation group; its `id` (uuidV7) ties the returned row to the request that made it. */
-export interface NewPendingTransaction {
-  id: string;
-  walletId: number;
-  amount: string;
-  fingerprint: string;
-  labels: Record<string, string>;
-  description: string | null;
-  traceContext: string | null;
-}
+export type NewPendingTransaction = Omit<NewTransaction, 'voids' | 'traceContext'> & { traceContext: string | null };
+
+const reservedRowSchema = transactionRowSchema.extend({ ordinal: z.number() });
 
 /**
  * Group commit of reservations: one statement (one round trip, one commit) reserves every
@@ -103,15 +100,15 @@ export interface NewPendingTransaction {
  * order), with the markers and outbox row. A fingerprint taken before, or earlier in the same
  * group, is skipped. It is a plain INSERT, not ON CONFLICT, whose speculative insertion costs a
  * WAL record per row: a fingerprint taken by a concurrent group between the check and the insert
- * fails the statement with a unique violation, and the caller reserves the group one by one.
+ * fails the statement with a unique violation, and the caller runs it again. Returns the rows it
+ * reserved, each with the position (`ordinal`) of the request that made it.
  */
 export async function insertPendingTransactions(
   db: CommonQueryMethods,
   group: readonly NewPendingTransaction[],
-): Promise<readonly TransactionRow[]> {
+): Promise<readonly z.infer<typeof reservedRowSchema>[]> {
   const tuples = group.map((row, index) => [
     index,
-    row.id,
     row.walletId,
     row.amount,
     row.fingerprint,
@@ -119,21 +116,21 @@ export async function insertPendingTransactions(
     row.description,
     row.traceContext,
   ]);
-  return db.any(sql.type(transactionRowSchema)`
+  return db.any(sql.prepared('wallet_reserve_group', reservedRowSchema)`
     WITH input AS (
-      SELECT * FROM ${sql.unnest(tuples, ['int4', 'uuid', 'int8', 'numeric', 'text', 'jsonb', 'text', 'text'])}
-        AS i (ordinal, id, wallet_id, amount, fingerprint, labels, description, trace_context)
+      SELECT * FROM ${sql.unnest(tuples, ['int4', 'int8', 'numeric', 'text', 'jsonb', 'text', 'text'])}
+        AS i (ordinal, wallet_id, amount, fingerprint, labels, description, trace_context)
     ), fresh AS (
       SELECT DISTINCT ON (i.fingerprint) i.* FROM input i
       WHERE EXISTS (SELECT 1 FROM wallets w WHERE w.id = i.wallet_id)
         AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.fingerprint = i.fingerprint)
       ORDER BY i.fingerprint, i.ordinal
     ), reserved AS (
-      INSERT INTO transactions (id, wallet_id, amount, fingerprint, labels, description, trace_context)
-      SELECT id, wallet_id, amount, fingerprint, labels, description, trace_context FROM fresh ORDER BY ordinal
+      INSERT INTO transactions (wallet_id, amount, fingerprint, labels, description, trace_context)
+      SELECT wallet_id, amount, fingerprint, labels, description, trace_context FROM fresh ORDER BY ordinal
       RETURNING *
     ), ${reservationBookkeeping}
-    SELECT ${transactionColumns} FROM reserved
+    SELECT ${transactionColumns}, ordinal FROM (SELECT reserved.*, fresh.ordinal FROM reserved JOIN fresh USING (fingerprint)) r
   `);
 }
 
@@ -187,92 +184,48 @@ export async function findWalletTransactions(
   `);
 }
 
-const ledgerLayoutSchema = z.object({ legacyMaxSeq: z.number(), idFloor: z.string() });
-export type LedgerLayout = z.infer<typeof ledgerLayoutSchema>;
-
-/**
- * Where the time-ordered ids begin: rows reserved before migration 005 carry random ids and are
- * listed by seq (seq <= legacyMaxSeq, their own partial index); every later row is listed by id,
- * which the service makes time-ordered, so the primary key serves "newest first".
- */
-export async function findLedgerLayout(db: CommonQueryMethods): Promise<LedgerLayout> {
-  return db.one(sql.type(ledgerLayoutSchema)`
-    SELECT legacy_max_seq AS "legacyMaxSeq", id_floor::text AS "idFloor" FROM ledger_layout
-  `);
-}
-
-/** Time-ordered transactions (reserved since migration 005) matching the filter, newest first. */
-export async function findRecentTransactions(
-  db: CommonQueryMethods,
-  layout: LedgerLayout,
-  filter: TransactionFilter & { beforeId: string | null },
-): Promise<readonly ListedTransaction[]> {
-  const where = whereAll([
-    sql.fragment`id >= ${layout.idFloor} AND seq > ${layout.legacyMaxSeq}`,
-    ...filterConditions(filter),
-    filter.beforeId === null ? null : sql.fragment`id < ${filter.beforeId}`,
-  ]);
-  return db.any(sql.type(listedTransactionSchema)`
-    SELECT ${listedColumns} FROM transactions ${where} ORDER BY id DESC LIMIT ${filter.limit}
-  `);
-}
-
-/** A place in the outbox's order: a reservation row (its xid and id) and a transaction's place in it. */
-export interface ReservationPosition {
+/** A place in the journal's order: a reservation row (its xid and id) and a transaction's place in it. */
+export interface JournalPosition {
   xid: string;
   row: number;
   ordinal: number;
 }
 
-const labelledTransactionSchema = listedTransactionSchema.extend({ position: z.string() });
-export type LabelledTransaction = z.infer<typeof labelledTransactionSchema>;
+const journalTransactionSchema = listedTransactionSchema.extend({ position: z.string() });
+export type JournalTransaction = z.infer<typeof journalTransactionSchema>;
 
 /**
- * Transactions of all wallets having all the given labels, newest reservation first, through the
- * outbox rows of their reservations: those whose label sets hold the labels (a GIN lookup when they
- * are rare, a walk down the outbox's order when they are common), then each of their transactions.
+ * Transactions of all wallets matching the filter, newest reservation first, through the journal
+ * (the outbox rows of reservations, kept for good) and each of its transactions by key. With
+ * labels, only the journal rows whose label sets hold them (a GIN lookup when the labels are rare,
+ * the walk down the journal's order when they are common: the planner picks).
  */
-export async function findLabelledTransactions(
+export async function findJournalTransactions(
   db: CommonQueryMethods,
-  filter: TransactionFilter & { before: ReservationPosition | null },
-): Promise<readonly LabelledTransaction[]> {
-  const before =
+  filter: TransactionFilter & { before: JournalPosition | null },
+): Promise<readonly JournalTransaction[]> {
+  const labelled = Object.keys(filter.labels).length > 0;
+  const journal = whereAll([
+    sql.fragment`o.kind IN ('transactions_reserved', 'journal')`,
+    labelled ? sql.fragment`o.labels IS NOT NULL AND o.labels @> ${sql.jsonb([filter.labels])}` : null,
+    filter.before === null ? null : sql.fragment`(o.xid, o.id) <= (${filter.before.xid}::xid8, ${filter.before.row})`,
+  ]);
+  const where = whereAll([
+    ...filterConditions(filter),
     filter.before === null
       ? null
-      : sql.fragment`(o.xid, o.id, x.ordinal) < (${filter.before.xid}::xid8, ${filter.before.row}, ${filter.before.ordinal})`;
-  const candidates = whereAll([
-    sql.fragment`o.labels IS NOT NULL AND o.labels @> ${sql.jsonb([filter.labels])}`,
-    before,
+      : sql.fragment`(c.xid, c.row, c.ordinal) < (${filter.before.xid}::xid8, ${filter.before.row}, ${filter.before.ordinal})`,
   ]);
-  const where = whereAll(filterConditions(filter));
-  return db.any(sql.type(labelledTransactionSchema)`
+  return db.any(sql.type(journalTransactionSchema)`
     SELECT ${listedColumns}, c.xid::text || '.' || c.row || '.' || c.ordinal AS position
     FROM (
-      SELECT o.xid, o.id AS row, x.ordinal, x.id AS transaction_id
-      FROM outbox o CROSS JOIN LATERAL unnest(o.transaction_ids) WITH ORDINALITY AS x (id, ordinal)
-      ${candidates}
+      SELECT o.xid, o.id AS row, x.ordinal, x.wallet_id, x.seq
+      FROM outbox o CROSS JOIN LATERAL unnest(o.wallet_ids, o.seqs) WITH ORDINALITY AS x (wallet_id, seq, ordinal)
+      ${journal}
     ) c
-    JOIN transactions ON transactions.id = c.transaction_id
+    JOIN transactions USING (wallet_id, seq)
     ${where}
     ORDER BY c.xid DESC, c.row DESC, c.ordinal DESC LIMIT ${filter.limit}
-  `);
-}
-
-/** Transactions reserved before migration 005 matching the filter, newest first, before `beforeSeq`. */
-export async function findLegacyTransactions(
-  db: CommonQueryMethods,
-  layout: LedgerLayout,
-  filter: TransactionFilter & { beforeSeq: number | null },
-): Promise<readonly ListedTransaction[]> {
-  const before =
-    filter.beforeSeq === null ? layout.legacyMaxSeq + 1 : Math.min(filter.beforeSeq, layout.legacyMaxSeq + 1);
-  const where = whereAll([
-    sql.fragment`seq <= ${layout.legacyMaxSeq}`,
-    ...filterConditions(filter),
-    sql.fragment`seq < ${before}`,
-  ]);
-  return db.any(sql.type(listedTransactionSchema)`
-    SELECT ${listedColumns} FROM transactions ${where} ORDER BY seq DESC LIMIT ${filter.limit}
   `);
 }
 
@@ -285,8 +238,8 @@ export async function findPendingTransactions(
   filter: Omit<TransactionFilter, 'status'> & { beforeSeq: number | null },
 ): Promise<readonly ListedTransaction[]> {
   const where = whereAll([
-    sql.fragment`id IN (
-      SELECT t.id FROM pending_reservations m
+    sql.fragment`(wallet_id, seq) IN (
+      SELECT t.wallet_id, t.seq FROM pending_reservations m
       JOIN transactions t ON t.wallet_id = m.wallet_id AND t.seq BETWEEN m.first_seq AND m.last_seq
       WHERE t.status = 'pending'
     )`,
@@ -305,11 +258,19 @@ export async function findVoidOf(db: CommonQueryMethods, originalId: string): Pr
   `);
 }
 
+/** A wallet's transaction by id: by its key when the id was computed from one, else by its stored id. */
 export async function findWalletTransaction(
   db: CommonQueryMethods,
   walletId: number,
   transactionId: string,
 ): Promise<TransactionRow | null> {
+  const key = transactionKeyOf(transactionId);
+  if (key) {
+    if (key.walletId !== walletId) return null;
+    return db.maybeOne(sql.type(transactionRowSchema)`
+      SELECT ${transactionColumns} FROM transactions WHERE wallet_id = ${walletId} AND seq = ${key.seq} AND id IS NULL
+    `);
+  }
   return db.maybeOne(sql.type(transactionRowSchema)`
     SELECT ${transactionColumns} FROM transactions WHERE id = ${transactionId} AND wallet_id = ${walletId}
   `);

@@ -6,7 +6,6 @@ import { NotFoundError } from '../domain/errors.js';
 import { centsToDecimal, type Cents } from '../ledger/money.js';
 import { GroupCommitter, type GroupCommitOptions, type ItemResult } from '../infra/group-commit.js';
 import { enqueueApply, enqueueApplyMany, type ApplyQueue } from '../infra/queue.js';
-import { uuidV7 } from '../infra/uuid7.js';
 import {
   findLatestAppliedTransaction,
   findTransactionsByFingerprints,
@@ -42,8 +41,6 @@ export const RESERVATION_GROUPS = { maxSize: 64, maxDelayMs: 1, maxInFlight: 2, 
 export const ENQUEUE_GROUPS = { maxSize: 1024, maxDelayMs: 0, maxInFlight: 2, timeoutMs: 2_000 } as const;
 
 interface ReservationRequest extends TransactionRequest {
-  /** Made when the request arrives (uuidV7): time-ordered, so rows append to the primary key's last page. */
-  id: string;
   walletId: number;
   traceContext: string | null;
 }
@@ -74,12 +71,7 @@ export class TransactionReserver {
 
   reserve(walletId: number, request: TransactionRequest): Promise<Reservation> {
     return inSpan('wallet.reserve', { attributes: { 'wallet.id': walletId } }, async (span) => {
-      const transaction = await this.groups.submit({
-        ...request,
-        id: uuidV7(),
-        walletId,
-        traceContext: currentTraceparent(),
-      });
+      const transaction = await this.groups.submit({ ...request, walletId, traceContext: currentTraceparent() });
       span.setAttribute('wallet.transaction.id', transaction.id);
       recordReserved();
       const enqueued = await this.enqueues.submit(walletId).catch(() => false);
@@ -97,8 +89,8 @@ export class TransactionReserver {
       }
       throw error;
     });
-    const rowById = new Map(reserved.map((row) => [row.id, row]));
-    const refused = group.filter((request) => !rowById.has(request.id));
+    const rowByPosition = new Map(reserved.map(({ ordinal, ...row }) => [ordinal, row]));
+    const refused = group.filter((_, index) => !rowByPosition.has(index));
     // Committed: from here on a failure must not fail the group (its reserved requests would be
     // retried alone and meet their own fingerprints). Only the refused ones wait for the lookup.
     let holders = new Map<string, TransactionRow>();
@@ -114,8 +106,8 @@ export class TransactionReserver {
         lookupFailure = error;
       }
     }
-    return group.map((request): ItemResult<TransactionRow> => {
-      const row = rowById.get(request.id);
+    return group.map((request, index): ItemResult<TransactionRow> => {
+      const row = rowByPosition.get(index);
       if (row) return { ok: true, value: row };
       if (lookupFailure !== null) return { ok: false, error: lookupFailure };
       return { ok: false, error: refusal(request, holders.get(request.fingerprint)) };

@@ -4,7 +4,6 @@ import { RuleViolationError, ValidationError } from '../domain/errors.js';
 import { defaultVoidFingerprint, RESERVED_FINGERPRINT_REASON, VOID_FINGERPRINT_PREFIX } from '../domain/validation.js';
 import { decimalToCents, centsToDecimal } from '../ledger/money.js';
 import type { ApplyQueue } from '../infra/queue.js';
-import { uuidV7 } from '../infra/uuid7.js';
 import {
   findTransactionByFingerprint,
   findVoidOf,
@@ -79,7 +78,6 @@ async function reserveReversal(
 
   const reason = request.reason ?? null;
   const transaction: NewTransaction = {
-    id: uuidV7(),
     walletId,
     amount: centsToDecimal(-decimalToCents(original.amount)!),
     fingerprint,
