@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { eventStreamKey } from '../../src/shared/events/event-stream.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createWallets, postTransactionLoad } from '../support/load.js';
-import { request } from '../support/http.js';
+import { describeFetchError, isConnectionRefused, request } from '../support/http.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import {
   ROOT,
@@ -160,8 +160,11 @@ describe('an API that is stopped', () => {
           });
           if (response.status === 202) accepted.push(fingerprint);
           else failures.push(`${response.status}`);
-        } catch {
-          return; // connection refused: the API stopped listening, as it should
+        } catch (error) {
+          // Refused: the API stopped listening, as it should. Anything else (a reset, a socket
+          // closed before the answer) is a request the API took and then dropped.
+          if (!isConnectionRefused(error)) failures.push(`no answer: ${describeFetchError(error)}`);
+          return;
         }
       }
     };

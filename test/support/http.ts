@@ -78,3 +78,18 @@ export async function request<T = any>(
   });
   return { status: response.status, headers: response.headers, body: parsed as T, text };
 }
+
+/** True when `fetch` failed because nothing listens at the address (the connection was refused). */
+export function isConnectionRefused(error: unknown): boolean {
+  return fetchErrorCode(error) === 'ECONNREFUSED';
+}
+
+/** What a failed `fetch` says about its cause, for failure messages. */
+export function describeFetchError(error: unknown): string {
+  return fetchErrorCode(error) ?? String(error);
+}
+
+function fetchErrorCode(error: unknown): string | undefined {
+  const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
+  return typeof cause?.code === 'string' ? cause.code : undefined;
+}
