@@ -27,7 +27,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const extra of extraApis) await extra.close();
+  await Promise.all(extraApis.map((extra) => extra.close()));
   await api?.close();
   await env?.destroy();
 });
