@@ -21,9 +21,10 @@ export interface RunningApi {
 /**
  * While stopping, a keep-alive connection between requests is closed once it has been quiet this
  * long, not at once: its client may have sent the next request already, unread in the socket yet,
- * and closing then would reset that request unanswered.
+ * and closing then would reset that request unanswered. (A client that reuses a connection after
+ * this long races the close, as with any keep-alive timeout: HTTP leaves that retry to the client.)
  */
-const QUIET_BEFORE_CLOSE_MS = 250;
+const QUIET_BEFORE_CLOSE_MS = 1_000;
 
 /** Follows each connection of `server`: how many requests it is answering, since when it is quiet. */
 function trackConnections(server: Server) {
@@ -88,7 +89,8 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
       const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
       // A connection answering a request closes after its answer (Connection: close); a quiet one
       // is closed once it has stayed quiet for a moment.
-      const closeIdle = setInterval(() => connections.closeQuiet(QUIET_BEFORE_CLOSE_MS), 100);
+      // Checked after the event loop's poll phase (setImmediate), which reads whatever has arrived.
+      const closeIdle = setInterval(() => setImmediate(() => connections.closeQuiet(QUIET_BEFORE_CLOSE_MS)), 100);
       // Requests waiting on `Prefer: wait` answer now with what they have.
       await settleWithin(finalization.close());
       await closed;
