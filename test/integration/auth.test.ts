@@ -1,14 +1,20 @@
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { sql } from 'slonik';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import express from 'express';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
+import { ApiKeyVerifier, authenticate } from '../../src/api/auth.js';
 import { buildOpenApiDocument } from '../../src/api/openapi.js';
 import { startApi } from '../../src/api/server.js';
 import { createApiKey } from '../../src/shared/auth/api-key-repository.js';
 import { hashApiKey, SCOPES, type Scope } from '../../src/shared/auth/api-keys.js';
+import { RateLimiter } from '../../src/shared/auth/rate-limit.js';
 import { loadConfig } from '../../src/shared/infra/config.js';
 import { request } from '../support/http.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
@@ -304,27 +310,64 @@ describe('rate limiting', () => {
     expect((await request(url, 'GET', '/healthz', { apiKey: null })).status).toBe(200);
   });
 
-  it('When a client opens with 64 concurrent requests of a key this process has not seen, then they share one lookup and none is refused by the address limit', async () => {
-    const limited = await startApi(
-      loadConfig({
-        ...env.env,
-        API_KEY_CACHE_TTL_MS: '60000',
-        // Its own buckets: the test before drains this address's bucket under the file's prefix.
-        QUEUE_PREFIX: `${env.config.QUEUE_PREFIX}_opening`,
-        RATE_LIMIT_UNAUTHENTICATED_PER_SECOND: '1',
-        RATE_LIMIT_UNAUTHENTICATED_BURST: '2',
-      }),
+  it('When a client opens with 64 concurrent requests of a key this process has not seen, then they share one lookup and one address token, and none is refused by the address limit', async () => {
+    // The API's own authentication middleware, verifier and address limiter, with the database
+    // queries and the limiter's takes counted. The key's lookup is held until all 64 requests
+    // have arrived, so every one of them comes while it is under way.
+    const concurrent = 64;
+    let arrived = 0;
+    let allArrived!: () => void;
+    const everyoneArrived = new Promise<void>((resolve) => (allArrived = resolve));
+    let queries = 0;
+    const countingPool = new Proxy(env.pool, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          queries += 1;
+          await everyoneArrived;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const redis = new Redis(env.config.REDIS_URL);
+    const addressLimiter = new RateLimiter(
+      redis,
+      { perSecond: 1, burst: 2, prefix: `${env.config.QUEUE_PREFIX}_opening` },
       pino({ level: 'silent' }),
     );
-    extraApis.push(limited);
-    const url = `http://127.0.0.1:${limited.port}`;
-    const key = await keyWith(['wallets:read']);
+    const takes = vi.spyOn(addressLimiter, 'take');
+    const app = express();
+    app.use(authenticate({ verifier: new ApiKeyVerifier(countingPool, 60_000), disabled: false, addressLimiter }));
+    app.get('/whoami', (_req, res) => void res.json({ name: res.locals.principal?.name }));
+    const server = app.listen(0, '127.0.0.1');
+    server.on('request', () => {
+      arrived += 1;
+      if (arrived === concurrent) allArrived();
+    });
+    await once(server, 'listening');
+    extraApis.push({
+      close: async () => {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+        redis.disconnect();
+      },
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/whoami`;
+    const key = await keyWith(['wallets:read'], 'opening');
+
     const statuses = await Promise.all(
-      Array.from({ length: 64 }, () =>
-        request(url, 'GET', `/wallets/${walletId}`, { apiKey: key }).then((response) => response.status),
+      Array.from({ length: concurrent }, () =>
+        fetch(url, { headers: { authorization: `Bearer ${key}` } }).then(async (response) => {
+          await response.text();
+          return response.status;
+        }),
       ),
     );
+
     expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    expect(queries).toBe(1);
+    expect(takes).toHaveBeenCalledTimes(1);
   });
 
   it('When Redis is unreachable, then requests are let through (fail open), not refused or failed', async () => {
