@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { sql } from 'slonik';
@@ -9,7 +9,8 @@ import { z } from 'zod';
 import { EventStreamPublisher, eventStreamKey } from '../../src/shared/events/event-stream.js';
 import { relayOutbox } from '../../src/shared/events/outbox-relay.js';
 import { deleteOldEvents } from '../../src/shared/events/outbox-repository.js';
-import { deliverPendingWebhooks } from '../../src/shared/events/webhooks.js';
+import { findPendingDeliveries } from '../../src/shared/events/webhook-repository.js';
+import { WebhookDeliveryError, deliverPendingWebhooks } from '../../src/shared/events/webhooks.js';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
 import { createTestEnv, silentLogger, startTestApi, waitUntil, type TestEnv } from '../support/test-env.js';
@@ -183,6 +184,16 @@ describe('publishing to the Redis Stream', () => {
   });
 });
 
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
 /** How the tests below deliver by hand (the worker's delivery job makes the same call). */
 const deliveryOptions = { timeoutMs: 5_000, batchSize: 100, allowPrivateTargets: true };
 
@@ -326,6 +337,78 @@ describe('webhooks', () => {
       await receiver.close();
     }
   });
+
+  it('When a subscriber answers with a redirect, then it is not followed: the attempt fails, the event stays owed, and it is sent again to the same URL', async () => {
+    let redirecting = true;
+    const hits = { hook: 0, elsewhere: 0 };
+    const webhookIds: string[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/elsewhere') {
+          hits.elsewhere += 1;
+          return void res.writeHead(204).end();
+        }
+        hits.hook += 1;
+        webhookIds.push(String(req.headers['webhook-id']));
+        if (redirecting) return void res.writeHead(307, { location: '/elsewhere' }).end();
+        res.writeHead(204).end();
+      });
+    });
+    const url = await listen(server);
+    try {
+      const subscription = (
+        await request(api.url, 'POST', '/webhooks', { json: { url: `${url}/hook`, events: ['WalletCreated'] } })
+      ).body.id;
+      await newWallet();
+      await relayOutbox(env.pool, new EventStreamPublisher(redis, env.config.QUEUE_PREFIX), 500);
+
+      await expect(deliverPendingWebhooks(env.pool, subscription, deliveryOptions)).rejects.toThrow(/HTTP 307/);
+      expect(hits).toEqual({ hook: 1, elsewhere: 0 });
+      expect(await findPendingDeliveries(env.pool, subscription, 10)).toHaveLength(1);
+
+      redirecting = false;
+      expect(await deliverPendingWebhooks(env.pool, subscription, deliveryOptions)).toBe(1);
+      expect(hits).toEqual({ hook: 2, elsewhere: 0 });
+      expect(new Set(webhookIds).size).toBe(1); // the same event, by its webhook-id
+    } finally {
+      await closeServer(server);
+    }
+  });
+
+  it('When a subscriber does not answer within the delivery timeout, then the attempt is abandoned as failed and the event is sent again later with the same webhook-id', async () => {
+    const hung: ServerResponse[] = [];
+    const webhookIds: string[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        webhookIds.push(String(req.headers['webhook-id']));
+        if (webhookIds.length === 1) return void hung.push(res); // takes the event and never answers
+        res.writeHead(204).end();
+      });
+    });
+    const url = await listen(server);
+    try {
+      const subscription = (
+        await request(api.url, 'POST', '/webhooks', { json: { url: `${url}/hook`, events: ['WalletCreated'] } })
+      ).body.id;
+      await newWallet();
+      await relayOutbox(env.pool, new EventStreamPublisher(redis, env.config.QUEUE_PREFIX), 500);
+
+      await expect(
+        deliverPendingWebhooks(env.pool, subscription, { ...deliveryOptions, timeoutMs: 200 }),
+      ).rejects.toBeInstanceOf(WebhookDeliveryError);
+      expect(await findPendingDeliveries(env.pool, subscription, 10)).toHaveLength(1);
+
+      expect(await deliverPendingWebhooks(env.pool, subscription, deliveryOptions)).toBe(1);
+      expect(webhookIds).toHaveLength(2);
+      expect(new Set(webhookIds).size).toBe(1);
+      expect(await findPendingDeliveries(env.pool, subscription, 10)).toEqual([]);
+    } finally {
+      for (const res of hung) res.destroy();
+      await closeServer(server);
+    }
+  }, 10_000);
 
   it.each([
     ['no url', { events: ['WalletCreated'] }, 'url'],
