@@ -18,7 +18,15 @@ import { RateLimiter } from '../../src/shared/auth/rate-limit.js';
 import { loadConfig } from '../../src/shared/infra/config.js';
 import { request } from '../support/http.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
-import { createTestEnv, ROOT, startTestApi, type TestEnv } from '../support/test-env.js';
+import {
+  createTestEnv,
+  ROOT,
+  spawnService,
+  startTestApi,
+  stopProcess,
+  type ServiceProcess,
+  type TestEnv,
+} from '../support/test-env.js';
 
 let env: TestEnv;
 let api: Awaited<ReturnType<typeof startTestApi>>;
@@ -269,6 +277,65 @@ describe('rate limiting', () => {
     expect(passed).toBeGreaterThanOrEqual(6);
     expect(passed).toBeLessThanOrEqual(7);
     expect(statuses.filter((status) => status === 429)).toHaveLength(40 - passed);
+  });
+
+  it('When time passes (on a clock the test moves), then tokens flow back at the rate, never past the burst', async () => {
+    const redis = new Redis(env.config.REDIS_URL);
+    let clock = 1_000_000;
+    const limiter = new RateLimiter(
+      redis,
+      { perSecond: 1, burst: 10, prefix: `${env.config.QUEUE_PREFIX}_refill`, now: () => clock },
+      pino({ level: 'silent' }),
+    );
+    const take = async (n: number) => {
+      const decisions = [];
+      for (let i = 0; i < n; i += 1) decisions.push(await limiter.take('key:refill'));
+      return decisions.map((decision) => (decision!.allowed ? 'ok' : `wait ${decision!.retryAfterSeconds}s`));
+    };
+    try {
+      await redis.ping(); // the limiter lets everything through (fails open) until Redis is ready
+      expect(await take(11)).toEqual([...Array<string>(10).fill('ok'), 'wait 1s']);
+      clock += 999;
+      expect(await take(1)).toEqual(['wait 1s']); // 0.999 of a token
+      clock += 1;
+      expect(await take(2)).toEqual(['ok', 'wait 1s']); // one whole token after one second
+      clock += 3_000;
+      expect(await take(4)).toEqual(['ok', 'ok', 'ok', 'wait 1s']);
+      clock += 60_000; // 60 tokens' worth, but the bucket holds 10
+      expect(await take(11)).toEqual([...Array<string>(10).fill('ok'), 'wait 1s']);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('When one key is used on two API processes, then they draw on one bucket: what one drained, the other finds drained', async () => {
+    const burst = 20;
+    const limits = { RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: String(burst), API_KEY_CACHE_TTL_MS: '60000' };
+    const [first, second] = [spawnService(env, 'api', limits), spawnService(env, 'api', limits)];
+    extraApis.push({ close: () => stopProcess(first) }, { close: () => stopProcess(second) });
+    await Promise.all([first.ready, second.ready]);
+    const key = await keyWith(['wallets:read'], 'two-processes');
+    const get = (process: ServiceProcess) =>
+      request(`http://127.0.0.1:${process.port}`, 'GET', `/wallets/${walletId}`, { apiKey: key });
+
+    // Drain the key's bucket through the first process, until it refuses.
+    const throughFirst: number[] = [];
+    let refused = 0;
+    while (throughFirst.length < burst * 3 && refused === 0) {
+      const status = (await get(first)).status;
+      throughFirst.push(status);
+      if (status === 429) refused = performance.now();
+    }
+    expect(throughFirst.filter((status) => status === 200).length).toBeGreaterThanOrEqual(burst);
+    expect(refused).toBeGreaterThan(0);
+    const viaSecond = await get(second);
+    const secondsSinceRefusal = (performance.now() - refused) / 1000;
+
+    // One bucket: the second process finds it as the first left it (under one token) plus what
+    // flowed in since (one a second); a bucket of its own would have had all 20 tokens.
+    const tokensFound = viaSecond.status === 429 ? 0 : Number(viaSecond.headers.get('ratelimit-remaining')) + 1;
+    expect(tokensFound).toBeLessThanOrEqual(1 + Math.floor(secondsSinceRefusal));
+    expect(tokensFound).toBeLessThan(burst);
   });
 
   it('When one address sends more bad-key or keyless requests than the unauthenticated burst, then the excess gets 429 with Retry-After while a valid key still works', async () => {
