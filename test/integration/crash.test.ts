@@ -8,7 +8,7 @@ import { eventStreamKey } from '../../src/shared/events/event-stream.js';
 import { createApplyQueue } from '../../src/shared/infra/queue.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createWallets, postTransactionLoad } from '../support/load.js';
-import { describeFetchError, isConnectionRefused, request } from '../support/http.js';
+import { describeConnectionError, isConnectionRefused, keepAliveClient, request } from '../support/http.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import {
   ROOT,
@@ -200,25 +200,32 @@ describe('an API that is stopped', () => {
     const accepted: string[] = [];
     const failures: string[] = [];
     let next = 0;
+    // 16 clients, each on a keep-alive connection of its own.
     const lane = async () => {
-      while (next < 3000) {
-        const fingerprint = `api-sigterm-${next++}`;
-        if (next === 400) {
-          leaving.kill('SIGTERM');
-          stopped = waitForExit(leaving);
+      const client = keepAliveClient(leavingUrl, env.apiKey);
+      try {
+        while (next < 3000) {
+          const fingerprint = `api-sigterm-${next++}`;
+          if (next === 400) {
+            leaving.kill('SIGTERM');
+            stopped = waitForExit(leaving);
+          }
+          try {
+            const status = await client.post(`/wallets/${walletIds[next % 2]}/transactions`, {
+              amount: 1,
+              fingerprint,
+            });
+            if (status === 202) accepted.push(fingerprint);
+            else failures.push(`${status}`);
+          } catch (error) {
+            // Refused: the API stopped listening, as it should. Anything else (a reset, a socket
+            // closed before the answer) is a request the API took and then dropped.
+            if (!isConnectionRefused(error)) failures.push(`no answer: ${describeConnectionError(error)}`);
+            return;
+          }
         }
-        try {
-          const response = await request(leavingUrl, 'POST', `/wallets/${walletIds[next % 2]}/transactions`, {
-            json: { amount: 1, fingerprint },
-          });
-          if (response.status === 202) accepted.push(fingerprint);
-          else failures.push(`${response.status}`);
-        } catch (error) {
-          // Refused: the API stopped listening, as it should. Anything else (a reset, a socket
-          // closed before the answer) is a request the API took and then dropped.
-          if (!isConnectionRefused(error)) failures.push(`no answer: ${describeFetchError(error)}`);
-          return;
-        }
+      } finally {
+        client.close();
       }
     };
     await Promise.all(Array.from({ length: 16 }, lane));
