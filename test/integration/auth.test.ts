@@ -18,15 +18,7 @@ import { RateLimiter } from '../../src/shared/auth/rate-limit.js';
 import { loadConfig } from '../../src/shared/infra/config.js';
 import { request } from '../support/http.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
-import {
-  createTestEnv,
-  ROOT,
-  spawnService,
-  startTestApi,
-  stopProcess,
-  type ServiceProcess,
-  type TestEnv,
-} from '../support/test-env.js';
+import { createTestEnv, ROOT, spawnService, startTestApi, stopProcess, type TestEnv } from '../support/test-env.js';
 
 let env: TestEnv;
 let api: Awaited<ReturnType<typeof startTestApi>>;
@@ -311,29 +303,31 @@ describe('rate limiting', () => {
   it('When one key is used on two API processes, then they draw on one bucket: what one drained, the other finds drained', async () => {
     const burst = 20;
     const limits = { RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: String(burst), API_KEY_CACHE_TTL_MS: '60000' };
-    const [first, second] = [spawnService(env, 'api', limits), spawnService(env, 'api', limits)];
-    extraApis.push({ close: () => stopProcess(first) }, { close: () => stopProcess(second) });
-    await Promise.all([first.ready, second.ready]);
+    // One API as a process of its own, the other in this test's process.
+    const spawned = spawnService(env, 'api', limits);
+    extraApis.push({ close: () => stopProcess(spawned) });
+    const here = await startApi(loadConfig({ ...env.env, ...limits }), pino({ level: 'silent' }));
+    extraApis.push(here);
+    await spawned.ready;
     const key = await keyWith(['wallets:read'], 'two-processes');
-    const get = (process: ServiceProcess) =>
-      request(`http://127.0.0.1:${process.port}`, 'GET', `/wallets/${walletId}`, { apiKey: key });
+    const get = (port: number) => request(`http://127.0.0.1:${port}`, 'GET', `/wallets/${walletId}`, { apiKey: key });
 
-    // Drain the key's bucket through the first process, until it refuses.
-    const throughFirst: number[] = [];
+    // Drain the key's bucket through the spawned process, until it refuses.
+    const throughSpawned: number[] = [];
     let refused = 0;
-    while (throughFirst.length < burst * 3 && refused === 0) {
-      const status = (await get(first)).status;
-      throughFirst.push(status);
+    while (throughSpawned.length < burst * 3 && refused === 0) {
+      const status = (await get(spawned.port)).status;
+      throughSpawned.push(status);
       if (status === 429) refused = performance.now();
     }
-    expect(throughFirst.filter((status) => status === 200).length).toBeGreaterThanOrEqual(burst);
+    expect(throughSpawned.filter((status) => status === 200).length).toBeGreaterThanOrEqual(burst);
     expect(refused).toBeGreaterThan(0);
-    const viaSecond = await get(second);
+    const viaHere = await get(here.port);
     const secondsSinceRefusal = (performance.now() - refused) / 1000;
 
-    // One bucket: the second process finds it as the first left it (under one token) plus what
+    // One bucket: the other process finds it as the first left it (under one token) plus what
     // flowed in since (one a second); a bucket of its own would have had all 20 tokens.
-    const tokensFound = viaSecond.status === 429 ? 0 : Number(viaSecond.headers.get('ratelimit-remaining')) + 1;
+    const tokensFound = viaHere.status === 429 ? 0 : Number(viaHere.headers.get('ratelimit-remaining')) + 1;
     expect(tokensFound).toBeLessThanOrEqual(1 + Math.floor(secondsSinceRefusal));
     expect(tokensFound).toBeLessThan(burst);
   });
