@@ -88,8 +88,8 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
       // two requests, even one whose next request has arrived but is not read yet.
       const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
       // A connection answering a request closes after its answer (Connection: close); a quiet one
-      // is closed once it has stayed quiet for a moment.
-      // Checked after the event loop's poll phase (setImmediate), which reads whatever has arrived.
+      // once it has stayed quiet for a moment, checked after the event loop's poll phase
+      // (setImmediate), which reads whatever has arrived by then.
       const closeIdle = setInterval(() => setImmediate(() => connections.closeQuiet(QUIET_BEFORE_CLOSE_MS)), 100);
       // Requests waiting on `Prefer: wait` answer now with what they have.
       await settleWithin(finalization.close());
