@@ -1,5 +1,5 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Config } from '../shared/infra/config.js';
 import { createDatabasePool } from '../shared/infra/db.js';
 import { FinalizationListener, finalizationChannel } from '../shared/apply/finalization-notices.js';
@@ -17,6 +17,40 @@ export interface RunningApi {
   port: number;
   /** Stops accepting connections, lets requests in flight finish, then closes connections. */
   close(): Promise<void>;
+}
+
+/**
+ * While stopping, a keep-alive connection between requests is closed once it has been quiet this
+ * long, not at once: its client may have sent the next request already, unread in the socket yet,
+ * and closing then would reset that request unanswered. (A client that reuses a connection after
+ * this long races the close, as with any keep-alive timeout: HTTP leaves that retry to the client.)
+ */
+const QUIET_BEFORE_CLOSE_MS = 1_000;
+
+/** Follows each connection of `server`: how many requests it is answering, since when it is quiet. */
+function trackConnections(server: Server) {
+  const connections = new Map<Socket, { answering: number; quietSince: number }>();
+  server.on('connection', (socket: Socket) => {
+    connections.set(socket, { answering: 0, quietSince: Date.now() });
+    socket.once('close', () => connections.delete(socket));
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const connection = connections.get(req.socket);
+    if (!connection) return;
+    connection.answering += 1;
+    res.once('close', () => {
+      connection.answering -= 1;
+      connection.quietSince = Date.now();
+    });
+  });
+  return {
+    /** Closes the connections that answer nothing and have been quiet for `quietMs`. */
+    closeQuiet(quietMs: number): void {
+      for (const [socket, connection] of connections) {
+        if (connection.answering === 0 && Date.now() - connection.quietSince >= quietMs) socket.destroy();
+      }
+    },
+  };
 }
 
 export async function startApi(config: Config, logger: Logger): Promise<RunningApi> {
@@ -43,6 +77,7 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
   // `Expect: 100-continue`: the app says "continue" once it has checked the request (key, size),
   // instead of Node saying it before the app has seen anything (middleware/json-body.ts).
   server.on('checkContinue', (req, res) => server.emit('request', req, res));
+  const connections = trackConnections(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, () => resolve());
@@ -57,10 +92,13 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
     port,
     async close() {
       stopping = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Requests that started before the stop leave their keep-alive connection idle when they
-      // end; close those as they appear.
-      const closeIdle = setInterval(() => server.closeIdleConnections(), 100);
+      // Stops listening. Not `server.close()`: that also destroys at once every connection between
+      // two requests, even one whose next request has arrived but is not read yet.
+      const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+      // A connection answering a request closes after its answer (Connection: close); a quiet one
+      // once it has stayed quiet for a moment, checked after the event loop's poll phase
+      // (setImmediate), which reads whatever has arrived by then.
+      const closeIdle = setInterval(() => setImmediate(() => connections.closeQuiet(QUIET_BEFORE_CLOSE_MS)), 100);
       // Requests waiting on `Prefer: wait` answer now with what they have.
       await settleWithin(finalization.close());
       await closed;

@@ -261,40 +261,101 @@ describe('many wallets in one database transaction', () => {
 });
 
 describe('the ledger check used by the concurrency tests', () => {
-  it('When a ledger is corrupted in any of the ways it checks, then it reports each', async () => {
-    const check = await createTestEnv('ledger_check');
-    try {
-      const walletId = (await insertWallet(check.pool, { externalId: 'broken', labels: {} }))!.id;
-      for (const amount of ['5.00', '3.00', '-1.00']) {
-        await insertPendingTransaction(check.pool, {
+  /** One way to break a sound wallet per rule of the check, and the violation it must report. */
+  const corruptions: {
+    rule: string;
+    amounts: string[];
+    corrupt: (pool: TestEnv['pool'], walletId: number) => Promise<unknown>;
+    reported: (walletId: number) => string;
+  }[] = [
+    {
+      rule: 'nothing pending',
+      amounts: ['5.00'],
+      corrupt: (pool, walletId) =>
+        insertPendingTransaction(pool, {
           walletId,
-          amount,
+          amount: '1.00',
           fingerprint: randomUUID(),
           labels: {},
           description: null,
-        });
+        }),
+      reported: () => '1 transactions still pending',
+    },
+    {
+      rule: 'balance is the sum of applied amounts',
+      amounts: ['5.00', '3.00', '-1.00'],
+      corrupt: (pool, walletId) => pool.query(sql.unsafe`UPDATE wallets SET balance = 8 WHERE id = ${walletId}`),
+      reported: (walletId) => `wallet ${walletId}: balanceMatches is false`,
+    },
+    {
+      rule: 'refnos are 1, 2, 3, ...',
+      amounts: ['5.00', '3.00', '-1.00'],
+      corrupt: (pool, walletId) =>
+        pool.query(sql.unsafe`UPDATE transactions SET refno = 5 WHERE wallet_id = ${walletId} AND refno = 3`),
+      reported: (walletId) => `wallet ${walletId}: refnosContiguous is false`,
+    },
+    {
+      rule: "the wallet's last refno counts its applied transactions",
+      amounts: ['5.00', '3.00'],
+      corrupt: (pool, walletId) => pool.query(sql.unsafe`UPDATE wallets SET last_refno = 3 WHERE id = ${walletId}`),
+      reported: (walletId) => `wallet ${walletId}: lastRefnoMatches is false`,
+    },
+    {
+      rule: 'each oldbalance is the previous newbalance',
+      amounts: ['5.00', '3.00', '-1.00'],
+      corrupt: (pool, walletId) =>
+        pool.query(sql.unsafe`UPDATE transactions SET oldbalance = 4 WHERE wallet_id = ${walletId} AND refno = 2`),
+      reported: (walletId) => `wallet ${walletId}: chainUnbroken is false`,
+    },
+    {
+      rule: 'no balance below zero, ever',
+      // 0 -> -1 -> 8: a chain that adds up and ends where the wallet is, through a negative balance.
+      amounts: ['5.00', '3.00'],
+      corrupt: (pool, walletId) =>
+        pool.query(sql.unsafe`
+          UPDATE transactions SET
+            amount = CASE refno WHEN 1 THEN -1 ELSE 9 END,
+            newbalance = CASE refno WHEN 1 THEN -1 ELSE newbalance END,
+            oldbalance = CASE refno WHEN 1 THEN oldbalance ELSE -1 END
+          WHERE wallet_id = ${walletId}
+        `),
+      reported: (walletId) => `wallet ${walletId}: neverNegative is false`,
+    },
+    {
+      rule: 'a rejection carries no refno',
+      amounts: ['5.00', '-10.00'],
+      corrupt: (pool, walletId) =>
+        pool.query(
+          sql.unsafe`UPDATE transactions SET refno = 99 WHERE wallet_id = ${walletId} AND status = 'rejected'`,
+        ),
+      reported: () => '1 rejected transactions carry a refno or no reason',
+    },
+  ];
+
+  it('When a ledger is corrupted in each of the ways it checks, one wallet per rule, then it reports each rule, once, for its own wallet, and nothing else', async () => {
+    const check = await createTestEnv('ledger_check');
+    try {
+      const wallets: number[] = [];
+      for (const { amounts } of corruptions) {
+        const walletId = (await insertWallet(check.pool, { externalId: randomUUID(), labels: {} }))!.id;
+        for (const amount of amounts) {
+          await insertPendingTransaction(check.pool, {
+            walletId,
+            amount,
+            fingerprint: randomUUID(),
+            labels: {},
+            description: null,
+          });
+        }
+        await applyPendingTransactions(check.pool, walletId, { batchSize: 10 });
+        wallets.push(walletId);
       }
-      await applyPendingTransactions(check.pool, walletId, { batchSize: 10 });
       expect(await findLedgerViolations(check.pool)).toEqual([]);
 
-      await check.pool.query(sql.unsafe`UPDATE transactions SET refno = 5 WHERE wallet_id = ${walletId} AND refno = 3`);
-      await check.pool.query(
-        sql.unsafe`UPDATE transactions SET oldbalance = 4 WHERE wallet_id = ${walletId} AND refno = 2`,
-      );
-      await check.pool.query(sql.unsafe`UPDATE wallets SET balance = 8 WHERE id = ${walletId}`);
-      await insertPendingTransaction(check.pool, {
-        walletId,
-        amount: '1.00',
-        fingerprint: 'left',
-        labels: {},
-        description: null,
-      });
-      expect(await findLedgerViolations(check.pool)).toEqual([
-        '1 transactions still pending',
-        `wallet ${walletId}: balanceMatches is false`,
-        `wallet ${walletId}: refnosContiguous is false`,
-        `wallet ${walletId}: chainUnbroken is false`,
-      ]);
+      for (const [index, { corrupt }] of corruptions.entries()) await corrupt(check.pool, wallets[index]!);
+
+      const expected = corruptions.map(({ reported }, index) => reported(wallets[index]!));
+      expect([...(await findLedgerViolations(check.pool))].sort()).toEqual(expected.sort());
     } finally {
       await check.destroy();
     }

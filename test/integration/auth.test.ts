@@ -1,18 +1,24 @@
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { sql } from 'slonik';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import express from 'express';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
+import { ApiKeyVerifier, authenticate } from '../../src/api/auth.js';
 import { buildOpenApiDocument } from '../../src/api/openapi.js';
 import { startApi } from '../../src/api/server.js';
 import { createApiKey } from '../../src/shared/auth/api-key-repository.js';
 import { hashApiKey, SCOPES, type Scope } from '../../src/shared/auth/api-keys.js';
+import { RateLimiter } from '../../src/shared/auth/rate-limit.js';
 import { loadConfig } from '../../src/shared/infra/config.js';
 import { request } from '../support/http.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
-import { createTestEnv, ROOT, startTestApi, type TestEnv } from '../support/test-env.js';
+import { createTestEnv, ROOT, spawnService, startTestApi, stopProcess, type TestEnv } from '../support/test-env.js';
 
 let env: TestEnv;
 let api: Awaited<ReturnType<typeof startTestApi>>;
@@ -27,7 +33,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const extra of extraApis) await extra.close();
+  await Promise.all(extraApis.map((extra) => extra.close()));
   await api?.close();
   await env?.destroy();
 });
@@ -265,6 +271,67 @@ describe('rate limiting', () => {
     expect(statuses.filter((status) => status === 429)).toHaveLength(40 - passed);
   });
 
+  it('When time passes (on a clock the test moves), then tokens flow back at the rate, never past the burst', async () => {
+    const redis = new Redis(env.config.REDIS_URL);
+    let clock = 1_000_000;
+    const limiter = new RateLimiter(
+      redis,
+      { perSecond: 1, burst: 10, prefix: `${env.config.QUEUE_PREFIX}_refill`, now: () => clock },
+      pino({ level: 'silent' }),
+    );
+    const take = async (n: number) => {
+      const decisions = [];
+      for (let i = 0; i < n; i += 1) decisions.push(await limiter.take('key:refill'));
+      return decisions.map((decision) => (decision!.allowed ? 'ok' : `wait ${decision!.retryAfterSeconds}s`));
+    };
+    try {
+      await redis.ping(); // the limiter lets everything through (fails open) until Redis is ready
+      expect(await take(11)).toEqual([...Array<string>(10).fill('ok'), 'wait 1s']);
+      clock += 999;
+      expect(await take(1)).toEqual(['wait 1s']); // 0.999 of a token
+      clock += 1;
+      expect(await take(2)).toEqual(['ok', 'wait 1s']); // one whole token after one second
+      clock += 3_000;
+      expect(await take(4)).toEqual(['ok', 'ok', 'ok', 'wait 1s']);
+      clock += 60_000; // 60 tokens' worth, but the bucket holds 10
+      expect(await take(11)).toEqual([...Array<string>(10).fill('ok'), 'wait 1s']);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('When one key is used on two API processes, then they draw on one bucket: what one drained, the other finds drained', async () => {
+    const burst = 20;
+    const limits = { RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: String(burst), API_KEY_CACHE_TTL_MS: '60000' };
+    // One API as a process of its own, the other in this test's process.
+    const spawned = spawnService(env, 'api', limits);
+    extraApis.push({ close: () => stopProcess(spawned) });
+    const here = await startApi(loadConfig({ ...env.env, ...limits }), pino({ level: 'silent' }));
+    extraApis.push(here);
+    await spawned.ready;
+    const key = await keyWith(['wallets:read'], 'two-processes');
+    const get = (port: number) => request(`http://127.0.0.1:${port}`, 'GET', `/wallets/${walletId}`, { apiKey: key });
+
+    // Drain the key's bucket through the spawned process, until it refuses.
+    const throughSpawned: number[] = [];
+    let refused = 0;
+    while (throughSpawned.length < burst * 3 && refused === 0) {
+      const status = (await get(spawned.port)).status;
+      throughSpawned.push(status);
+      if (status === 429) refused = performance.now();
+    }
+    expect(throughSpawned.filter((status) => status === 200).length).toBeGreaterThanOrEqual(burst);
+    expect(refused).toBeGreaterThan(0);
+    const viaHere = await get(here.port);
+    const secondsSinceRefusal = (performance.now() - refused) / 1000;
+
+    // One bucket: the other process finds it as the first left it (under one token) plus what
+    // flowed in since (one a second); a bucket of its own would have had all 20 tokens.
+    const tokensFound = viaHere.status === 429 ? 0 : Number(viaHere.headers.get('ratelimit-remaining')) + 1;
+    expect(tokensFound).toBeLessThanOrEqual(1 + Math.floor(secondsSinceRefusal));
+    expect(tokensFound).toBeLessThan(burst);
+  });
+
   it('When one address sends more bad-key or keyless requests than the unauthenticated burst, then the excess gets 429 with Retry-After while a valid key still works', async () => {
     const limited = await startApi(
       loadConfig({
@@ -304,27 +371,64 @@ describe('rate limiting', () => {
     expect((await request(url, 'GET', '/healthz', { apiKey: null })).status).toBe(200);
   });
 
-  it('When a client opens with 64 concurrent requests of a key this process has not seen, then they share one lookup and none is refused by the address limit', async () => {
-    const limited = await startApi(
-      loadConfig({
-        ...env.env,
-        API_KEY_CACHE_TTL_MS: '60000',
-        // Its own buckets: the test before drains this address's bucket under the file's prefix.
-        QUEUE_PREFIX: `${env.config.QUEUE_PREFIX}_opening`,
-        RATE_LIMIT_UNAUTHENTICATED_PER_SECOND: '1',
-        RATE_LIMIT_UNAUTHENTICATED_BURST: '2',
-      }),
+  it('When a client opens with 64 concurrent requests of a key this process has not seen, then they share one lookup and one address token, and none is refused by the address limit', async () => {
+    // The API's own authentication middleware, verifier and address limiter, with the database
+    // queries and the limiter's takes counted. The key's lookup is held until all 64 requests
+    // have arrived, so every one of them comes while it is under way.
+    const concurrent = 64;
+    let arrived = 0;
+    let allArrived!: () => void;
+    const everyoneArrived = new Promise<void>((resolve) => (allArrived = resolve));
+    let queries = 0;
+    const countingPool = new Proxy(env.pool, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          queries += 1;
+          await everyoneArrived;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const redis = new Redis(env.config.REDIS_URL);
+    const addressLimiter = new RateLimiter(
+      redis,
+      { perSecond: 1, burst: 2, prefix: `${env.config.QUEUE_PREFIX}_opening` },
       pino({ level: 'silent' }),
     );
-    extraApis.push(limited);
-    const url = `http://127.0.0.1:${limited.port}`;
-    const key = await keyWith(['wallets:read']);
+    const takes = vi.spyOn(addressLimiter, 'take');
+    const app = express();
+    app.use(authenticate({ verifier: new ApiKeyVerifier(countingPool, 60_000), disabled: false, addressLimiter }));
+    app.get('/whoami', (_req, res) => void res.json({ name: res.locals.principal?.name }));
+    const server = app.listen(0, '127.0.0.1');
+    server.on('request', () => {
+      arrived += 1;
+      if (arrived === concurrent) allArrived();
+    });
+    await once(server, 'listening');
+    extraApis.push({
+      close: async () => {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+        redis.disconnect();
+      },
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/whoami`;
+    const key = await keyWith(['wallets:read'], 'opening');
+
     const statuses = await Promise.all(
-      Array.from({ length: 64 }, () =>
-        request(url, 'GET', `/wallets/${walletId}`, { apiKey: key }).then((response) => response.status),
+      Array.from({ length: concurrent }, () =>
+        fetch(url, { headers: { authorization: `Bearer ${key}` } }).then(async (response) => {
+          await response.text();
+          return response.status;
+        }),
       ),
     );
+
     expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    expect(queries).toBe(1);
+    expect(takes).toHaveBeenCalledTimes(1);
   });
 
   it('When Redis is unreachable, then requests are let through (fail open), not refused or failed', async () => {

@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { findEventsAfter, listOutboxEvents, readRelayCursor } from '../../src/shared/events/outbox-repository.js';
 import { eventStreamKey } from '../../src/shared/events/event-stream.js';
+import { createApplyQueue } from '../../src/shared/infra/queue.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createWallets, postTransactionLoad } from '../support/load.js';
-import { request } from '../support/http.js';
+import { describeConnectionError, isConnectionRefused, keepAliveClient, request } from '../support/http.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import {
   ROOT,
@@ -102,34 +103,86 @@ describe('workers that die', () => {
     }
   }, 180_000);
 
-  it('When a worker gets SIGTERM while busy, then it finishes its jobs and exits 0, and nothing is lost', async () => {
-    const walletIds = await createWallets(api.url, 3, 'sigterm');
-    // The leaving worker is the only one running, so it is surely busy when the signal comes.
+  it('When a worker gets SIGTERM while busy, then it finishes the jobs it holds before it exits 0, and nothing is lost', async () => {
     await Promise.all(workers.map(stopProcess));
-    const leaving = spawnWorker(env);
-    workers.push(leaving);
-    await leaving.ready;
-    let stopped: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
-    const result = await postTransactionLoad({
-      apiUrl: api.url,
-      walletIds,
-      count: 600,
-      concurrency: 16,
-      seed: 99,
-      onAccepted: (accepted) => {
-        if (accepted === 300) {
-          leaving.kill('SIGTERM');
-          stopped = waitForExit(leaving);
-        }
-      },
-    });
-    expect(await stopped).toEqual({ code: 0, signal: null });
-    expect(result.unexpected).toEqual([]);
+    const walletIds = await createWallets(api.url, 3, 'sigterm');
+    const fingerprints = walletIds.flatMap((walletId) =>
+      Array.from({ length: 12 }, (_, i) => `sigterm-${walletId}-${i}`),
+    );
+    for (const fingerprint of fingerprints) {
+      const walletId = Number(fingerprint.split('-')[1]);
+      const posted = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+        json: { amount: 2, fingerprint },
+      });
+      expect(posted.status).toBe(202);
+    }
+    // Another session holds the first transaction's row: the leaving worker's group waits on it
+    // mid-job, so the signal surely comes while the worker holds jobs.
+    const held = await lockTransactionRow(fingerprints[0]!);
+    const redis = new Redis(env.config.REDIS_URL);
+    const queue = createApplyQueue(redis, env.config.QUEUE_PREFIX);
+    try {
+      const leaving = spawnWorker(env);
+      workers.push(leaving);
+      await leaving.ready;
+      await waitUntil('a group waits on the held row', () => applyGroupWaitsOnLock(env.pool));
+      const jobs = (await queue.getActive()).map((job) => job.id!);
+      expect(jobs.length).toBeGreaterThan(0);
+      leaving.kill('SIGTERM');
+      await waitUntil('the worker begins its shutdown', () =>
+        Promise.resolve(leaving.output().includes('shutting down')),
+      );
+      // Its job cannot finish while the row is held, so neither can the worker.
+      expect(leaving.exitCode).toBeNull();
+      held.release();
+      expect(await waitForExit(leaving), leaving.output()).toEqual({ code: 0, signal: null });
+
+      // Checked before any other worker runs, so none can have finished them in its place: the
+      // jobs it held are done (completed jobs are removed; a failed one would stay), none is left
+      // active for another worker to take over once its lock expires, and the held transaction,
+      // which its job had in hand, is applied.
+      const states = await Promise.all(
+        jobs.map(async (id) => (await (await queue.getJob(id))?.getState()) ?? 'completed and removed'),
+      );
+      expect(states).toEqual(jobs.map(() => 'completed and removed'));
+      expect(await queue.getJobCounts('active', 'failed')).toEqual({ active: 0, failed: 0 });
+      const inHand = await request(api.url, 'GET', `/transactions/by-fingerprint/${fingerprints[0]!}`);
+      expect(inHand.body.status).toBe('applied');
+    } finally {
+      held.release();
+      await held.done;
+      await queue.close();
+      redis.disconnect();
+    }
+    // What it had not started is left pending for the next worker, which applies all of it.
     workers.push(spawnWorker(env));
     await waitUntil('every transaction is final', async () => (await pendingCount()) === 0, 60_000);
     expect(await findLedgerViolations(env.pool)).toEqual([]);
+    const balances = await Promise.all(
+      walletIds.map(async (walletId) => (await request(api.url, 'GET', `/wallets/${walletId}/balance`)).text),
+    );
+    expect(balances).toEqual(walletIds.map(() => '24.0'));
   }, 120_000);
 });
+
+/**
+ * Another session locks one transaction's row (FOR UPDATE) until `release`: an apply group that
+ * reaches it waits there, in the middle of its statements.
+ */
+async function lockTransactionRow(fingerprint: string) {
+  const holder = await createPool(env.config.DATABASE_URL, { maxPoolSize: 1 });
+  let release!: () => void;
+  let locked!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const holding = holder.transaction(async (tx) => {
+    await tx.query(sql.unsafe`SELECT 1 FROM transactions WHERE fingerprint = ${fingerprint} FOR UPDATE`);
+    locked();
+    await released;
+  });
+  await isLocked;
+  return { release, done: holding.finally(() => holder.end()) };
+}
 
 describe('an API that is stopped', () => {
   it('When the API gets SIGTERM under load, then it answers the requests it took, closes keep-alive connections and exits 0', async () => {
@@ -143,22 +196,32 @@ describe('an API that is stopped', () => {
     const accepted: string[] = [];
     const failures: string[] = [];
     let next = 0;
+    // 16 clients, each on a keep-alive connection of its own.
     const lane = async () => {
-      while (next < 3000) {
-        const fingerprint = `api-sigterm-${next++}`;
-        if (next === 400) {
-          leaving.kill('SIGTERM');
-          stopped = waitForExit(leaving);
+      const client = keepAliveClient(leavingUrl, env.apiKey);
+      try {
+        while (next < 3000) {
+          const fingerprint = `api-sigterm-${next++}`;
+          if (next === 400) {
+            leaving.kill('SIGTERM');
+            stopped = waitForExit(leaving);
+          }
+          try {
+            const status = await client.post(`/wallets/${walletIds[next % 2]}/transactions`, {
+              amount: 1,
+              fingerprint,
+            });
+            if (status === 202) accepted.push(fingerprint);
+            else failures.push(`${status}`);
+          } catch (error) {
+            // Refused: the API stopped listening, as it should. Anything else (a reset, a socket
+            // closed before the answer) is a request the API took and then dropped.
+            if (!isConnectionRefused(error)) failures.push(`no answer: ${describeConnectionError(error)}`);
+            return;
+          }
         }
-        try {
-          const response = await request(leavingUrl, 'POST', `/wallets/${walletIds[next % 2]}/transactions`, {
-            json: { amount: 1, fingerprint },
-          });
-          if (response.status === 202) accepted.push(fingerprint);
-          else failures.push(`${response.status}`);
-        } catch {
-          return; // connection refused: the API stopped listening, as it should
-        }
+      } finally {
+        client.close();
       }
     };
     await Promise.all(Array.from({ length: 16 }, lane));
@@ -249,20 +312,8 @@ describe('processes killed in the middle of a group', () => {
 
     // Another session holds one pending transaction's row: the group reads, and its write statement
     // updates the balances, then waits on that row's outcome UPDATE, before its commit.
-    const holder = await createPool(env.config.DATABASE_URL, { maxPoolSize: 1 });
-    let release!: () => void;
-    let held!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const isHeld = new Promise<void>((resolve) => (held = resolve));
-    const holding = holder.transaction(async (tx) => {
-      await tx.query(
-        sql.unsafe`SELECT 1 FROM transactions WHERE fingerprint = ${`worker-mid-${blocked!}-0`} FOR UPDATE`,
-      );
-      held();
-      await released;
-    });
+    const held = await lockTransactionRow(`worker-mid-${blocked!}-0`);
     try {
-      await isHeld;
       const doomed = spawnWorker(env, { WORKER_CONCURRENCY: '64' });
       workers.push(doomed);
       await doomed.ready;
@@ -279,9 +330,8 @@ describe('processes killed in the middle of a group', () => {
       `);
       expect(new Set(balances)).toEqual(new Set(['0.00']));
     } finally {
-      release();
-      await holding;
-      await holder.end();
+      held.release();
+      await held.done;
     }
     workers.push(spawnWorker(env));
     await waitUntil('every transaction is final', async () => (await pendingCount()) === 0, 60_000);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { sql } from 'slonik';
@@ -11,9 +11,11 @@ import { relayOutbox } from '../../src/shared/events/outbox-relay.js';
 import {
   deleteOldEvents,
   findEventsAfter,
+  findPendingDeliveries,
   listOutboxEvents,
   readRelayCursor,
 } from '../../src/shared/events/outbox-repository.js';
+import { WebhookDeliveryError, deliverPendingWebhooks } from '../../src/shared/events/webhooks.js';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
 import { createTestEnv, silentLogger, startTestApi, waitUntil, type TestEnv } from '../support/test-env.js';
@@ -184,6 +186,19 @@ describe('publishing to the Redis Stream', () => {
   });
 });
 
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** How the tests below deliver by hand (the worker's delivery job makes the same call). */
+const deliveryOptions = { timeoutMs: 5_000, batchSize: 100, allowPrivateTargets: true };
+
 /** A webhook receiver that verifies each signature and can be told to fail. */
 function startReceiver(secretOf: () => string, failFirst = 0) {
   const received: any[] = [];
@@ -242,26 +257,32 @@ describe('webhooks', () => {
       worker = await startWorker(env.config, silentLogger);
       const walletId = await newWallet();
       const fingerprints = Array.from({ length: 8 }, (_, i) => `hook-${i}`);
+      const expected: string[] = [];
       for (const [i, fingerprint] of fingerprints.entries()) {
-        await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
+        const posted = await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
           json: { amount: i === 5 ? -1000 : 2, fingerprint },
           headers: { prefer: 'wait=10' },
         });
+        expect(posted.status).toBe(i === 5 ? 422 : 201);
+        const outcome = i === 5 ? 'TransactionRejected' : 'BalanceChanged';
+        expected.push(`TransactionCreated:${posted.body.id}`, `${outcome}:${posted.body.id}`);
       }
+      const eventsOfWallet = () => receiver.received.filter((event) => event.walletid === String(walletId));
+      const keyOf = (event: any) => `${event.type}:${event.subject}`;
       await waitUntil(
-        'the receiver got 16 events of the wallet',
-        () => Promise.resolve(receiver.received.filter((event) => event.walletid === String(walletId)).length === 16),
+        'the receiver got every event of the wallet',
+        () => Promise.resolve(new Set(eventsOfWallet().map(keyOf)).size === expected.length),
         30_000,
       );
-      const ofWallet = receiver.received.filter((event) => event.walletid === String(walletId));
+      const ofWallet = eventsOfWallet();
       expect(receiver.badSignatures()).toBe(0);
-      expect(
-        ofWallet.map((event) => `${event.type}:${event.data.fingerprint ?? event.data.transactionId}`),
-      ).toHaveLength(16);
+      // Each event exactly once: no id twice, and exactly the events the eight transactions made.
+      const ids = ofWallet.map((event) => event.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ofWallet.map(keyOf).sort()).toEqual([...expected].sort());
       const sequences: string[] = ofWallet.map((event) => event.sequence);
       expect(sequences).toEqual([...sequences].sort());
       expect(ofWallet.every((event) => event.headerId === event.id)).toBe(true);
-      expect(ofWallet.filter((event) => event.type === 'TransactionRejected')).toHaveLength(1);
 
       const deadAttempts = await env.pool.oneFirst(sql.type(z.object({ attempts: z.number() }))`
         SELECT coalesce(max(attempts), 0)::int AS attempts FROM webhook_event_deliveries WHERE subscription_id = ${dead.body.id}
@@ -272,21 +293,124 @@ describe('webhooks', () => {
       `);
       expect(deadDelivered).toBe(0);
     } finally {
+      // The tests below deliver by hand, each step in turn: no worker delivers beside them.
+      await worker?.close();
+      worker = undefined;
       await receiver.close();
     }
   }, 60_000);
 
-  it('When subscriptions are listed or removed, then secrets never show and removed ones stop', async () => {
-    const created = await request(api.url, 'POST', '/webhooks', {
-      json: { url: 'https://example.test/hook', events: ['WalletCreated'] },
-    });
-    const listed = await request(api.url, 'GET', '/webhooks');
-    expect(listed.status).toBe(200);
-    expect(listed.text).not.toContain('whsec_');
-    expect(listed.body.items.map((item: any) => item.id)).toContain(created.body.id);
-    expect((await request(api.url, 'DELETE', `/webhooks/${created.body.id}`)).status).toBe(204);
-    expect((await request(api.url, 'DELETE', `/webhooks/${created.body.id}`)).status).toBe(404);
+  it('When subscriptions are listed or removed, then secrets never show and removed ones stop, even for events owed before', async () => {
+    let secret = '';
+    const receiver = await startReceiver(() => secret);
+    const publisher = new EventStreamPublisher(redis, env.config.QUEUE_PREFIX);
+    const walletsCreated = () =>
+      receiver.received.filter((event) => event.type === 'WalletCreated').map((event) => Number(event.walletid));
+    try {
+      const created = await request(api.url, 'POST', '/webhooks', {
+        json: { url: receiver.url, events: ['WalletCreated'] },
+      });
+      secret = created.body.secret;
+      const listed = await request(api.url, 'GET', '/webhooks');
+      expect(listed.status).toBe(200);
+      expect(listed.text).not.toContain('whsec_');
+      expect(listed.body.items.map((item: any) => item.id)).toContain(created.body.id);
+      // While subscribed, an event reaches the receiver.
+      const before = await newWallet();
+      await relayOutbox(env.pool, publisher, 500);
+      expect(await deliverPendingWebhooks(env.pool, created.body.id, deliveryOptions)).toBe(1);
+      expect(walletsCreated()).toEqual([before]);
+      const owed = await newWallet();
+      await relayOutbox(env.pool, publisher, 500); // its delivery is now owed to the subscriber
+
+      expect((await request(api.url, 'DELETE', `/webhooks/${created.body.id}`)).status).toBe(204);
+      expect((await request(api.url, 'DELETE', `/webhooks/${created.body.id}`)).status).toBe(404);
+      await newWallet();
+      await relayOutbox(env.pool, publisher, 500);
+
+      // Neither the event owed before the removal nor the one after it is sent.
+      expect(await deliverPendingWebhooks(env.pool, created.body.id, deliveryOptions)).toBe(0);
+      expect(walletsCreated()).toEqual([before]);
+      expect(walletsCreated()).not.toContain(owed);
+      expect((await request(api.url, 'GET', '/webhooks')).body.items.map((item: any) => item.id)).not.toContain(
+        created.body.id,
+      );
+    } finally {
+      await receiver.close();
+    }
   });
+
+  it('When a subscriber answers with a redirect, then it is not followed: the attempt fails, the event stays owed, and it is sent again to the same URL', async () => {
+    let redirecting = true;
+    const hits = { hook: 0, elsewhere: 0 };
+    const webhookIds: string[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/elsewhere') {
+          hits.elsewhere += 1;
+          return void res.writeHead(204).end();
+        }
+        hits.hook += 1;
+        webhookIds.push(String(req.headers['webhook-id']));
+        if (redirecting) return void res.writeHead(307, { location: '/elsewhere' }).end();
+        res.writeHead(204).end();
+      });
+    });
+    const url = await listen(server);
+    try {
+      const subscription = (
+        await request(api.url, 'POST', '/webhooks', { json: { url: `${url}/hook`, events: ['WalletCreated'] } })
+      ).body.id;
+      await newWallet();
+      await relayOutbox(env.pool, new EventStreamPublisher(redis, env.config.QUEUE_PREFIX), 500);
+
+      await expect(deliverPendingWebhooks(env.pool, subscription, deliveryOptions)).rejects.toThrow(/HTTP 307/);
+      expect(hits).toEqual({ hook: 1, elsewhere: 0 });
+      expect(await findPendingDeliveries(env.pool, subscription, 10)).toHaveLength(1);
+
+      redirecting = false;
+      expect(await deliverPendingWebhooks(env.pool, subscription, deliveryOptions)).toBe(1);
+      expect(hits).toEqual({ hook: 2, elsewhere: 0 });
+      expect(new Set(webhookIds).size).toBe(1); // the same event, by its webhook-id
+    } finally {
+      await closeServer(server);
+    }
+  });
+
+  it('When a subscriber does not answer within the delivery timeout, then the attempt is abandoned as failed and the event is sent again later with the same webhook-id', async () => {
+    const hung: ServerResponse[] = [];
+    const webhookIds: string[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        webhookIds.push(String(req.headers['webhook-id']));
+        if (webhookIds.length === 1) return void hung.push(res); // takes the event and never answers
+        res.writeHead(204).end();
+      });
+    });
+    const url = await listen(server);
+    try {
+      const subscription = (
+        await request(api.url, 'POST', '/webhooks', { json: { url: `${url}/hook`, events: ['WalletCreated'] } })
+      ).body.id;
+      await newWallet();
+      await relayOutbox(env.pool, new EventStreamPublisher(redis, env.config.QUEUE_PREFIX), 500);
+
+      await expect(
+        deliverPendingWebhooks(env.pool, subscription, { ...deliveryOptions, timeoutMs: 200 }),
+      ).rejects.toBeInstanceOf(WebhookDeliveryError);
+      expect(await findPendingDeliveries(env.pool, subscription, 10)).toHaveLength(1);
+
+      expect(await deliverPendingWebhooks(env.pool, subscription, deliveryOptions)).toBe(1);
+      expect(webhookIds).toHaveLength(2);
+      expect(new Set(webhookIds).size).toBe(1);
+      expect(await findPendingDeliveries(env.pool, subscription, 10)).toEqual([]);
+    } finally {
+      for (const res of hung) res.destroy();
+      await closeServer(server);
+    }
+  }, 10_000);
 
   it.each([
     ['no url', { events: ['WalletCreated'] }, 'url'],

@@ -1,60 +1,254 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, it } from 'vitest';
+import { loadConfig } from '../../src/shared/infra/config.js';
+import { createDatabasePool } from '../../src/shared/infra/db.js';
 import {
+  MIGRATIONS_DIR,
   createDatabaseIfMissing,
   dropDatabase,
   listMigrationFiles,
   migrate,
   pendingMigrations,
 } from '../../src/shared/infra/migrate.js';
+import { getTransactionByFingerprint } from '../../src/shared/transactions/lookups.js';
+import { getLatestApplied } from '../../src/shared/transactions/transactions.js';
+import { getWallet } from '../../src/shared/wallets/wallets.js';
+import { ROOT } from '../support/test-env.js';
 
-const databaseUrl = `postgres://postgres@127.0.0.1:5432/wallet_test_migrate_${randomBytes(4).toString('hex')}`;
+const databases: string[] = [];
+const scratchDirs: string[] = [];
+
+/** A database name of this file's own (dropped at the end), not created yet. */
+function newDatabaseUrl(): string {
+  const url = `postgres://postgres@127.0.0.1:5432/wallet_test_migrate_${randomBytes(4).toString('hex')}`;
+  databases.push(url);
+  return url;
+}
 
 afterAll(async () => {
-  await dropDatabase(databaseUrl);
+  for (const url of databases) await dropDatabase(url);
+  for (const dir of scratchDirs) await rm(dir, { recursive: true, force: true });
 });
 
-describe('migrations', () => {
-  it('When the database is new, then --initdb creates it and applies every migration once, however often it runs', async () => {
-    expect(await createDatabaseIfMissing(databaseUrl)).toBe(true);
-    expect(await createDatabaseIfMissing(databaseUrl)).toBe(false);
+/** Runs `wallet db ...` as an operator would; returns its exit code and the JSON lines it logged. */
+function cli(databaseUrl: string, ...args: string[]): Promise<{ code: number | null; logs: any[]; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'db', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('exit', (code) => {
+      const logs = output
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as unknown);
+      resolve({ code, logs, output });
+    });
+  });
+}
+
+async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function databaseExists(url: string): Promise<boolean> {
+  const name = new URL(url).pathname.slice(1);
+  const maintenance = new URL(url);
+  maintenance.pathname = '/postgres';
+  return withClient(maintenance.toString(), async (client) => {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    return found.rowCount === 1;
+  });
+}
+
+const tablesOf = (url: string) =>
+  withClient(url, async (client) => {
+    const tables = await client.query<{ name: string }>(
+      "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+    );
+    return tables.rows.map((row) => row.name);
+  });
+
+const appliedMigrations = (url: string) =>
+  withClient(url, async (client) => {
+    const rows = await client.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY name');
+    return rows.rows.map((row) => row.name);
+  });
+
+/** A migrations folder of this test's own: the real files named, plus any written here. */
+async function migrationsDir(realFiles: string[], extra: Record<string, string> = {}): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'wallet-migrations-'));
+  scratchDirs.push(dir);
+  for (const name of realFiles) await copyFile(path.join(MIGRATIONS_DIR, name), path.join(dir, name));
+  for (const [name, body] of Object.entries(extra)) await writeFile(path.join(dir, name), body);
+  return dir;
+}
+
+// Each test has its own database; they run side by side (the CLI's start-up dominates).
+describe.concurrent('migrations', () => {
+  it('When the database is new, then `db --initdb` creates it and applies every migration once, however often it runs', async ({
+    expect,
+  }) => {
+    const url = newDatabaseUrl();
     const files = await listMigrationFiles();
     expect(files.length).toBeGreaterThan(0);
-    expect(await pendingMigrations(databaseUrl)).toEqual(files);
+
+    const first = await cli(url, '--initdb');
+    expect(first.code, first.output).toBe(0);
+    expect(first.logs.find((line) => line.msg === 'database ready')).toMatchObject({ created: true, applied: files });
+    expect(await pendingMigrations(url)).toEqual([]);
+    expect(await tablesOf(url)).toEqual([
+      'api_keys',
+      'outbox',
+      'outbox_relay_cursor',
+      'pending_reservations',
+      'pending_reservations_floor',
+      'schema_migrations',
+      'transactions',
+      'wallets',
+      'webhook_event_deliveries',
+      'webhook_subscriptions',
+    ]);
+
+    const again = await cli(url, '--initdb');
+    expect(again.code, again.output).toBe(0);
+    expect(again.logs.find((line) => line.msg === 'database ready')).toMatchObject({
+      created: false,
+      applied: [],
+      alreadyApplied: files.length,
+    });
+    expect(await appliedMigrations(url)).toEqual(files);
+  });
+
+  it('When several processes migrate a new database at once, then each migration is applied exactly once', async ({
+    expect,
+  }) => {
+    const url = newDatabaseUrl();
+    expect(await createDatabaseIfMissing(url)).toBe(true);
+    expect(await createDatabaseIfMissing(url)).toBe(false);
+    const files = await listMigrationFiles();
+    expect(await pendingMigrations(url)).toEqual(files);
 
     // Several containers starting at once must not apply a migration twice.
-    const results = await Promise.all([migrate(databaseUrl), migrate(databaseUrl), migrate(databaseUrl)]);
-    expect(results.flatMap((result) => result.applied).sort()).toEqual(files);
-    expect(await pendingMigrations(databaseUrl)).toEqual([]);
-    expect((await migrate(databaseUrl)).applied).toEqual([]);
+    const results = await Promise.all([migrate(url), migrate(url), migrate(url)]);
 
-    const client = new pg.Client({ connectionString: databaseUrl });
-    await client.connect();
+    expect(results.flatMap((result) => result.applied).sort()).toEqual(files);
+    expect(await pendingMigrations(url)).toEqual([]);
+    expect((await migrate(url)).applied).toEqual([]);
+  });
+
+  it('When `db --dropdb` runs, then the database is gone, and a second drop is harmless', async ({ expect }) => {
+    const url = newDatabaseUrl();
+    await createDatabaseIfMissing(url);
+    await migrate(url);
+    expect(await databaseExists(url)).toBe(true);
+
+    const dropped = await cli(url, '--dropdb');
+    expect(dropped.code, dropped.output).toBe(0);
+    expect(dropped.logs.some((line) => line.msg === 'database dropped')).toBe(true);
+    expect(await databaseExists(url)).toBe(false);
+
+    const again = await cli(url, '--dropdb');
+    expect(again.code, again.output).toBe(0);
+    expect(await databaseExists(url)).toBe(false);
+  });
+
+  it('When a database that already holds wallets and transactions is migrated, then every row survives as it was', async ({
+    expect,
+  }) => {
+    const url = newDatabaseUrl();
+    const [first, ...later] = await listMigrationFiles();
+    expect(later.length).toBeGreaterThan(0);
+    await createDatabaseIfMissing(url);
+    await migrate(url, await migrationsDir([first!]));
+    // Data written by the service as it was at the first migration.
+    await withClient(url, (client) =>
+      client.query(`
+        INSERT INTO wallets (id, external_id, labels, balance, last_refno, version)
+          OVERRIDING SYSTEM VALUE VALUES (41, 'kept', '{"tier": "gold"}', 7.00, 2, 2);
+        INSERT INTO transactions (wallet_id, amount, fingerprint, labels, status, reason, refno, oldbalance, newbalance)
+        VALUES (41, 5.00, 'kept-1', '{}', 'applied', NULL, 1, 0, 5.00),
+               (41, 2.00, 'kept-2', '{"k": "v"}', 'applied', NULL, 2, 5.00, 7.00),
+               (41, -9.00, 'kept-3', '{}', 'rejected', 'insufficient_funds', NULL, NULL, NULL);
+      `),
+    );
+
+    expect((await migrate(url)).applied).toEqual(later);
+    expect(await pendingMigrations(url)).toEqual([]);
+
+    // Read back the way the service reads them.
+    const pool = await createDatabasePool(loadConfig({ DATABASE_URL: url, DB_POOL_SIZE: '1' }));
     try {
-      const tables = await client.query<{ name: string }>(
-        "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+      expect(await getWallet(pool, 41)).toMatchObject({
+        externalId: 'kept',
+        labels: { tier: 'gold' },
+        balance: '7.00',
+      });
+      expect(await getLatestApplied(pool, 41)).toMatchObject({
+        fingerprint: 'kept-2',
+        refno: 2,
+        oldbalance: '5.00',
+        newbalance: '7.00',
+      });
+      const kept = await Promise.all(
+        ['kept-1', 'kept-2', 'kept-3'].map((fingerprint) => getTransactionByFingerprint(pool, fingerprint)),
       );
-      expect(tables.rows.map((row) => row.name)).toEqual([
-        'api_keys',
-        'outbox',
-        'outbox_relay_cursor',
-        'pending_reservations',
-        'pending_reservations_floor',
-        'schema_migrations',
-        'transactions',
-        'wallets',
-        'webhook_event_deliveries',
-        'webhook_subscriptions',
+      expect(
+        kept.map(({ amount, status, refno, reason, labels }) => ({ amount, status, refno, reason, labels })),
+      ).toEqual([
+        { amount: '5.00', status: 'applied', refno: 1, reason: null, labels: {} },
+        { amount: '2.00', status: 'applied', refno: 2, reason: null, labels: { k: 'v' } },
+        { amount: '-9.00', status: 'rejected', refno: null, reason: 'insufficient_funds', labels: {} },
       ]);
     } finally {
-      await client.end();
+      await pool.end();
     }
   });
 
-  it('When --dropdb runs, then the database is gone and a second drop is harmless', async () => {
-    await dropDatabase(databaseUrl);
-    await dropDatabase(databaseUrl);
-    expect(await createDatabaseIfMissing(databaseUrl)).toBe(true);
+  it('When a migration fails, then nothing of it is applied, it is recorded as not applied, and the ones before it stay', async ({
+    expect,
+  }) => {
+    const url = newDatabaseUrl();
+    const files = await listMigrationFiles();
+    await createDatabaseIfMissing(url);
+    const dir = await migrationsDir(files, {
+      '900_fine.sql': 'CREATE TABLE migration_fine (id int);',
+      '901_breaks_halfway.sql': `
+        CREATE TABLE migration_half (id int);
+        INSERT INTO migration_half VALUES (1);
+        ALTER TABLE wallets ADD COLUMN migration_half text;
+        SELECT 1 / 0;
+      `,
+    });
+
+    await expect(migrate(url, dir)).rejects.toThrow(/migration 901_breaks_halfway\.sql failed: division by zero/);
+
+    expect(await appliedMigrations(url)).toEqual([...files, '900_fine.sql']);
+    expect(await pendingMigrations(url, dir)).toEqual(['901_breaks_halfway.sql']);
+    const leftovers = await withClient(url, async (client) => {
+      const found = await client.query<{ table: string | null; column: string | null }>(`
+        SELECT to_regclass('migration_half')::text AS table,
+               (SELECT column_name FROM information_schema.columns
+                WHERE table_name = 'wallets' AND column_name = 'migration_half') AS column
+      `);
+      return found.rows[0];
+    });
+    expect(leftovers).toEqual({ table: null, column: null });
+    expect(await tablesOf(url)).toContain('migration_fine');
   });
 });

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { sql } from 'slonik';
+import { Redis } from 'ioredis';
+import { CheckIntegrityConstraintViolationError, sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { createApplyQueue } from '../../src/shared/infra/queue.js';
+import { TransactionReserver } from '../../src/shared/transactions/transactions.js';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
 import { createTestEnv, silentLogger, startTestApi, waitUntil, type TestEnv } from '../support/test-env.js';
@@ -182,6 +185,53 @@ describe('POST /wallets/:id/transactions', () => {
     );
   });
 
+  it('When two different requests race for one fingerprint, in one API process or across two, then exactly one gets 202, the other fingerprint-reused, and nothing else is reserved', async () => {
+    const second = await startTestApi(env);
+    try {
+      const [walletA, walletB] = [await newWallet(), await newWallet()];
+      const rounds = Array.from({ length: 10 }, (_, i) => ({ fingerprint: randomUUID(), acrossApis: i >= 5 }));
+      const answers = await Promise.all(
+        rounds.map(({ fingerprint, acrossApis }) =>
+          Promise.all([
+            post(walletA, { amount: 5, fingerprint }),
+            request(acrossApis ? second.url : api.url, 'POST', `/wallets/${walletB}/transactions`, {
+              json: { amount: 7, fingerprint },
+            }),
+          ]),
+        ),
+      );
+
+      const winners = new Map<string, { walletId: number; id: string }>();
+      for (const [index, pair] of answers.entries()) {
+        expect(pair.map((answer) => answer.status).sort()).toEqual([202, 409]);
+        const winner = pair.find((answer) => answer.status === 202)!;
+        const loser = pair.find((answer) => answer.status === 409)!;
+        expect(loser.body.type).toBe('/problems/fingerprint-reused');
+        expect(loser.headers.get('location')).toBeNull();
+        expect(loser.text).not.toContain(winner.body.id);
+        winners.set(rounds[index]!.fingerprint, { walletId: winner.body.walletId, id: winner.body.id });
+      }
+      // Each fingerprint holds the winner's transaction, and the wallets hold the winners only.
+      for (const [fingerprint, winner] of winners) {
+        const stored = await request(api.url, 'GET', `/transactions/by-fingerprint/${fingerprint}`);
+        expect(stored.body).toMatchObject({ id: winner.id, walletId: winner.walletId });
+      }
+      const held = async (walletId: number) =>
+        (await request(api.url, 'GET', `/wallets/${walletId}/transactions`)).body.items
+          .map((item: any) => item.id)
+          .sort();
+      const wonBy = (walletId: number) =>
+        [...winners.values()]
+          .filter((winner) => winner.walletId === walletId)
+          .map((winner) => winner.id)
+          .sort();
+      expect(await held(walletA)).toEqual(wonBy(walletA));
+      expect(await held(walletB)).toEqual(wonBy(walletB));
+    } finally {
+      await second.close();
+    }
+  });
+
   it('When the wallet does not exist, then it answers 404 and reserves nothing', async () => {
     const before = await transactionCount();
     const fingerprint = randomUUID();
@@ -354,6 +404,49 @@ describe('POST /wallets/:id/transactions', () => {
       json: { amount: 1, fingerprint: randomUUID() },
     });
     expect(response.status).toBe(400);
+  });
+});
+
+describe('reservation groups', () => {
+  it('When one request of a group makes the group statement fail, then the group falls back to one by one: every other request is reserved, once, and only that one fails, with its own error', async () => {
+    const walletId = await newWallet();
+    const redis = new Redis(env.config.REDIS_URL);
+    // Submitted in one tick with 50 ms to gather: one group.
+    const reserver = new TransactionReserver(
+      { db: env.pool, queue: createApplyQueue(redis, env.config.QUEUE_PREFIX) },
+      { maxSize: 64, maxDelayMs: 50, maxInFlight: 1, timeoutMs: 5_000 },
+    );
+    // 0.50 is refused by the table's CHECK (the HTTP schema would refuse it first): the whole
+    // group statement fails on it.
+    const amounts = [100n, 200n, 50n, 300n, 400n];
+    const fingerprints = amounts.map((_, i) => `group-fallback-${walletId}-${i}`);
+    try {
+      const settled = await Promise.allSettled(
+        amounts.map((amount, i) =>
+          reserver.reserve(walletId, { amount, fingerprint: fingerprints[i]!, labels: {}, description: null }),
+        ),
+      );
+
+      expect(settled.map((result) => result.status)).toEqual([
+        'fulfilled',
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+        'fulfilled',
+      ]);
+      expect((settled[2] as PromiseRejectedResult).reason).toBeInstanceOf(CheckIntegrityConstraintViolationError);
+      const reserved = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value.transaction] : []));
+      expect(reserved.map(({ fingerprint, amount }) => `${fingerprint} ${amount}`)).toEqual([
+        `${fingerprints[0]} 1.00`,
+        `${fingerprints[1]} 2.00`,
+        `${fingerprints[3]} 3.00`,
+        `${fingerprints[4]} 4.00`,
+      ]);
+      const listed = await request(api.url, 'GET', `/wallets/${walletId}/transactions`);
+      expect(listed.body.items.map((item: any) => item.id).sort()).toEqual(reserved.map(({ id }) => id).sort());
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 

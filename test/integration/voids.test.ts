@@ -46,6 +46,11 @@ const voidOf = (walletId: number, txId: string, body: object = {}, headers: Reco
 const balance = async (walletId: number) => (await request(api.url, 'GET', `/wallets/${walletId}/balance`)).text;
 const transaction = async (walletId: number, txId: string) =>
   (await request(api.url, 'GET', `/wallets/${walletId}/transactions/${txId}`)).body;
+/** Every transaction of the wallet (id and fingerprint), newest first: a refused void adds none. */
+const transactionsOf = async (walletId: number) =>
+  (await request(api.url, 'GET', `/wallets/${walletId}/transactions`)).body.items.map(
+    (item: any) => `${item.id} ${item.fingerprint}`,
+  );
 
 describe('POST /wallets/:id/transactions/:txId/void', () => {
   it('When an applied deposit is voided, then a reversal with its own refno is applied and the original becomes voided', async () => {
@@ -140,9 +145,11 @@ describe('POST /wallets/:id/transactions/:txId/void', () => {
 
   it('When a void carries the void: fingerprint of another transaction, then it answers 400 and reserves nothing', async () => {
     const { walletId, transactions } = await walletWith('6.00', '2.00');
+    const before = await transactionsOf(walletId);
     const response = await voidOf(walletId, transactions[0].id, { fingerprint: `void:${transactions[1].id}` });
     expect(response.status).toBe(400);
     expect(response.body.invalidParams[0].name).toBe('fingerprint');
+    expect(await transactionsOf(walletId)).toEqual(before);
     expect((await voidOf(walletId, transactions[1].id, {}, wait)).status).toBe(201);
     expect(await transaction(walletId, transactions[0].id)).toMatchObject({ status: 'applied' });
     // Naming its own default fingerprint explicitly is fine.
@@ -176,9 +183,11 @@ describe('POST /wallets/:id/transactions/:txId/void', () => {
     const holder = await request(api.url, 'POST', `/wallets/${other.walletId}/transactions`, {
       json: { amount: 3, fingerprint: taken },
     });
+    const before = [await transactionsOf(walletId), await transactionsOf(other.walletId)];
     const response = await voidOf(walletId, transactions[0].id, { fingerprint: taken });
     expect(response.status).toBe(409);
     expect(response.body.type).toBe('/problems/fingerprint-reused');
+    expect([await transactionsOf(walletId), await transactionsOf(other.walletId)]).toEqual(before);
     expect(response.body).not.toHaveProperty('transaction');
     expect(response.headers.get('location')).toBeNull();
     expect(response.text).not.toContain(holder.body.id);
@@ -244,10 +253,12 @@ describe('POST /wallets/:id/transactions/:txId/void', () => {
       sql.unsafe`UPDATE transactions SET created = now() - interval '25 hours'
           WHERE coalesce(id, transaction_id(wallet_id, seq)) = ${transactions[0].id}`,
     );
+    const before = await transactionsOf(walletId);
     const response = await voidOf(walletId, transactions[0].id);
     expect(response.status).toBe(422);
     expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(response.body).toMatchObject({ type: '/problems/void-window-expired', status: 422 });
+    expect(await transactionsOf(walletId)).toEqual(before);
     expect(await transaction(walletId, transactions[0].id)).toMatchObject({ status: 'applied' });
   });
 

@@ -13,28 +13,62 @@ import { createTestEnv, silentLogger, startTestApi, type TestEnv } from '../supp
 let env: TestEnv;
 let api: Awaited<ReturnType<typeof startTestApi>>;
 let worker: RunningWorker;
-let provider: { url: string; payouts: Map<string, string>; failNext: Set<string>; server: Server };
+
+/** One payout request as the provider saw it. */
+interface PayoutRequest {
+  /** The provider's idempotency key: it pays at most once per key. */
+  jobId: string;
+  amount: string;
+  /** The status of the wallet debit with that job id when the request arrived. */
+  debitStatus: string | undefined;
+  /** What the provider answered. */
+  status: number;
+}
+let provider: { url: string; requests: PayoutRequest[]; failNext: Set<string>; server: Server };
 
 beforeAll(async () => {
   env = await createTestEnv('withdraw');
   api = await startTestApi(env);
   worker = await startWorker(env.config, silentLogger);
-  // The provider pays each job id at most once (its own idempotency key), and can be told to fail.
-  const payouts = new Map<string, string>();
+  // The provider records every request, as it arrived: the tests judge from that record, not
+  // from the provider's own bookkeeping. It can be told to refuse a job id once.
+  const requests: PayoutRequest[] = [];
   const failNext = new Set<string>();
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (chunk: Buffer) => (body += chunk.toString()));
     req.on('end', () => {
       const { jobId, amount } = JSON.parse(body) as { jobId: string; amount: string };
-      if (failNext.delete(jobId)) return void res.writeHead(502).end('{"error":"declined"}');
-      if (!payouts.has(jobId)) payouts.set(jobId, amount);
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ reference: `PP-${jobId}` }));
+      void request(api.url, 'GET', `/transactions/by-fingerprint/${encodeURIComponent(jobId)}`).then((debit) => {
+        const status = failNext.delete(jobId) ? 502 : 200;
+        requests.push({ jobId, amount, debitStatus: debit.body?.status, status });
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ reference: `PP-${jobId}` }));
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  provider = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, payouts, failNext, server };
+  provider = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, failNext, server };
 });
+
+/** What the provider was asked for one job id: the idempotency keys and amounts sent, and what it paid. */
+function payoutsFor(jobId: string) {
+  const asked = provider.requests.filter((payout) => payout.jobId === jobId);
+  return {
+    requests: asked.length,
+    // Requests of one withdrawal under two keys, or two amounts under one key, could be paid twice.
+    keysAndAmounts: [...new Set(asked.map((payout) => `${payout.jobId} ${payout.amount}`))],
+    debitStatusesSeen: [...new Set(asked.map((payout) => payout.debitStatus))],
+    accepted: asked.filter((payout) => payout.status === 200).length,
+  };
+}
+
+/** Every debit (negative amount) the wallet holds, with its status. */
+async function debitsOf(walletId: number): Promise<{ amount: number; status: string }[]> {
+  const listed = await request(api.url, 'GET', `/wallets/${walletId}/transactions`);
+  return listed.body.items
+    .filter((item: any) => item.amount < 0 && !item.voids)
+    .map((item: any) => ({ amount: item.amount, status: item.status }));
+}
 
 afterAll(async () => {
   await new Promise((resolve) => provider?.server.close(resolve));
@@ -75,7 +109,7 @@ async function withdraw(walletId: number, jobId: string, amount: string): Promis
 }
 
 describe('withdrawing to an external payout', () => {
-  it('When the payout succeeds, then the debit stays and the provider paid once, even if the client retries', async () => {
+  it('When the payout succeeds, then the debit stays and every payout request carries one idempotency key and amount, so the provider pays once, even if the client retries', async () => {
     const walletId = (await request(api.url, 'POST', '/wallets', { json: { externalId: 'withdrawer-1' } })).body.id;
     await request(api.url, 'POST', `/wallets/${walletId}/transactions`, {
       json: { amount: 100, fingerprint: 'prize-1' },
@@ -83,7 +117,16 @@ describe('withdrawing to an external payout', () => {
     });
     expect(await withdraw(walletId, 'job-0018254', '30.00')).toBe('paid');
     expect(await withdraw(walletId, 'job-0018254', '30.00')).toBe('paid'); // the client crashed and ran again
-    expect(provider.payouts.get('job-0018254')).toBe('30.00');
+    // Asked twice (the client cannot know the first went through), always under one key for one
+    // amount, and only once the money had left the wallet: the provider's one-payment-per-key rule
+    // leaves exactly one payment.
+    expect(payoutsFor('job-0018254')).toEqual({
+      requests: 2,
+      keysAndAmounts: ['job-0018254 30.00'],
+      debitStatusesSeen: ['applied'],
+      accepted: 2,
+    });
+    expect(await debitsOf(walletId)).toEqual([{ amount: -30, status: 'applied' }]);
     expect((await request(api.url, 'GET', `/wallets/${walletId}/balance`)).text).toBe('70.0');
   });
 
@@ -95,7 +138,12 @@ describe('withdrawing to an external payout', () => {
     });
     provider.failNext.add('job-2');
     expect(await withdraw(walletId, 'job-2', '20.00')).toBe('refunded');
-    expect(provider.payouts.has('job-2')).toBe(false);
+    expect(payoutsFor('job-2')).toEqual({
+      requests: 1,
+      keysAndAmounts: ['job-2 20.00'],
+      debitStatusesSeen: ['applied'],
+      accepted: 0,
+    });
     expect((await request(api.url, 'GET', `/wallets/${walletId}/balance`)).text).toBe('50.0');
     const debit = (await request(api.url, 'GET', '/transactions/by-fingerprint/job-2')).body;
     expect(debit).toMatchObject({ status: 'voided', labels: { withdraw_jobid: 'job-2' } });
@@ -105,6 +153,7 @@ describe('withdrawing to an external payout', () => {
   it('When the wallet cannot cover the withdrawal, then nothing is paid and nothing needs undoing', async () => {
     const walletId = (await request(api.url, 'POST', '/wallets', { json: { externalId: 'withdrawer-3' } })).body.id;
     expect(await withdraw(walletId, 'job-3', '5.00')).toBe('refused');
-    expect(provider.payouts.has('job-3')).toBe(false);
+    expect(payoutsFor('job-3').requests).toBe(0);
+    expect(await debitsOf(walletId)).toEqual([{ amount: -5, status: 'rejected' }]);
   });
 });

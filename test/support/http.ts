@@ -1,3 +1,5 @@
+import { Agent, request as httpRequest } from 'node:http';
+
 export interface HttpResult<T = any> {
   status: number;
   headers: Headers;
@@ -77,4 +79,57 @@ export async function request<T = any>(
     text,
   });
   return { status: response.status, headers: response.headers, body: parsed as T, text };
+}
+
+/**
+ * A client with one keep-alive connection of its own (node:http, an agent of one socket), reused
+ * right after each answer, as a client process with its own agent does. Unlike `fetch`'s shared
+ * pool, it never picks up a connection that sat idle for a while.
+ */
+export function keepAliveClient(baseUrl: string, apiKey: string) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  return {
+    /** POSTs `json`; resolves with the status, rejects if the request gets no answer. */
+    post(path: string, json: unknown): Promise<number> {
+      const body = JSON.stringify(json);
+      return new Promise((resolve, reject) => {
+        const sent = httpRequest(
+          new URL(path, baseUrl),
+          {
+            method: 'POST',
+            agent,
+            headers: {
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(body),
+              authorization: `Bearer ${apiKey}`,
+            },
+          },
+          (response) => {
+            response.resume();
+            response.on('end', () => resolve(response.statusCode ?? 0));
+            response.on('error', reject);
+          },
+        );
+        sent.on('error', reject);
+        sent.end(body);
+      });
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+/** True when a request failed because nothing listens at the address (the connection was refused). */
+export function isConnectionRefused(error: unknown): boolean {
+  return connectionErrorCode(error) === 'ECONNREFUSED';
+}
+
+/** What a failed request (`fetch` or node:http) says about its cause, for failure messages. */
+export function describeConnectionError(error: unknown): string {
+  return connectionErrorCode(error) ?? String(error);
+}
+
+function connectionErrorCode(error: unknown): string | undefined {
+  const failure = error as { code?: unknown; cause?: { code?: unknown } } | null;
+  const code = failure?.code ?? failure?.cause?.code;
+  return typeof code === 'string' ? code : undefined;
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { GroupCommitter, GroupTimeoutError, type ItemResult } from '../../src/shared/infra/group-commit.js';
 
 const ok = <O>(value: O): ItemResult<O> => ({ ok: true, value });
@@ -20,19 +20,46 @@ describe('GroupCommitter', () => {
     expect(groups.length).toBeLessThan(10);
   });
 
-  it('When one item fails the group, then the others are retried alone and only that one fails', async () => {
+  it('When the group statement fails, then each item is retried alone and answered with its own result or its own error', async () => {
+    const flushed: number[][] = [];
+    const groupFailure = new Error('the group statement failed');
+    const twoFails = new Error('two');
+    const fourThrows = new Error('four');
     const committer = new GroupCommitter<number, number>(
-      (items) =>
-        items.includes(3) && items.length > 1
-          ? Promise.reject(new Error('the group statement failed'))
-          : Promise.resolve(items.map((item) => (item === 3 ? { ok: false, error: new Error('three') } : ok(item)))),
+      (items) => {
+        flushed.push([...items]);
+        if (items.length > 1) return Promise.reject(groupFailure);
+        if (items[0] === 4) return Promise.reject(fourThrows);
+        return Promise.resolve(items.map((item) => (item === 2 ? { ok: false, error: twoFails } : ok(item * 10))));
+      },
       { maxSize: 8, maxDelayMs: 1, maxInFlight: 1, timeoutMs: 1_000 },
     );
+
     const settled = await Promise.allSettled([1, 2, 3, 4].map((item) => committer.submit(item)));
-    expect(settled.map((result) => result.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+
+    expect(flushed[0]).toEqual([1, 2, 3, 4]);
+    expect(flushed.slice(1).sort()).toEqual([[1], [2], [3], [4]]);
+    expect(settled).toEqual([
+      { status: 'fulfilled', value: 10 },
+      { status: 'rejected', reason: twoFails },
+      { status: 'fulfilled', value: 30 },
+      { status: 'rejected', reason: fourThrows },
+    ]);
+    // Their own errors, not the group's.
+    expect((settled[1] as PromiseRejectedResult).reason).toBe(twoFails);
+    expect((settled[3] as PromiseRejectedResult).reason).toBe(fourThrows);
+  });
+});
+
+describe('GroupCommitter deadlines (fake clock)', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
   });
 
-  it('When a flush never settles, then its items fail with GroupTimeoutError and later items still go through', async () => {
+  it('When a flush never settles, then its items fail with GroupTimeoutError at the deadline, not before, and later items still go through', async () => {
     let calls = 0;
     const committer = new GroupCommitter<number, number>(
       (items) => {
@@ -41,12 +68,18 @@ describe('GroupCommitter', () => {
       },
       { maxSize: 8, maxDelayMs: 0, maxInFlight: 1, timeoutMs: 50 },
     );
-    const stuck = committer.submit(1);
-    await expect(stuck).rejects.toBeInstanceOf(GroupTimeoutError);
-    await expect(committer.submit(2)).resolves.toBe(2);
+    const stuck = watch(committer.submit(1));
+    await vi.advanceTimersByTimeAsync(49);
+    expect(stuck.state).toBe('pending');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(stuck.state).toBe('rejected');
+    expect(stuck.error).toBeInstanceOf(GroupTimeoutError);
+    const later = watch(committer.submit(2));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(later).toMatchObject({ state: 'resolved', value: 2 });
   });
 
-  it('When every slot is stuck, then items queued behind it fail at their own deadline, counted from submission', async () => {
+  it('When every slot is stuck, then an item queued behind it fails at its own deadline, counted from its submission', async () => {
     const flushed: number[][] = [];
     const committer = new GroupCommitter<number, number>(
       (items) => {
@@ -55,13 +88,29 @@ describe('GroupCommitter', () => {
       },
       { maxSize: 1, maxDelayMs: 0, maxInFlight: 1, timeoutMs: 100 },
     );
-    const started = Date.now();
-    const first = committer.submit(1);
-    const queued = committer.submit(2);
-    await expect(queued).rejects.toBeInstanceOf(GroupTimeoutError);
-    await expect(first).rejects.toBeInstanceOf(GroupTimeoutError);
-    // Not 100 ms for the first and then 100 more for the second: one deadline each, from submission.
-    expect(Date.now() - started).toBeLessThan(180);
+    const first = watch(committer.submit(1));
+    await vi.advanceTimersByTimeAsync(30);
+    const queued = watch(committer.submit(2)); // its deadline: 30 + 100 = 130
+
+    await vi.advanceTimersByTimeAsync(70); // t = 100: the first's deadline
+    expect(first.state).toBe('rejected');
+    expect(first.error).toBeInstanceOf(GroupTimeoutError);
+    expect(queued.state).toBe('pending');
+    await vi.advanceTimersByTimeAsync(29); // t = 129
+    expect(queued.state).toBe('pending');
+    await vi.advanceTimersByTimeAsync(1); // t = 130, not 200: one deadline from submission, not a new one per flush
+    expect(queued.state).toBe('rejected');
+    expect(queued.error).toBeInstanceOf(GroupTimeoutError);
     expect(flushed[0]).toEqual([1]);
   });
 });
+
+/** The state of a promise, readable synchronously while fake timers hold the clock. */
+function watch<T>(promise: Promise<T>) {
+  const seen: { state: 'pending' | 'resolved' | 'rejected'; value?: T; error?: unknown } = { state: 'pending' };
+  promise.then(
+    (value) => Object.assign(seen, { state: 'resolved', value }),
+    (error: unknown) => Object.assign(seen, { state: 'rejected', error }),
+  );
+  return seen;
+}

@@ -22,6 +22,8 @@ export class FinalizationListener {
   constructor(
     private readonly subscriber: Redis,
     private readonly channel: string,
+    /** How often a waiter re-checks without news (tests stretch it to see the notices alone at work). */
+    private readonly recheckIntervalMs = RECHECK_INTERVAL_MS,
   ) {
     subscriber.on('message', (receivedOn: string, message: string) => {
       if (receivedOn !== this.channel) return;
@@ -63,7 +65,7 @@ export class FinalizationListener {
             wake = () => {};
             resolve();
           };
-          const timer = setTimeout(done, Math.min(remaining, RECHECK_INTERVAL_MS));
+          const timer = setTimeout(done, Math.min(remaining, this.recheckIntervalMs));
           wake = done;
           this.closing.signal.addEventListener('abort', done, { once: true });
         });

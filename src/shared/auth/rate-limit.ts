@@ -10,14 +10,18 @@ const RATE_LIMIT_GROUPS = { maxSize: 256, maxDelayMs: 0, maxInFlight: 2, timeout
  * flow in each second up to `burst`; each request takes one. The whole step is one Lua script
  * (atomic), timed by Redis's own clock so API hosts with skewed clocks agree. One call takes the
  * tokens of several requests of the caller at once (ARGV[3], default 1) and answers how many it
- * granted, so a burst of concurrent requests costs one script run, not one each.
+ * granted, so a burst of concurrent requests costs one script run, not one each. ARGV[4], when
+ * given, is the time in ms instead of Redis's (a test's clock).
  */
 const TOKEN_BUCKET = `
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local want = tonumber(ARGV[3]) or 1
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = tonumber(ARGV[4])
+if not now then
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1]) or burst
 local at = tonumber(state[2]) or now
@@ -47,11 +51,13 @@ export interface RateLimiterOptions {
   burst: number;
   /** Namespace of the limiter's Redis keys, e.g. the service's QUEUE_PREFIX. */
   prefix: string;
+  /** The buckets' clock in ms. Unset (the service): Redis's own. Tests pass a clock they move by hand. */
+  now?: () => number;
 }
 
 /** A pipeline that knows the script defined in the constructor. */
 type TokenBucketPipeline = ReturnType<Redis['pipeline']> & {
-  walletTokenBucket(key: string, rate: number, burst: number, want: number): TokenBucketPipeline;
+  walletTokenBucket(key: string, rate: number, burst: number, want: number, ...now: number[]): TokenBucketPipeline;
 };
 
 /**
@@ -107,6 +113,7 @@ export class RateLimiter {
         this.options.perSecond,
         this.options.burst,
         want,
+        ...(this.options.now ? [this.options.now()] : []),
       );
     }
     let replies: [Error | null, unknown][] | null;
