@@ -4,6 +4,7 @@ import {
   addWebhookDeliveries,
   advanceRelayCursor,
   findEventsAfter,
+  readPublishableHorizon,
   readRelayCursor,
   releaseRelayLock,
   tryTakeRelayLock,
@@ -44,8 +45,9 @@ export async function relayOutbox(
   return pool.connect(async (connection) => {
     if (!(await tryTakeRelayLock(connection))) return NOTHING;
     try {
+      const horizon = await readPublishableHorizon(connection);
       const cursor = await readRelayCursor(connection);
-      const events = await findEventsAfter(connection, cursor, batchSize);
+      const events = await findEventsAfter(connection, cursor, batchSize, horizon);
       if (events.length === 0) return NOTHING;
       await within(
         publisher.publish(events, cursor.position),
