@@ -7,12 +7,21 @@
  * fault ends the clients finish the posts in flight and start no more (fresh posts would enqueue
  * their wallets and hide a stuck one), and we time how long until every acknowledged transaction
  * is final (bound 30 s); then the load resumes.
- * Then the ledger invariants are checked in SQL and through the API. The last line is exactly
- * `N faults, M violations`; the exit code is non-zero on any violation or slow recovery.
+ * Each fault must show that it did something (a kill hit a live process, a wipe deleted keys, a
+ * restart or crash gave Postgres a new start time, a Redis write pause made the relay give up), or
+ * it counts as a violation. Then the ledger is audited (src/shared/audit: every rule, deserved
+ * rejections included), checked through the API, and the event stream is checked against it: one
+ * TransactionCreated per transaction, one BalanceChanged or TransactionRejected per decision, in
+ * refno order per wallet. The last line is exactly `N faults, M violations`; the exit code is
+ * non-zero on any violation or slow recovery.
+ *
+ * CHAOS_SELFTEST=1 breaks the results on purpose after the drain (a covered withdrawal marked
+ * rejected, a BalanceChanged published twice, another one lost) and passes only if the checks
+ * report exactly those.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createWriteStream, mkdirSync, readdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,7 +34,9 @@ import { loadConfig } from '../src/shared/infra/config.js';
 import { createDatabasePool } from '../src/shared/infra/db.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/infra/migrate.js';
 import { deleteKeysWithPrefix } from '../src/shared/infra/redis.js';
-import { findLedgerViolations } from '../test/support/ledger-invariants.js';
+import { auditEventStream, describeEventViolation } from '../src/shared/audit/event-audit.js';
+import { auditLedger, describeViolation } from '../src/shared/audit/ledger-audit.js';
+import { eventStreamKey } from '../src/shared/events/event-stream.js';
 import { freePort } from './service.js';
 
 const execFileAsync = promisify(execFile);
@@ -36,6 +47,9 @@ const RECOVERY_BOUND_MS = 30_000;
 /** Everything, setup to cleanup, must fit in 3 minutes; past this the run fails rather than hang. */
 const HARD_DEADLINE_MS = 170_000;
 const LOAD_BETWEEN_FAULTS_MS = 3_000;
+const SELFTEST = process.env.CHAOS_SELFTEST === '1';
+/** The relay gives up a publish after this long; a Redis write pause longer than it makes it give up. */
+const RELAY_PUBLISH_TIMEOUT_MS = 1_000;
 
 const started = Date.now();
 const suffix = randomBytes(4).toString('hex');
@@ -75,6 +89,10 @@ function serviceEnv(apiPort: number): NodeJS.ProcessEnv {
     SWEEP_INTERVAL_MS: '1000',
     SWEEP_STALE_AFTER_MS: '3000',
     SHUTDOWN_TIMEOUT_MS: '5000',
+    RELAY_INTERVAL_MS: '100',
+    RELAY_PUBLISH_TIMEOUT_MS: String(RELAY_PUBLISH_TIMEOUT_MS),
+    // The final check reads every event: nothing may be trimmed.
+    EVENT_STREAM_MAX_LENGTH: '1000000',
   };
 }
 
@@ -248,50 +266,122 @@ async function scanPrefix(redis: Redis): Promise<string[]> {
   return keys;
 }
 
-function faults(services: Services, apiPort: number, redis: Redis) {
+/** Postgres' start time: a restart or a crash changes it. */
+async function postmasterStart(pool: DatabasePool): Promise<string | null> {
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    try {
+      return await pool.oneFirst(sql.type(z.object({ started: z.string() }))`
+        SELECT pg_postmaster_start_time()::text AS started
+      `);
+    } catch {
+      await sleep(200); // Postgres still starting
+    }
+  }
+  return null;
+}
+
+/** How many lines of the services' logs so far contain `text`. */
+function logLinesWith(text: string): number {
+  let count = 0;
+  for (const name of readdirSync(logDir)) {
+    count += readFileSync(path.join(logDir, name), 'utf8')
+      .split('\n')
+      .filter((line) => line.includes(text)).length;
+  }
+  return count;
+}
+
+/** The queue's keys: everything under the prefix but the event stream (the stream is the events' own store). */
+function isQueueKey(key: string): boolean {
+  return key !== eventStreamKey(QUEUE_PREFIX);
+}
+
+interface Fault {
+  name: string;
+  /** Injects the fault; returns what it did, or null when it did nothing (a failed fault). */
+  inject(): Promise<string | null>;
+}
+
+function faults(services: Services, apiPort: number, redis: Redis, pool: DatabasePool): Fault[] {
   let restarts = 0;
+  const restartPostgres = async (mode: 'restart' | 'crash'): Promise<string | null> => {
+    const before = await postmasterStart(pool);
+    const rebuildsBefore = logLinesWith('"msg":"pending markers were lost');
+    const [version] = readdirSync('/etc/postgresql');
+    const cluster = ['--skip-systemctl-redirect', version!, 'main'];
+    if (mode === 'restart') {
+      await execFileAsync('pg_ctlcluster', [...cluster, 'restart'], { timeout: 30_000 });
+    } else {
+      // An immediate stop is a crash: no checkpoint, crash recovery at start, unlogged tables emptied.
+      await execFileAsync('pg_ctlcluster', [...cluster, 'stop', '-m', 'immediate'], { timeout: 30_000 });
+      await execFileAsync('pg_ctlcluster', [...cluster, 'start'], { timeout: 30_000 });
+    }
+    const after = await postmasterStart(pool);
+    if (after === null || after === before) return null;
+    if (mode === 'restart') return `Postgres started again at ${after}`;
+    // The crash emptied the unlogged pending markers: a sweeper must rebuild them.
+    const rebuilt = '"msg":"pending markers were lost';
+    const deadline = Date.now() + RECOVERY_BOUND_MS;
+    while (logLinesWith(rebuilt) <= rebuildsBefore && Date.now() < deadline) await sleep(200);
+    return logLinesWith(rebuilt) > rebuildsBefore
+      ? `Postgres started again at ${after} after crash recovery, and a sweeper rebuilt the pending markers`
+      : null;
+  };
+  const killProcess = async (victim: ChildProcess): Promise<string | null> => {
+    if (victim.exitCode !== null || victim.signalCode !== null) return null;
+    await kill(victim, 'SIGKILL');
+    return victim.signalCode === 'SIGKILL' ? `pid ${victim.pid} killed` : null;
+  };
   return [
     {
       name: 'SIGKILL a worker',
       async inject() {
         const victim = services.workers.shift()!;
-        await kill(victim, 'SIGKILL');
+        const done = await killProcess(victim);
         services.workers.push(await startService(`worker-r${(restarts += 1)}`, 'worker', apiPort));
+        return done;
       },
     },
     {
       name: 'SIGKILL the API',
       async inject() {
-        await kill(services.api, 'SIGKILL');
+        const done = await killProcess(services.api);
         services.api = await startService(`api-r${(restarts += 1)}`, 'api', apiPort);
+        return done;
       },
     },
     {
-      name: 'delete a random part of the Redis keys',
+      name: 'delete a random part of the queue keys in Redis',
       async inject() {
         // One DEL per key, not atomic: what a failover that drops writes or an operator's SCAN | DEL does.
-        const keys = await scanPrefix(redis);
+        const keys = (await scanPrefix(redis)).filter(isQueueKey);
         let deleted = 0;
         for (const key of keys) if (Math.random() < 0.5) deleted += await redis.del(key);
-        log(`  deleted ${deleted} of ${keys.length} keys`);
+        return deleted > 0 ? `deleted ${deleted} of ${keys.length} keys` : null;
       },
     },
     {
-      name: 'delete all Redis keys',
+      name: 'delete all queue keys in Redis',
       async inject() {
-        log(`  deleted ${await deleteKeysWithPrefix(redis, QUEUE_PREFIX)} keys`);
+        const keys = (await scanPrefix(redis)).filter(isQueueKey);
+        let deleted = 0;
+        for (const key of keys) deleted += await redis.del(key);
+        return deleted > 0 ? `deleted ${deleted} keys` : null;
       },
     },
     {
-      name: 'restart Postgres',
+      name: 'pause Redis writes past the relay timeout (the relay gives up; its publish lands later)',
       async inject() {
-        // Asynchronously, so the clients keep posting (and failing over) while Postgres is down.
-        const [version] = readdirSync('/etc/postgresql');
-        await execFileAsync('pg_ctlcluster', ['--skip-systemctl-redirect', version!, 'main', 'restart'], {
-          timeout: 30_000,
-        });
+        const failedPass = '"msg":"outbox relay pass failed"';
+        const gaveUp = logLinesWith(failedPass);
+        await redis.call('CLIENT', 'PAUSE', String(RELAY_PUBLISH_TIMEOUT_MS * 3), 'WRITE');
+        await sleep(RELAY_PUBLISH_TIMEOUT_MS * 3 + 500);
+        const now = logLinesWith(failedPass);
+        return now > gaveUp ? `the relay gave up ${now - gaveUp} time(s) while Redis held its writes` : null;
       },
     },
+    { name: 'restart Postgres', inject: () => restartPostgres('restart') },
+    { name: 'crash Postgres (immediate stop, then start)', inject: () => restartPostgres('crash') },
   ];
 }
 
@@ -306,7 +396,8 @@ const TransactionBody = z.object({
 });
 const Page = z.object({ items: z.array(TransactionBody), nextCursor: z.string().nullable().optional() });
 
-async function checkThroughApi(apiUrl: string, walletIds: number[]): Promise<void> {
+async function checkThroughApi(apiUrl: string, walletIds: number[]): Promise<string[]> {
+  const violations: string[] = [];
   // Each acknowledged fingerprint is final and is what the client sent.
   const entries = [...acknowledged];
   let next = 0;
@@ -352,6 +443,64 @@ async function checkThroughApi(apiUrl: string, walletIds: number[]): Promise<voi
       );
     }
   }
+  return violations;
+}
+
+/** Until the relay's cursor is at the last outbox row (the stream holds every event). */
+async function waitUntilRelayed(pool: DatabasePool): Promise<void> {
+  const deadline = Date.now() + RECOVERY_BOUND_MS;
+  for (;;) {
+    const behind = await pool.oneFirst(sql.type(z.object({ behind: z.boolean() }))`
+      SELECT EXISTS (
+        SELECT 1 FROM outbox o, outbox_relay_cursor c WHERE (o.xid, o.id) > (c.xid, c.id) AND o.kind <> 'journal'
+      ) AS behind
+    `);
+    if (!behind) return;
+    if (Date.now() > deadline) {
+      violations.push('the relay did not publish every event within 30 s of the drain');
+      return;
+    }
+    await sleep(100);
+  }
+}
+
+/**
+ * CHAOS_SELFTEST: a covered withdrawal turned into a rejection (as a service that read a stale
+ * balance would leave it), one BalanceChanged published twice, another one lost. Returns the
+ * start of the line each check must report.
+ */
+async function breakOnPurpose(pool: DatabasePool, redis: Redis): Promise<string[]> {
+  const victim = await pool.one(sql.type(z.object({ walletId: z.number(), id: z.string(), fingerprint: z.string() }))`
+    UPDATE transactions t SET amount = -1
+    FROM (
+      SELECT wallet_id, seq FROM transactions
+      WHERE status = 'rejected' AND reason = 'insufficient_funds' AND oldbalance >= 1 LIMIT 1
+    ) r
+    WHERE t.wallet_id = r.wallet_id AND t.seq = r.seq
+    RETURNING t.wallet_id AS "walletId", transaction_id(t.wallet_id, t.seq)::text AS id, t.fingerprint
+  `);
+  const stream = eventStreamKey(QUEUE_PREFIX);
+  const changed = (await redis.xrange(stream, '-', '+')).filter(([, fields]) => fields.includes('BalanceChanged'));
+  const [twice, lost] = [changed[0]!, changed[changed.length - 1]!];
+  await redis.xadd(stream, '*', ...twice[1]);
+  await redis.xdel(stream, lost[0]);
+  const event = (entry: [string, string[]]) =>
+    JSON.parse(entry[1][entry[1].indexOf('event') + 1]!) as {
+      id: string;
+      walletid: string;
+      data: { transactionId: string };
+    };
+  const [doubled, missing] = [event(twice), event(lost)];
+  return [
+    // The API shows the amount the client did not send, and the audit replays the rejection.
+    `${victim.fingerprint}: stored ${victim.walletId}/-1`,
+    `rejection-deserved: wallet ${victim.walletId}, transaction ${victim.id}:`,
+    `event-id-unique: event id ${doubled.id} 2 times`,
+    `event-once: wallet ${doubled.walletid}, transaction ${doubled.data.transactionId}: 2 BalanceChanged`,
+    `event-once: wallet ${missing.walletid}, transaction ${missing.data.transactionId}: 0 BalanceChanged`,
+    // The copy comes last in the stream, after the wallet's later refnos.
+    `event-order: wallet ${doubled.walletid}, transaction ${doubled.data.transactionId}: BalanceChanged of refno`,
+  ];
 }
 
 // --- the run ----------------------------------------------------------------------------------
@@ -380,15 +529,17 @@ async function main(): Promise<number> {
     }
     const clients = runClients(apiUrl, walletIds);
 
-    const all = faults(services, apiPort, redis);
-    // The Redis and process faults twice, Postgres (shared with other people's tests) once.
-    const schedule = [...all.slice(0, 4), ...all];
+    const all = faults(services, apiPort, redis, pool);
+    // The process and Redis faults twice, Postgres (shared with other people's tests) once each way.
+    const schedule = [...all.slice(0, 5), ...all];
     for (const fault of schedule) {
       await sleep(LOAD_BETWEEN_FAULTS_MS);
       log(`[${elapsed()}] fault: ${fault.name}`);
       const begun = Date.now();
-      await fault.inject();
+      const evidence = await fault.inject();
       const ended = Date.now();
+      if (evidence === null) violations.push(`${fault.name}: the fault did nothing`);
+      else log(`  ${evidence}`);
       // New posts would enqueue their wallets and hide a stuck one: only recovery may finish the rest.
       await clients.pause();
       const ms = await timeUntilFinal(pool, [...acknowledged.keys()], ended);
@@ -405,8 +556,26 @@ async function main(): Promise<number> {
       violations.push('acknowledged transactions still pending 30 s after the load stopped');
     log(`[${elapsed()}] load stopped: ${acknowledged.size} transactions acknowledged; final checks`);
 
-    await checkThroughApi(apiUrl, walletIds);
-    violations.push(...(await findLedgerViolations(pool)));
+    await waitUntilRelayed(pool);
+    const injected = SELFTEST ? await breakOnPurpose(pool, redis) : [];
+    const audit = await auditLedger(pool, { settled: true });
+    const found = [
+      ...(await checkThroughApi(apiUrl, walletIds)),
+      ...audit.violations.map(describeViolation),
+      ...(await auditEventStream(pool, redis, eventStreamKey(QUEUE_PREFIX))).map(describeEventViolation),
+    ];
+    if (SELFTEST) {
+      const missed = injected.filter((expected) => !found.some((line) => line.startsWith(expected)));
+      log(
+        `selftest: ${injected.length} broken on purpose, ${injected.length - missed.length} found; reported: ${found.length}`,
+      );
+      for (const line of found) log(`  reported: ${line}`);
+      if (missed.length > 0) violations.push(`selftest: not found: ${missed.join('; ')}`);
+      if (found.length !== injected.length)
+        violations.push(`selftest: ${found.length} reported, ${injected.length} injected`);
+    } else {
+      violations.push(...found);
+    }
     const statuses = await pool.any(sql.type(z.object({ status: z.string(), count: z.number() }))`
       SELECT status, count(*)::int AS count FROM transactions GROUP BY status ORDER BY status
     `);
@@ -415,9 +584,13 @@ async function main(): Promise<number> {
   } finally {
     for (const child of children) child.kill('SIGKILL');
     await pool.end();
-    await deleteKeysWithPrefix(redis, QUEUE_PREFIX);
+    if (process.env.CHAOS_KEEP === '1') {
+      log(`kept the database ${DATABASE_URL} and the Redis prefix ${QUEUE_PREFIX} (CHAOS_KEEP)`);
+    } else {
+      await deleteKeysWithPrefix(redis, QUEUE_PREFIX);
+      await dropDatabase(DATABASE_URL).catch(() => undefined);
+    }
     redis.disconnect();
-    await dropDatabase(DATABASE_URL).catch(() => undefined);
   }
 
   log('recovery times:');

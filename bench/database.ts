@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createApiKey } from '../src/shared/auth/api-key-repository.js';
+import { auditLedger } from '../src/shared/audit/ledger-audit.js';
 import { createDatabasePool } from '../src/shared/infra/db.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/infra/migrate.js';
 
@@ -169,11 +170,16 @@ export interface LedgerCheck {
    * answered before another was sent always has the lower seq and the lower refno.
    */
   outOfSeqOrder: number;
+  /**
+   * The service only: its own audit (`wallet audit --settled`, every rule of the ledger, the
+   * deserved rejections included), by rule; the figures above are the same for both designs.
+   */
+  auditViolations: Record<string, number> | null;
   ok: boolean;
 }
 
 /** Every money check runs in SQL on NUMERIC values; nothing here goes through floating point. */
-export async function checkLedger(db: pg.Client, design: Design = 'service'): Promise<LedgerCheck> {
+export async function checkLedger(db: pg.Client, url: string, design: Design = 'service'): Promise<LedgerCheck> {
   // The reference stores applied transactions only, and has no reservation order (seq).
   const applied = design === 'service' ? "status IN ('applied', 'voided')" : 'true';
   const order = design === 'service' ? 'seq' : 'refno';
@@ -222,13 +228,26 @@ export async function checkLedger(db: pg.Client, design: Design = 'service'): Pr
     brokenChain: Number(chainRow.broken_chain),
     outOfSeqOrder: Number(chainRow.out_of_order),
   };
+  let auditViolations: Record<string, number> | null = null;
+  if (design === 'service') {
+    const pool = await createDatabasePool({ DATABASE_URL: url, DB_POOL_SIZE: 1 }, 'wallet-audit');
+    try {
+      auditViolations = {};
+      for (const violation of (await auditLedger(pool, { settled: true })).violations) {
+        auditViolations[violation.rule] = (auditViolations[violation.rule] ?? 0) + 1;
+      }
+    } finally {
+      await pool.end();
+    }
+  }
   const ok =
     check.balanceMismatch === 0 &&
     check.negativeBalance === 0 &&
     check.refnoGaps === 0 &&
     check.badRows === 0 &&
-    check.brokenChain === 0;
-  return { ...check, ok };
+    check.brokenChain === 0 &&
+    Object.keys(auditViolations ?? {}).length === 0;
+  return { ...check, auditViolations, ok };
 }
 
 /** Backend pids of `database` and Postgres' own background processes, for CPU accounting. */

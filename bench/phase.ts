@@ -186,7 +186,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
 
     const outcome =
       design === 'service' ? await measuredOutcome(db) : await measuredReferenceOutcome(db, planned.length);
-    const ledger = await checkLedger(db, design);
+    const ledger = await checkLedger(db, setup.databaseUrl, design);
 
     // `wallet start` runs the API and the worker as its children: count each where it belongs.
     const children = mode === 'start' ? childProcesses(api.pid) : [];

@@ -93,7 +93,15 @@ export function describePhase(phase: PhaseResult): string {
   const ledger = phase.ledger;
   lines.push(
     `  outcome: ${outcome.applied} applied, ${outcome.rejected} rejected, ${outcome.pending} pending; must-reject not rejected: ${outcome.mustRejectNotRejected}`,
-    `  ledger ${ledger.ok ? 'OK' : 'BROKEN'}: ${ledger.wallets} wallets, balance mismatches ${ledger.balanceMismatch}, negative ${ledger.negativeBalance}, refno gaps ${ledger.refnoGaps}, bad rows ${ledger.badRows}, broken chain ${ledger.brokenChain}; applied out of seq order (concurrent POSTs, informational) ${ledger.outOfSeqOrder}`,
+    `  ledger ${ledger.ok ? 'OK' : 'BROKEN'}: ${ledger.wallets} wallets, balance mismatches ${ledger.balanceMismatch}, negative ${ledger.negativeBalance}, refno gaps ${ledger.refnoGaps}, bad rows ${ledger.badRows}, broken chain ${ledger.brokenChain}; applied out of seq order (concurrent POSTs, informational) ${ledger.outOfSeqOrder}${
+      ledger.auditViolations === null
+        ? ''
+        : `; audit (every rule, deserved rejections included): ${
+            Object.entries(ledger.auditViolations)
+              .map(([rule, n]) => `${n} ${rule}`)
+              .join(', ') || 'no violation'
+          }`
+    }`,
     `  WAL per transaction: ${round(phase.wal.bytes / phase.count)} bytes (${round(phase.wal.fpiBytes / phase.count)} of full-page images), ${round(phase.wal.records / phase.count, 1)} records, ${round(phase.wal.commits / phase.count, 3)} commits, ${round(phase.wal.indexEntries / phase.count, 2)} index entries${phase.history > 0 ? `; tables held ${phase.history.toLocaleString('en')} transactions before, checkpoint halfway` : ''}`,
     `  Postgres CPU per transaction by client: ${Object.entries(phase.postgresCpuByApplication)
       .map(([name, seconds]) => `${name} ${round((seconds * 1000) / phase.count, 3)} ms`)

@@ -11,6 +11,8 @@ import { createLogger, type Logger } from './shared/infra/logger.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from './shared/infra/migrate.js';
 import { shutdownTracing } from './shared/telemetry/tracing.js';
 import { startWorker } from './worker/worker.js';
+import { auditLedger, describeViolation } from './shared/audit/ledger-audit.js';
+import { createDatabasePool } from './shared/infra/db.js';
 
 const BOTH: readonly Dependency[] = ['Postgres', 'Redis'];
 
@@ -178,6 +180,40 @@ program
       process.exit(exitCode);
     }),
   );
+
+program
+  .command('audit')
+  .description('check every rule of the ledger over the database (read-only); exit 1 on any violation')
+  .option('--wallet <id>', 'only this wallet')
+  .option('--settled', 'also require that nothing is pending (after a drain)')
+  .option('--json', 'print the report as JSON')
+  .action(async (options: { wallet?: string; settled?: boolean; json?: boolean }) => {
+    const walletId = options.wallet === undefined ? undefined : Number(options.wallet);
+    if (walletId !== undefined && !(Number.isSafeInteger(walletId) && walletId > 0)) {
+      program.error(`audit: --wallet must be a wallet id (an integer from 1), got "${options.wallet}"`);
+    }
+    await run('audit', ['Postgres'], async (config) => {
+      const pool = await createDatabasePool({ DATABASE_URL: config.DATABASE_URL, DB_POOL_SIZE: 1 }, 'wallet-audit');
+      try {
+        const report = await auditLedger(pool, { walletId, settled: options.settled === true });
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        } else {
+          for (const violation of report.violations) process.stdout.write(`${describeViolation(violation)}\n`);
+          const unverifiable =
+            report.unverifiableRejections > 0
+              ? `; ${report.unverifiableRejections} rejections from before their decisions were recorded cannot be replayed`
+              : '';
+          process.stdout.write(
+            `${report.wallets} wallets, ${report.transactions} transactions, ${report.violations.length} violations${unverifiable}\n`,
+          );
+        }
+        process.exitCode = report.violations.length > 0 ? 1 : 0;
+      } finally {
+        await pool.end();
+      }
+    })();
+  });
 
 program.addCommand(apiKeyCommand());
 

@@ -36,6 +36,9 @@ describe('the relay while Redis is unreachable', () => {
       INSERT INTO outbox (kind, wallet_id) SELECT 'wallet_created', id FROM created ORDER BY id
     `);
     const unpublished = async () => (await findEventsAfter(env.pool, await readRelayCursor(env.pool), 1000)).length;
+    // The relay publishes only below the oldest transaction running on the server: another test
+    // file's open transaction may hold the new rows back for a moment.
+    await waitUntil('the 20 events can be published', async () => (await unpublished()) === 20, 20_000);
     const proxy = await new TcpProxy('127.0.0.1', 6379).start();
     // A client that waits through outages, the worst case: only the relay's own bound can end the pass.
     const viaProxy = new Redis(`redis://127.0.0.1:${proxy.port}`, { maxRetriesPerRequest: null });

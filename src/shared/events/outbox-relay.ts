@@ -4,7 +4,6 @@ import {
   addWebhookDeliveries,
   advanceRelayCursor,
   findEventsAfter,
-  readPublishableHorizon,
   readRelayCursor,
   releaseRelayLock,
   tryTakeRelayLock,
@@ -45,9 +44,8 @@ export async function relayOutbox(
   return pool.connect(async (connection) => {
     if (!(await tryTakeRelayLock(connection))) return NOTHING;
     try {
-      const horizon = await readPublishableHorizon(connection);
       const cursor = await readRelayCursor(connection);
-      const events = await findEventsAfter(connection, cursor, batchSize, horizon);
+      const events = await findEventsAfter(connection, cursor, batchSize);
       if (events.length === 0) return NOTHING;
       await within(
         publisher.publish(events, cursor.position),

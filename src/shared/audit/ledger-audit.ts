@@ -1,0 +1,200 @@
+/** audit: every rule of the ledger checked over the database (read-only), for operators, tests, the bench and the chaos run. */
+import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { centsToDecimal, MAX_BALANCE } from '../ledger/money.js';
+
+/** One broken rule: where (wallet, refno or transaction) and what the rows say. */
+export interface LedgerViolation {
+  rule: LedgerRule;
+  walletId: number;
+  refno: number | null;
+  transactionId: string | null;
+  detail: string;
+}
+
+export const LEDGER_RULES = [
+  /** (when asked) nothing is pending: every accepted transaction reached its end. */
+  'settled',
+  /** every pending transaction lies in a marker of its wallet, so a worker can find it. */
+  'pending-is-marked',
+  /** the balance is the sum of the amounts of the applied (and later voided) transactions. */
+  'balance-is-sum',
+  /** applied refnos are exactly 1, 2, ..., n, and the wallet's last refno is n. */
+  'refnos-contiguous',
+  /** each applied row: oldbalance + amount = newbalance, and oldbalance is the previous newbalance (0 first). */
+  'chain',
+  /** no balance is ever below zero, nor above the ledger's limit. */
+  'balance-in-range',
+  /** a rejected row has a reason and no refno. */
+  'rejection-shape',
+  /**
+   * a rejection was deserved: it names the applied transaction it followed, whose newbalance is
+   * the balance it saw, decided after it (and not after the next one), and that balance plus its
+   * amount breaks the rule its reason names.
+   */
+  'rejection-deserved',
+  /** a voided original is voided by an applied reversal of the opposite amount, and only then. */
+  'void-consistent',
+] as const;
+export type LedgerRule = (typeof LEDGER_RULES)[number];
+
+export interface AuditOptions {
+  /** Only this wallet. */
+  walletId?: number;
+  /** Also require that nothing is pending (after a drain: tests, the bench, the chaos run). */
+  settled?: boolean;
+}
+
+export interface AuditReport {
+  wallets: number;
+  transactions: number;
+  violations: LedgerViolation[];
+  /** Rejections recorded before their decisions were kept (migration 005): nothing to replay them against. */
+  unverifiableRejections: number;
+}
+
+const violationSchema = z.object({
+  rule: z.enum(LEDGER_RULES),
+  walletId: z.number(),
+  refno: z.number().nullable(),
+  transactionId: z.string().nullable(),
+  detail: z.string(),
+});
+
+/**
+ * Checks every rule of the ledger over the whole database (or one wallet) in SQL, on NUMERIC
+ * values: read-only, one snapshot (REPEATABLE READ), so it can run on a live database. Each
+ * violation is reported once with where it is.
+ */
+export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}): Promise<AuditReport> {
+  const ofWallet = options.walletId === undefined ? sql.fragment`true` : sql.fragment`wallet_id = ${options.walletId}`;
+  const ofThisWallet = options.walletId === undefined ? sql.fragment`true` : sql.fragment`w.id = ${options.walletId}`;
+  const maxBalance = centsToDecimal(MAX_BALANCE);
+  const run = async (db: CommonQueryMethods): Promise<AuditReport> => {
+    const counts = await db.one(sql.type(
+      z.object({ wallets: z.number(), transactions: z.number(), unverifiable: z.number() }),
+    )`
+      SELECT (SELECT count(*)::int FROM wallets w WHERE ${ofThisWallet}) AS wallets,
+             (SELECT count(*)::int FROM transactions WHERE ${ofWallet}) AS transactions,
+             (SELECT count(*)::int FROM transactions
+               WHERE ${ofWallet} AND status = 'rejected' AND after_refno IS NULL) AS unverifiable
+    `);
+    const violations = await db.any(sql.type(violationSchema)`
+      WITH tx AS (
+        SELECT wallet_id, seq, coalesce(id, transaction_id(wallet_id, seq)) AS id, amount, status, reason, refno,
+               oldbalance, newbalance, after_refno, voids, voided_by, finalized
+        FROM transactions WHERE ${ofWallet}
+      ), applied AS (
+        SELECT *, row_number() OVER w AS position, lag(newbalance) OVER w AS previous_newbalance
+        FROM tx WHERE status IN ('applied', 'voided')
+        WINDOW w AS (PARTITION BY wallet_id ORDER BY refno)
+      ), wallet_totals AS (
+        SELECT w.id, w.balance, w.last_refno,
+               coalesce(sum(a.amount), 0) AS total, count(a.refno) AS n, max(a.refno) AS max_refno
+        FROM wallets w LEFT JOIN applied a ON a.wallet_id = w.id
+        WHERE ${ofThisWallet}
+        GROUP BY w.id
+      ), marked AS (
+        SELECT EXISTS (SELECT 1 FROM pending_reservations WHERE wallet_id = 0) AS complete
+      )
+      SELECT 'settled' AS rule, wallet_id AS "walletId", NULL::bigint AS refno, id::text AS "transactionId",
+             'still pending' AS detail
+      FROM tx WHERE ${options.settled === true} AND status = 'pending'
+      UNION ALL
+      SELECT 'pending-is-marked', t.wallet_id, NULL, t.id::text, 'pending, but in no marker of its wallet: no worker will find it'
+      FROM tx t, marked
+      WHERE marked.complete AND t.status = 'pending' AND NOT EXISTS (
+        SELECT 1 FROM pending_reservations m
+        WHERE m.wallet_id = t.wallet_id AND m.first_seq <= t.seq AND t.seq <= m.last_seq)
+      UNION ALL
+      SELECT 'balance-is-sum', id, NULL, NULL, format('balance %s, applied amounts sum to %s', balance, total)
+      FROM wallet_totals WHERE balance <> total
+      UNION ALL
+      SELECT 'refnos-contiguous', wallet_id, refno, id::text, format('refno %s at position %s', refno, position)
+      FROM applied WHERE refno <> position
+      UNION ALL
+      SELECT 'refnos-contiguous', id, NULL, NULL, format('last refno %s, %s applied', last_refno, n)
+      FROM wallet_totals WHERE last_refno <> n
+      UNION ALL
+      SELECT 'chain', wallet_id, refno, id::text,
+             format('oldbalance %s + amount %s, newbalance %s, previous newbalance %s',
+                    oldbalance, amount, newbalance, coalesce(previous_newbalance, 0))
+      FROM applied
+      WHERE oldbalance + amount <> newbalance OR oldbalance <> coalesce(previous_newbalance, 0)
+      UNION ALL
+      SELECT 'balance-in-range', id, NULL, NULL, format('balance %s', balance)
+      FROM wallet_totals WHERE balance < 0 OR balance > ${maxBalance}::numeric
+      UNION ALL
+      SELECT 'balance-in-range', wallet_id, refno, id::text, format('newbalance %s', newbalance)
+      FROM applied WHERE newbalance < 0 OR newbalance > ${maxBalance}::numeric
+      UNION ALL
+      SELECT 'rejection-shape', wallet_id, refno, id::text, format('rejected with refno %s, reason %s', refno, reason)
+      FROM tx WHERE status = 'rejected' AND (refno IS NOT NULL OR reason IS NULL)
+      UNION ALL
+      SELECT 'rejection-deserved', r.wallet_id, NULL, r.id::text, problem
+      FROM tx r
+      LEFT JOIN applied before ON before.wallet_id = r.wallet_id AND before.refno = r.after_refno
+      LEFT JOIN applied next ON next.wallet_id = r.wallet_id AND next.refno = r.after_refno + 1
+      LEFT JOIN tx original ON r.reason = 'not_voidable' AND original.wallet_id = r.wallet_id
+                           AND original.seq = transaction_seq_of(r.voids)
+      LEFT JOIN applied voider ON voider.wallet_id = r.wallet_id AND voider.id = original.voided_by
+      CROSS JOIN LATERAL (SELECT CASE
+        WHEN r.after_refno > 0 AND before.refno IS NULL
+          THEN format('follows refno %s, which is not an applied transaction', r.after_refno)
+        WHEN r.oldbalance <> coalesce(before.newbalance, 0)
+          THEN format('saw balance %s after refno %s, whose newbalance is %s', r.oldbalance, r.after_refno,
+                      coalesce(before.newbalance, 0))
+        WHEN before.finalized > r.finalized
+          THEN format('decided at %s, before refno %s it follows (%s)', r.finalized, r.after_refno, before.finalized)
+        WHEN next.finalized < r.finalized
+          THEN format('decided at %s, after refno %s (%s): it saw a stale balance', r.finalized, next.refno,
+                      next.finalized)
+        WHEN r.reason = 'insufficient_funds' AND r.oldbalance + r.amount >= 0
+          THEN format('balance %s covers amount %s', r.oldbalance, r.amount)
+        WHEN r.reason = 'balance_limit_exceeded' AND r.oldbalance + r.amount <= ${maxBalance}::numeric
+          THEN format('balance %s + amount %s is within the limit', r.oldbalance, r.amount)
+        WHEN r.reason = 'not_voidable' AND (voider.refno IS NULL OR voider.refno > r.after_refno)
+          THEN format('its original was still applied after refno %s', r.after_refno)
+        WHEN r.reason NOT IN ('insufficient_funds', 'balance_limit_exceeded', 'not_voidable')
+          THEN format('unknown reason %s', r.reason)
+      END AS problem) AS judged
+      WHERE r.status = 'rejected' AND r.after_refno IS NOT NULL AND judged.problem IS NOT NULL
+      UNION ALL
+      SELECT 'void-consistent', o.wallet_id, o.refno, o.id::text,
+             format('voided by %s, which is %s', o.voided_by,
+                    CASE WHEN v.id IS NULL THEN 'not an applied transaction of the wallet'
+                         ELSE format('a reversal of %s for %s', v.voids, v.amount) END)
+      FROM tx o LEFT JOIN applied v ON v.wallet_id = o.wallet_id AND v.id = o.voided_by
+      WHERE o.status = 'voided' AND (v.id IS NULL OR v.voids IS DISTINCT FROM o.id OR v.amount <> -o.amount)
+      UNION ALL
+      SELECT 'void-consistent', v.wallet_id, v.refno, v.id::text, format('reverses %s, which is %s', v.voids,
+             coalesce(o.status, 'missing'))
+      FROM applied v LEFT JOIN tx o ON o.wallet_id = v.wallet_id AND o.seq = transaction_seq_of(v.voids)
+      WHERE v.voids IS NOT NULL AND (o.status IS DISTINCT FROM 'voided' OR o.voided_by IS DISTINCT FROM v.id)
+      ORDER BY 2, 3 NULLS FIRST, 1
+    `);
+    return {
+      wallets: counts.wallets,
+      transactions: counts.transactions,
+      unverifiableRejections: counts.unverifiable,
+      violations: [...violations],
+    };
+  };
+  // One snapshot for every rule.
+  return pool.transaction(async (tx) => {
+    await tx.query(sql.unsafe`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY`);
+    return run(tx);
+  });
+}
+
+/** One line per violation, for people. */
+export function describeViolation(violation: LedgerViolation): string {
+  const where = [
+    `wallet ${violation.walletId}`,
+    violation.refno === null ? null : `refno ${violation.refno}`,
+    violation.transactionId === null ? null : `transaction ${violation.transactionId}`,
+  ]
+    .filter(Boolean)
+    .join(', ');
+  return `${violation.rule}: ${where}: ${violation.detail}`;
+}
