@@ -84,10 +84,26 @@ BEGIN
   RAISE EXCEPTION 'wallet ledger assertion failed: %', message;
 END $$;
 
+-- The oldest transaction of this database that may still be running, or, when none is, the next
+-- xid: any row written later gets a later xid. pg_snapshot_xmin alone is the whole server's, so a
+-- long transaction in another database would hold back every event. From the statement's own
+-- snapshot, each running xid counts unless pg_stat_activity shows it held by another database's
+-- backend; one that finished in between counts too (conservative). A list of backend_xid alone
+-- is not enough: it is not read with the snapshot, and a relay using it lost rows under load.
+CREATE FUNCTION this_database_horizon() RETURNS xid8 LANGUAGE sql STABLE AS $$
+  SELECT coalesce(min(running.xid), pg_snapshot_xmax(pg_current_snapshot()))
+  FROM pg_snapshot_xip(pg_current_snapshot()) AS running(xid)
+  WHERE (running.xid::text::numeric % 4294967296)::text NOT IN (
+    SELECT backend_xid::text FROM pg_stat_get_activity(NULL)
+    WHERE backend_xid IS NOT NULL
+      AND datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database()))
+$$;
+
 -- The outbox, written once and never updated: each row names what changed (a wallet, or the
 -- transactions a statement reserved or decided, in order, by key) and the relay builds the events
 -- from those rows. Its position is (xid, id): the relay publishes only rows of transactions older
--- than every running one (pg_snapshot_xmin), so no row can appear behind its cursor.
+-- than every running one of this database (this_database_horizon), so no row can appear behind
+-- its cursor.
 -- The rows of reserved transactions are kept for good: they are the journal of reservations, which
 -- lists every wallet's transactions newest first and, with the distinct label sets of their
 -- transactions (`labels`, a JSON array, NULL when none has labels), finds them by label through a

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -36,8 +37,7 @@ describe('the relay while Redis is unreachable', () => {
       INSERT INTO outbox (kind, wallet_id) SELECT 'wallet_created', id FROM created ORDER BY id
     `);
     const unpublished = async () => (await findEventsAfter(env.pool, await readRelayCursor(env.pool), 1000)).length;
-    // The relay publishes only below the oldest transaction running on the server: another test
-    // file's open transaction may hold the new rows back for a moment.
+    // The relay publishes only below the oldest transaction of this database still running.
     await waitUntil('the 20 events can be published', async () => (await unpublished()) === 20, 20_000);
     const proxy = await new TcpProxy('127.0.0.1', 6379).start();
     // A client that waits through outages, the worst case: only the relay's own bound can end the pass.
@@ -159,5 +159,65 @@ describe('trimming the stream', () => {
     for (let i = 0; i < 3; i += 1) await publisher.publish(batch(100), '');
     expect(await redis.xlen(eventStreamKey(`${prefix()}:nogroups`))).toBe(100);
     expect(await publisher.slowestGroupLag()).toBe(0);
+  });
+});
+
+describe('the horizon the relay publishes below', () => {
+  const createWallets = (db: { query: (q: ReturnType<typeof sql.unsafe>) => Promise<unknown> }, prefix: string) =>
+    db.query(sql.unsafe`
+      WITH created AS (
+        INSERT INTO wallets (external_id) SELECT ${prefix} || i FROM generate_series(1, 3) AS i RETURNING id
+      )
+      INSERT INTO outbox (kind, wallet_id) SELECT 'wallet_created', id FROM created ORDER BY id
+    `);
+  const unpublishedWallets = async () =>
+    (await findEventsAfter(env.pool, await readRelayCursor(env.pool), 1000)).map((event) => event.walletId);
+
+  it('When another database on the server holds a transaction open, then the events are still published; when this database does, then the rows after it wait for it, and none is skipped', async () => {
+    const otherDatabaseUrl = new URL(env.config.DATABASE_URL);
+    otherDatabaseUrl.pathname = '/postgres';
+    const elsewhere = new pg.Client({ connectionString: otherDatabaseUrl.toString() });
+    await elsewhere.connect();
+    await elsewhere.query('BEGIN');
+    const heldXid = (await elsewhere.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid')).rows[0]!.xid;
+    try {
+      const before = await unpublishedWallets();
+      await createWallets(env.pool, 'horizon-a-');
+      // The other database's transaction is older than these rows, and still running.
+      const stillRunning = await elsewhere.query<{ running: boolean }>(
+        'SELECT pg_xact_status($1::xid8) = $2 AS running',
+        [heldXid, 'in progress'],
+      );
+      expect(stillRunning.rows[0]!.running).toBe(true);
+      await waitUntil(
+        'the 3 new events can be published',
+        async () => (await unpublishedWallets()).length === before.length + 3,
+        5000,
+      );
+
+      // Now a transaction of this database stays open with an outbox row; a later one commits.
+      const open = await env.pool.connect(async (connection) => {
+        const held = connection.transaction(async (tx) => {
+          await createWallets(tx, 'horizon-b-');
+          await sleep(1500);
+        });
+        await sleep(300);
+        await createWallets(env.pool, 'horizon-c-');
+        const whileOpen = await unpublishedWallets();
+        await held;
+        return whileOpen;
+      });
+      expect(open).toHaveLength(before.length + 3);
+      const after = await unpublishedWallets();
+      expect(after).toHaveLength(before.length + 9);
+      // In position order: the held transaction's rows (the older xid) before the later one's.
+      const byPosition = await env.pool.anyFirst(sql.type(z.object({ id: z.number() }))`
+        SELECT id FROM wallets WHERE external_id LIKE 'horizon-%' ORDER BY external_id
+      `);
+      expect(after.slice(before.length)).toEqual(byPosition);
+    } finally {
+      await elsewhere.query('ROLLBACK');
+      await elsewhere.end();
+    }
   });
 });

@@ -57,7 +57,7 @@ async function markersAreComplete(db: CommonQueryMethods): Promise<boolean> {
 
 /**
  * Moves the floor up to the reserving xid of the oldest marker, or, without markers, to the oldest
- * database transaction still running (any later reservation gets a later xid), never down, and
+ * transaction of this database still running (any later reservation gets a later xid), never down, and
  * only while the markers are complete (otherwise they cannot say where the pending transactions are).
  */
 export async function advancePendingFloor(db: CommonQueryMethods): Promise<void> {
@@ -65,7 +65,7 @@ export async function advancePendingFloor(db: CommonQueryMethods): Promise<void>
     WITH complete AS (
       SELECT least(
         (SELECT min(xid) FROM pending_reservations WHERE wallet_id > 0),
-        pg_snapshot_xmin(pg_current_snapshot())
+        this_database_horizon()
       ) AS xid
       WHERE EXISTS (SELECT 1 FROM pending_reservations WHERE wallet_id = 0)
     )

@@ -150,12 +150,10 @@ export async function readRelayCursor(db: CommonQueryMethods): Promise<RelayCurs
 /**
  * The events after `cursor`, in position order, about `limit` of them (a row's events are taken
  * whole, unless the first row alone has more). Only rows of database transactions older than every
- * transaction still running are read (`pg_snapshot_xmin`): those can no longer change, so no event
- * can later appear before the cursor, and publishing in this order is publishing once. The horizon
- * is the whole server's: a long write transaction in any database delays the events (never loses
- * them). A horizon of this database alone, from pg_stat_activity's backend_xid, was tried and lost
- * rows under load (bench: a relay loop against 8 writers missed 5,721 of 35,008): it is not a
- * consistent view of the running transactions.
+ * one of this database still running are read (`this_database_horizon()`, migration 005): those
+ * can no longer change, so no event can later appear before the cursor, and publishing in this
+ * order is publishing once. A long transaction in another database on the same server does not
+ * hold the events back; one in this database delays them (never loses them).
  */
 export async function findEventsAfter(
   db: CommonQueryMethods,
@@ -168,7 +166,7 @@ export async function findEventsAfter(
         ORDER BY o.xid, o.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS events_before
       FROM (
         SELECT * FROM outbox
-        WHERE (xid, id) >= (${cursor.xid}::xid8, ${cursor.row}) AND xid < pg_snapshot_xmin(pg_current_snapshot())
+        WHERE (xid, id) >= (${cursor.xid}::xid8, ${cursor.row}) AND xid < this_database_horizon()
           AND kind <> 'journal'
         ORDER BY xid, id LIMIT ${limit}
       ) o
