@@ -50,6 +50,19 @@ describe('lookups by the client’s own keys', () => {
     expect((await get('/wallets-by-external-id/nobody')).status).toBe(404);
   });
 
+  it('When a client still uses the path before it moved (/wallets/by-external-id/…), then it gets the wallet, marked deprecated with a link to the successor', async () => {
+    const response = await get(`/wallets/by-external-id/${encodeURIComponent('user/123 ü')}`);
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ id: walletId, externalId: 'user/123 ü' });
+    expect(response.headers.get('deprecation')).toBe('@1796083200');
+    expect(response.headers.get('link')).toBe(
+      `</wallets-by-external-id/${encodeURIComponent('user/123 ü')}>; rel="successor-version"`,
+    );
+    expect((await get('/wallets/by-external-id/nobody')).status).toBe(404);
+    const paths = Object.keys(((await get('/openapi.json')).body as { paths: object }).paths);
+    expect(paths.some((path) => path.startsWith('/wallets/by-external-id'))).toBe(false);
+  });
+
   it('When a transaction is looked up by fingerprint, then it is found whatever its status', async () => {
     const rejected = await get('/transactions/by-fingerprint/lookup-8');
     expect(rejected.status).toBe(200);

@@ -1,5 +1,5 @@
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import type { DatabasePool } from 'slonik';
 import {
   getTransactionByFingerprint,
@@ -39,6 +39,9 @@ const badRequest = {
   description: 'An invalid path or query parameter (unknown ones included).',
   content: problemContent(validationProblemResponse),
 };
+/** When `/wallets/by-external-id/{externalId}` was deprecated (2026-12-01), as RFC 9745 writes it. */
+const DEPRECATED_SINCE = '@1796083200';
+
 const json = (schema: z.ZodTypeAny) => ({ 'application/json': { schema } });
 
 export const lookupOperations = {
@@ -123,10 +126,24 @@ function pageResponse<T, R>(page: Page<T>, toResponse: (item: T) => R) {
 export function lookupRoutes(deps: { pool: DatabasePool }): Router {
   const router = Router();
 
-  route(router, lookupOperations.getWalletByExternalId, async (req, res) => {
+  const sendWalletByExternalId: RequestHandler = async (req, res) => {
     const { externalId } = parseRequest(externalIdParams, req.params, 'path');
     sendJson(res, 200, toWalletResponse(await getWalletByExternalId(deps.pool, externalId)));
-  });
+  };
+  route(router, lookupOperations.getWalletByExternalId, sendWalletByExternalId);
+  // The path clients used before it moved: still answered, marked deprecated (RFC 9745) with its
+  // successor, and left out of the OpenAPI document (it is the ambiguous one).
+  route(
+    router,
+    { ...lookupOperations.getWalletByExternalId, path: '/wallets/by-external-id/:externalId' },
+    (req, res, next) => {
+      res.set('Deprecation', DEPRECATED_SINCE);
+      const successor = req.path.replace('/wallets/by-external-id/', '/wallets-by-external-id/');
+      res.set('Link', `<${successor}>; rel="successor-version"`);
+      next();
+    },
+    sendWalletByExternalId,
+  );
 
   route(router, lookupOperations.getTransactionByFingerprint, async (req, res) => {
     const { fingerprint } = parseRequest(fingerprintParams, req.params, 'path');
