@@ -73,7 +73,7 @@ export function startEventRelay(deps: {
         config.RELAY_PUBLISH_TIMEOUT_MS,
       );
       for (const subscriptionId of subscriptionsToNotify) await enqueueWebhookDelivery(webhookQueue, subscriptionId);
-      return relayed === RELAY_BATCH_SIZE;
+      return relayed >= RELAY_BATCH_SIZE;
     },
     (error) => logger.error({ err: error }, 'outbox relay pass failed'),
   );

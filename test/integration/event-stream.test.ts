@@ -9,6 +9,7 @@ import { EventStreamPublisher, eventStreamKey } from '../../src/shared/events/ev
 import { relayOutbox } from '../../src/shared/events/outbox-relay.js';
 import { findEventsAfter, readRelayCursor } from '../../src/shared/events/outbox-repository.js';
 import * as metrics from '../../src/shared/telemetry/metrics.js';
+import { insertPendingTransactions } from '../../src/shared/transactions/transaction-repository.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { createTestEnv, waitUntil, type TestEnv } from '../support/test-env.js';
 
@@ -219,5 +220,44 @@ describe('the horizon the relay publishes below', () => {
       await elsewhere.query('ROLLBACK');
       await elsewhere.end();
     }
+  });
+});
+
+describe('a pass of the relay', () => {
+  it('When one outbox row holds more events than a pass takes, then the relay publishes it whole and goes on past it', async () => {
+    const publisher = new EventStreamPublisher(redis, `${env.config.QUEUE_PREFIX}:big-row`);
+    while ((await relayOutbox(env.pool, publisher, 500)).relayed > 0);
+    const created = () =>
+      env.pool.oneFirst(sql.type(z.object({ id: z.number() }))`
+        WITH w AS (INSERT INTO wallets (external_id) VALUES (gen_random_uuid()::text) RETURNING id),
+             o AS (INSERT INTO outbox (kind, wallet_id) SELECT 'wallet_created', id FROM w)
+        SELECT id FROM w
+      `);
+    const walletId = await created();
+    // One reservation statement of 300 transactions: one outbox row, counted as up to 600 events.
+    await insertPendingTransactions(
+      env.pool,
+      Array.from({ length: 300 }, (_, i) => ({
+        walletId,
+        amount: '1.00',
+        fingerprint: `big-row-${i}`,
+        labels: {},
+        description: null,
+        traceContext: null,
+      })),
+    );
+    const laterWallet = await created();
+
+    const first = await relayOutbox(env.pool, publisher, 500);
+    expect(first.relayed).toBe(301);
+    const second = await relayOutbox(env.pool, publisher, 500);
+    expect(second.relayed).toBe(1);
+    const entries = await redis.xrange(eventStreamKey(`${env.config.QUEUE_PREFIX}:big-row`), '-', '+');
+    const [, fields] = entries.at(-1)!;
+    const last = JSON.parse(fields[fields.indexOf('event') + 1]!) as { type: string; data: { id: number } };
+    expect(last.type).toContain('WalletCreated');
+    expect(last.data.id).toBe(laterWallet);
+    expect(entries).toHaveLength(302);
+    expect((await relayOutbox(env.pool, publisher, 500)).relayed).toBe(0);
   });
 });

@@ -162,7 +162,10 @@ export async function findEventsAfter(
 ): Promise<readonly OutboxEvent[]> {
   const rows = await db.any(sql.prepared('wallet_relay_events', itemRowSchema)`
     WITH candidate AS (
-      SELECT o.*, coalesce(sum(coalesce(2 * cardinality(o.seqs), 1)) OVER (
+      -- The cursor's own row counts for nothing: its events up to the cursor are published, and
+      -- one holding more than the limit must not keep the next rows out.
+      SELECT o.*, coalesce(sum(CASE WHEN (o.xid, o.id) = (${cursor.xid}::xid8, ${cursor.row}) THEN 0
+                                    ELSE coalesce(2 * cardinality(o.seqs), 1) END) OVER (
         ORDER BY o.xid, o.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS events_before
       FROM (
         SELECT * FROM outbox
