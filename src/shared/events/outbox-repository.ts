@@ -148,8 +148,9 @@ export async function readRelayCursor(db: CommonQueryMethods): Promise<RelayCurs
 }
 
 /**
- * The events after `cursor`, in position order, about `limit` of them (a row's events are taken
- * whole, unless the first row alone has more). Only rows of database transactions older than every
+ * The events of the outbox rows after the cursor's, in position order, about `limit` of them: a
+ * row's events are taken whole (the first row's even when it alone has more), so the cursor
+ * always ends a row and the rows to read start after it. Only rows of database transactions older than every
  * one of this database still running are read (`this_database_horizon()`, migration 005): those
  * can no longer change, so no event can later appear before the cursor, and publishing in this
  * order is publishing once. A long transaction in another database on the same server does not
@@ -162,14 +163,11 @@ export async function findEventsAfter(
 ): Promise<readonly OutboxEvent[]> {
   const rows = await db.any(sql.prepared('wallet_relay_events', itemRowSchema)`
     WITH candidate AS (
-      -- The cursor's own row counts for nothing: its events up to the cursor are published, and
-      -- one holding more than the limit must not keep the next rows out.
-      SELECT o.*, coalesce(sum(CASE WHEN (o.xid, o.id) = (${cursor.xid}::xid8, ${cursor.row}) THEN 0
-                                    ELSE coalesce(2 * cardinality(o.seqs), 1) END) OVER (
+      SELECT o.*, coalesce(sum(coalesce(2 * cardinality(o.seqs), 1)) OVER (
         ORDER BY o.xid, o.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS events_before
       FROM (
         SELECT * FROM outbox
-        WHERE (xid, id) >= (${cursor.xid}::xid8, ${cursor.row}) AND xid < this_database_horizon()
+        WHERE (xid, id) > (${cursor.xid}::xid8, ${cursor.row}) AND xid < this_database_horizon()
           AND kind <> 'journal'
         ORDER BY xid, id LIMIT ${limit}
       ) o
