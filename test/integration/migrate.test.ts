@@ -15,8 +15,12 @@ import {
   migrate,
   pendingMigrations,
 } from '../../src/shared/infra/migrate.js';
-import { getTransactionByFingerprint } from '../../src/shared/transactions/lookups.js';
-import { getLatestApplied } from '../../src/shared/transactions/transactions.js';
+import { applyWalletBatches } from '../../src/shared/apply/apply-pending-transactions.js';
+import { ensurePendingMarkers } from '../../src/shared/apply/pending-markers.js';
+import { auditLedger } from '../../src/shared/audit/ledger-audit.js';
+import { findEventsAfter, readRelayCursor } from '../../src/shared/events/outbox-repository.js';
+import { getTransactionByFingerprint, listWalletTransactions } from '../../src/shared/transactions/lookups.js';
+import { getLatestApplied, getTransaction } from '../../src/shared/transactions/transactions.js';
 import { getWallet } from '../../src/shared/wallets/wallets.js';
 import { ROOT } from '../support/test-env.js';
 
@@ -215,6 +219,82 @@ describe.concurrent('migrations', () => {
         { amount: '2.00', status: 'applied', refno: 2, reason: null, labels: { k: 'v' } },
         { amount: '-9.00', status: 'rejected', refno: null, reason: 'insufficient_funds', labels: {} },
       ]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('When a database written by the service before the write-once schema (005) is migrated, then its transactions keep their ids, the pending one is applied, and each unpublished event is published once', async ({
+    expect,
+  }) => {
+    const url = newDatabaseUrl();
+    const before005 = (await listMigrationFiles()).filter((name) => name < '005');
+    await createDatabaseIfMissing(url);
+    await migrate(url, await migrationsDir(before005));
+    const ids = {
+      first: '0b9c6d64-5bd4-4d2e-9a57-1b3f1e0a0001',
+      second: '0b9c6d64-5bd4-4d2e-9a57-1b3f1e0a0002',
+      rejected: '0b9c6d64-5bd4-4d2e-9a57-1b3f1e0a0003',
+      pending: '0b9c6d64-5bd4-4d2e-9a57-1b3f1e0a0004',
+    };
+    const eventIds = Array.from({ length: 5 }, (_, i) => `7d1e1a52-3c36-4f0e-8d1c-00000000000${i + 1}`);
+    // What the service wrote at 004: decided rows, a pending one, events published or not, a delivery.
+    await withClient(url, (client) =>
+      client.query(`
+        INSERT INTO wallets (id, external_id, balance, last_refno, version)
+          OVERRIDING SYSTEM VALUE VALUES (41, 'kept', 7.00, 2, 2);
+        INSERT INTO transactions (id, wallet_id, amount, fingerprint, status, reason, refno, oldbalance, newbalance, finalized)
+        VALUES ('${ids.first}', 41, 5.00, 'kept-1', 'applied', NULL, 1, 0, 5.00, now()),
+               ('${ids.second}', 41, 2.00, 'kept-2', 'applied', NULL, 2, 5.00, 7.00, now()),
+               ('${ids.rejected}', 41, -9.00, 'kept-3', 'rejected', 'insufficient_funds', NULL, NULL, NULL, now());
+        INSERT INTO transactions (id, wallet_id, amount, fingerprint, labels) VALUES ('${ids.pending}', 41, 3.00, 'kept-4', '{"k": "v"}');
+        INSERT INTO outbox_events (event_id, wallet_id, type, subject, data, published_at)
+        SELECT e.event_id::uuid, 41, 'TransactionApplied', 'kept', jsonb_build_object('n', e.n),
+               CASE WHEN e.n <= 3 THEN now() END
+        FROM unnest(ARRAY['${eventIds.join("','")}']) WITH ORDINALITY AS e (event_id, n);
+        INSERT INTO webhook_subscriptions (url, events, secret) VALUES ('http://127.0.0.1:9/hook', '{TransactionApplied}', 's');
+        INSERT INTO webhook_deliveries (subscription_id, event_id) SELECT 1, id FROM outbox_events WHERE event_id = '${eventIds[2]}';
+      `),
+    );
+
+    expect((await migrate(url)).applied.length).toBeGreaterThan(0);
+    const pool = await createDatabasePool(loadConfig({ DATABASE_URL: url, DB_POOL_SIZE: '2' }));
+    try {
+      // The ids clients hold still find their transactions.
+      expect(await getTransaction(pool, 41, ids.second)).toMatchObject({ fingerprint: 'kept-2', refno: 2 });
+      expect(await getTransaction(pool, 41, ids.pending)).toMatchObject({ fingerprint: 'kept-4', status: 'pending' });
+
+      // The unpublished events come next, once, with their ids; the published ones do not.
+      const next = await findEventsAfter(pool, await readRelayCursor(pool), 1000);
+      expect(next.map((event) => event.eventId)).toEqual(eventIds.slice(3));
+
+      // The pending transaction has its marker, so a worker finds it, and applies it.
+      const markers = await withClient(url, async (client) =>
+        Number((await client.query('SELECT count(*) AS n FROM pending_reservations WHERE wallet_id = 41')).rows[0].n),
+      );
+      expect(markers).toBe(1);
+      await ensurePendingMarkers(pool);
+      await applyWalletBatches(pool, [41], 100);
+      expect(await getTransaction(pool, 41, ids.pending)).toMatchObject({
+        status: 'applied',
+        refno: 3,
+        oldbalance: '7.00',
+        newbalance: '10.00',
+      });
+      const after = await findEventsAfter(pool, await readRelayCursor(pool), 1000);
+      expect(after.slice(0, 2).map((event) => event.eventId)).toEqual(eventIds.slice(3));
+      expect(after.slice(2).map((event) => [event.type, event.subject])).toEqual([['BalanceChanged', ids.pending]]);
+      const listed = await listWalletTransactions(pool, 41, { limit: 10, labels: {}, after: null });
+      expect(listed.items.map((row) => row.fingerprint)).toEqual(['kept-4', 'kept-3', 'kept-2', 'kept-1']);
+      expect((await auditLedger(pool, { settled: true })).violations).toEqual([]);
+
+      const undelivered = await withClient(url, async (client) =>
+        Number(
+          (await client.query('SELECT count(*) AS n FROM webhook_event_deliveries WHERE delivered_at IS NULL')).rows[0]
+            .n,
+        ),
+      );
+      expect(undelivered).toBe(1);
     } finally {
       await pool.end();
     }
