@@ -6,12 +6,22 @@
  *
  *   npx tsx bench/query-plans.ts [--transactions 1000000] [--keep]
  *
- * The SQL below mirrors src/shared/transactions/transaction-repository.ts and
- * src/shared/wallets/wallet-repository.ts (the service runs them with bind parameters, as here).
+ * The statements are the repositories' own (src/shared/transactions/transaction-repository.ts,
+ * src/shared/wallets/wallet-repository.ts), captured as they would be sent, bind parameters and all.
  */
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import type { CommonQueryMethods } from 'slonik';
 import { createDatabaseIfMissing, dropDatabase, migrate } from '../src/shared/infra/migrate.js';
+import {
+  findJournalTransactions,
+  findLatestAppliedTransaction,
+  findPendingTransactions,
+  findTransactionByFingerprint,
+  findWalletTransaction,
+  findWalletTransactions,
+} from '../src/shared/transactions/transaction-repository.js';
+import { findWalletByExternalId, findWalletsByLabels } from '../src/shared/wallets/wallet-repository.js';
 
 const { values } = parseArgs({
   options: {
@@ -67,23 +77,26 @@ async function load(client: pg.Client): Promise<void> {
   await client.query('VACUUM ANALYZE');
 }
 
-const columns = `coalesce(id, transaction_id(wallet_id, seq)) AS id, wallet_id, amount::text, fingerprint, labels,
-  description, status, reason, refno, oldbalance::text, newbalance::text, voids, voided_by, created`;
-
-/** The journal listing (transaction-repository.ts findJournalTransactions), with or without labels and a cursor. */
-function journal(labelled: boolean, later: boolean): string {
-  const cursor = labelled ? ['$3', '$4'] : ['$1', '$2'];
-  return `SELECT ${columns}, seq, c.xid::text || '.' || c.row || '.' || c.ordinal AS position
-    FROM (
-      SELECT o.xid, o.id AS row, x.ordinal, x.wallet_id, x.seq
-      FROM outbox o CROSS JOIN LATERAL unnest(o.wallet_ids, o.seqs) WITH ORDINALITY AS x (wallet_id, seq, ordinal)
-      WHERE o.kind IN ('transactions_reserved', 'journal')
-        ${labelled ? 'AND o.labels IS NOT NULL AND o.labels @> $1' : ''}
-        ${later ? `AND (o.xid, o.id) <= (${cursor[0]}::xid8, ${cursor[1]})` : ''}
-    ) c
-    JOIN transactions USING (wallet_id, seq)
-    ${labelled ? "WHERE labels @> $2 AND labels <> '{}'::jsonb" : ''}
-    ORDER BY c.xid DESC, c.row DESC, c.ordinal DESC LIMIT 51`;
+/**
+ * The statements a repository function sends, captured instead of run: each answers no row, so a
+ * function that reads on after a short result (a listing's scan edge) shows that statement too.
+ */
+async function statementsOf(
+  run: (db: CommonQueryMethods) => Promise<unknown>,
+): Promise<{ sql: string; values: unknown[] }[]> {
+  const captured: { sql: string; values: unknown[] }[] = [];
+  const capture = (token: { sql: string; values: readonly unknown[] }, answer: unknown) => {
+    // slonik names its placeholders $slonik_N until it sends them; Postgres takes $N.
+    captured.push({ sql: token.sql.replace(/\$slonik_(\d+)/g, '$$$1'), values: [...token.values] });
+    return Promise.resolve(answer);
+  };
+  const db = {
+    any: (token: never) => capture(token, []),
+    maybeOne: (token: never) => capture(token, null),
+    one: (token: never) => capture(token, { scanned: 0, oldest: null }),
+  };
+  await run(db as unknown as CommonQueryMethods);
+  return captured;
 }
 
 async function main(): Promise<void> {
@@ -100,91 +113,89 @@ async function main(): Promise<void> {
     );
     const walletId = 4242;
     const middleSeq = Math.floor(transactionCount / 2);
-    const middle = (
+    const middleRow = (
       await client.query<{ xid: string; id: string }>(
         'SELECT xid::text AS xid, id::text AS id FROM outbox ORDER BY xid, id OFFSET (SELECT count(*) / 2 FROM outbox) LIMIT 1',
       )
     ).rows[0]!;
-    const queries: [string, string, unknown[]][] = [
+    const middle = { xid: middleRow.xid, row: Number(middleRow.id), ordinal: 1 };
+    const someId = (
+      await client.query<{ id: string }>('SELECT transaction_id($1, $2)::text AS id', [
+        walletId,
+        walletId + walletCount * 7,
+      ])
+    ).rows[0]!.id;
+    const noLabels = {};
+    const queries: [string, (db: CommonQueryMethods) => Promise<unknown>][] = [
       [
         'A wallet’s transactions, first page',
-        `SELECT ${columns}, seq FROM transactions WHERE wallet_id = $1 ORDER BY seq DESC LIMIT 51`,
-        [walletId],
+        (db) => findWalletTransactions(db, walletId, { labels: noLabels, limit: 51, beforeSeq: null }),
       ],
       [
         'A wallet’s transactions, a later page (cursor)',
-        `SELECT ${columns}, seq FROM transactions WHERE wallet_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT 51`,
-        [walletId, middleSeq],
+        (db) => findWalletTransactions(db, walletId, { labels: noLabels, limit: 51, beforeSeq: middleSeq }),
       ],
       [
-        'A wallet’s transactions by status',
-        `SELECT ${columns}, seq FROM transactions WHERE wallet_id = $1 AND status = $2 ORDER BY seq DESC LIMIT 51`,
-        [walletId, 'rejected'],
+        'A wallet’s transactions by status (and, for a short page, where its scan stopped)',
+        (db) =>
+          findWalletTransactions(db, walletId, { status: 'rejected', labels: noLabels, limit: 51, beforeSeq: null }),
       ],
       [
         'A wallet’s transactions by label',
-        `SELECT ${columns}, seq FROM transactions WHERE wallet_id = $1 AND labels @> $2 AND labels <> '{}'::jsonb
-         ORDER BY seq DESC LIMIT 51`,
-        [walletId, '{"kind":"withdraw"}'],
+        (db) => findWalletTransactions(db, walletId, { labels: { kind: 'withdraw' }, limit: 51, beforeSeq: null }),
       ],
-      ['All wallets’ transactions, first page (the journal)', journal(false, false), []],
-      ['All wallets’ transactions, a later page', journal(false, true), [middle.xid, middle.id]],
-      ['Transactions by a common label (1 in 4)', journal(true, false), ['[{"kind":"bonus"}]', '{"kind":"bonus"}']],
+      [
+        'All wallets’ transactions, first page (the journal)',
+        (db) => findJournalTransactions(db, { labels: noLabels, limit: 51, before: null }),
+      ],
+      [
+        'All wallets’ transactions, a later page',
+        (db) => findJournalTransactions(db, { labels: noLabels, limit: 51, before: middle }),
+      ],
+      [
+        'All wallets’ transactions by status (and where its scan stopped)',
+        (db) => findJournalTransactions(db, { status: 'rejected', labels: noLabels, limit: 51, before: null }),
+      ],
+      [
+        'Transactions by a common label (1 in 4)',
+        (db) => findJournalTransactions(db, { labels: { kind: 'bonus' }, limit: 51, before: null }),
+      ],
       [
         'Transactions by a rare label (1 in 1,000), two labels',
-        journal(true, false),
-        ['[{"campaign":"c42","kind":"bonus"}]', '{"campaign":"c42","kind":"bonus"}'],
+        (db) => findJournalTransactions(db, { labels: { campaign: 'c42', kind: 'bonus' }, limit: 51, before: null }),
       ],
       [
         'Transactions by a rare label, a later page',
-        journal(true, true),
-        ['[{"campaign":"c42"}]', '{"campaign":"c42"}', middle.xid, middle.id],
+        (db) => findJournalTransactions(db, { labels: { campaign: 'c42' }, limit: 51, before: middle }),
       ],
       [
         'Transactions by a label no transaction has',
-        journal(true, false),
-        ['[{"campaign":"c4242"}]', '{"campaign":"c4242"}'],
+        (db) => findJournalTransactions(db, { labels: { campaign: 'c4242' }, limit: 51, before: null }),
       ],
       [
         'Pending transactions of all wallets (through the markers)',
-        `SELECT ${columns}, seq FROM transactions
-         WHERE (wallet_id, seq) IN (
-           SELECT t.wallet_id, t.seq FROM pending_reservations m
-           JOIN transactions t ON t.wallet_id = m.wallet_id AND t.seq BETWEEN m.first_seq AND m.last_seq
-           WHERE t.status = 'pending')
-         ORDER BY seq DESC LIMIT 51`,
-        [],
+        (db) => findPendingTransactions(db, { labels: noLabels, limit: 51, beforeSeq: null }),
       ],
-      [
-        'A transaction by id (computed from its key)',
-        `SELECT ${columns} FROM transactions WHERE wallet_id = $1 AND seq = $2 AND id IS NULL`,
-        [walletId, walletId + walletCount * 7],
-      ],
-      [
-        'A wallet’s latest applied transaction',
-        `SELECT ${columns} FROM transactions t
-         WHERE t.wallet_id = $1 AND t.refno = (SELECT w.last_refno FROM wallets w WHERE w.id = $1)
-         ORDER BY t.seq DESC LIMIT 1`,
-        [walletId],
-      ],
+      ['A transaction by id (computed from its key)', (db) => findWalletTransaction(db, walletId, someId)],
+      ['A wallet’s latest applied transaction', (db) => findLatestAppliedTransaction(db, walletId)],
       [
         'Wallets by two labels',
-        `SELECT id, external_id, labels, balance::text, created FROM wallets WHERE labels @> $1 ORDER BY id DESC LIMIT 51`,
-        ['{"tier":"gold","region":"r7"}'],
+        (db) => findWalletsByLabels(db, { labels: { tier: 'gold', region: 'r7' }, beforeId: null, limit: 51 }),
       ],
-      ['Transaction by fingerprint', `SELECT ${columns} FROM transactions WHERE fingerprint = $1`, ['fp-777777']],
-      [
-        'Wallet by externalId',
-        `SELECT id, external_id, labels, balance::text, created FROM wallets WHERE external_id = $1`,
-        ['user-777'],
-      ],
+      ['Transaction by fingerprint', (db) => findTransactionByFingerprint(db, 'fp-777777')],
+      ['Wallet by externalId', (db) => findWalletByExternalId(db, 'user-777')],
     ];
-    for (const [title, text, params] of queries) {
-      await client.query(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, params); // warm the cache once
-      const plan = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, params);
-      console.log(
-        `### ${title}\n\n\`\`\`sql\n${text.replace(/\s+/g, ' ')}\n\`\`\`\n\n\`\`\`\n${plan.rows.map((row) => row['QUERY PLAN']).join('\n')}\n\`\`\`\n`,
-      );
+    for (const [title, run] of queries) {
+      const sections: string[] = [];
+      for (const statement of await statementsOf(run)) {
+        const explain = `EXPLAIN (ANALYZE, BUFFERS) ${statement.sql}`;
+        await client.query(explain, statement.values); // warm the cache once
+        const plan = await client.query<{ 'QUERY PLAN': string }>(explain, statement.values);
+        sections.push(
+          `\`\`\`sql\n${statement.sql.replace(/\s+/g, ' ').trim()}\n\`\`\`\n\n\`\`\`\n${plan.rows.map((row) => row['QUERY PLAN']).join('\n')}\n\`\`\``,
+        );
+      }
+      console.log(`### ${title}\n\n${sections.join('\n\n')}\n`);
     }
   } finally {
     await client.end();

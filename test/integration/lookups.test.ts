@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
@@ -213,4 +214,69 @@ describe('malformed label filters', () => {
       expect((await get(`/transactions/by-fingerprint/${fingerprint}`)).status).toBe(404);
     },
   );
+});
+
+describe('listings that filter a large ledger', () => {
+  let bulkWallet: number;
+  beforeAll(async () => {
+    bulkWallet = (await request(api.url, 'POST', '/wallets', { json: { externalId: 'bulk-ledger' } })).body.id;
+    // 25,000 applied transactions, as 500 reservations of 50; three carry a rare label.
+    await env.pool.query(sql.unsafe`
+      WITH written AS (
+        INSERT INTO transactions (wallet_id, amount, fingerprint, labels, status, refno, oldbalance, newbalance, finalized)
+        SELECT ${bulkWallet}, 1.00, 'bulk-' || i,
+               CASE WHEN i IN (5, 12000, 24000) THEN '{"kind": "bulk", "rare": "yes"}' ELSE '{"kind": "bulk"}' END::jsonb,
+               'applied', i, i - 1, i, now()
+        FROM generate_series(1, 25000) AS i ORDER BY i
+        RETURNING wallet_id, seq, labels
+      )
+      INSERT INTO outbox (kind, wallet_ids, seqs, labels)
+      SELECT 'transactions_reserved', array_agg(wallet_id ORDER BY seq), array_agg(seq ORDER BY seq), jsonb_agg(DISTINCT labels)
+      FROM written GROUP BY seq / 50 ORDER BY seq / 50
+    `);
+    await env.pool.query(sql.unsafe`
+      UPDATE wallets SET balance = 25000, last_refno = 25000, version = version + 1 WHERE id = ${bulkWallet}
+    `);
+  });
+
+  /** Follows nextCursor to the end: every item, and the size of each page. */
+  async function everyPage(path: string): Promise<{ fingerprints: string[]; sizes: number[] }> {
+    const fingerprints: string[] = [];
+    const sizes: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const response = await get(cursor ? `${path}&cursor=${cursor}` : path);
+      expect(response.status).toBe(200);
+      fingerprints.push(...response.body.items.map((item: any) => item.fingerprint));
+      sizes.push(response.body.items.length);
+      cursor = response.body.nextCursor;
+      expect(sizes.length).toBeLessThan(20);
+    } while (cursor);
+    return { fingerprints, sizes };
+  }
+
+  it('When a wallet’s transactions are filtered by a label few of them have, then each page reads a bounded part of the wallet (short pages keep a cursor) and the pages together hold every match once', async () => {
+    const { fingerprints, sizes } = await everyPage(`/wallets/${bulkWallet}/transactions?labels[rare]=yes&limit=50`);
+    expect(fingerprints).toEqual(['bulk-24000', 'bulk-12000', 'bulk-5']);
+    // 25,000 rows read at most 10,000 a request: three requests, none a full page.
+    expect(sizes).toEqual([1, 1, 1]);
+  });
+
+  it('When all wallets’ transactions are filtered by a status none of the labelled ones has, then each page looks up a bounded number of them and the listing ends', async () => {
+    const { fingerprints, sizes } = await everyPage('/transactions?labels[kind]=bulk&status=rejected&limit=50');
+    expect(fingerprints).toEqual([]);
+    // 25,000 transactions looked up at most 5,000 a request.
+    expect(sizes).toEqual([0, 0, 0, 0, 0]);
+    const applied = await everyPage('/transactions?labels[rare]=yes&status=applied&limit=2');
+    expect(applied.fingerprints).toEqual(['bulk-24000', 'bulk-12000', 'bulk-5']);
+  });
+
+  it('When all wallets’ transactions are listed unfiltered, then the pages walk the journal newest first without skipping a row', async () => {
+    const first = await get('/transactions?limit=500');
+    expect(first.body.items).toHaveLength(500);
+    expect(first.body.items[0].fingerprint).toBe('bulk-25000');
+    expect(first.body.items[499].fingerprint).toBe('bulk-24501');
+    const second = await get(`/transactions?limit=500&cursor=${first.body.nextCursor}`);
+    expect(second.body.items[0].fingerprint).toBe('bulk-24500');
+  });
 });

@@ -1,6 +1,6 @@
 import type { CommonQueryMethods } from 'slonik';
 import { NotFoundError, ValidationError } from '../domain/errors.js';
-import { toPage, type CursorKey, type Page } from './pagination.js';
+import { toPage, toScannedPage, type CursorKey, type Page } from './pagination.js';
 import {
   findJournalTransactions,
   findPendingTransactions,
@@ -43,13 +43,13 @@ export async function listWalletTransactions(
   page: PageRequest & { status?: TransactionStatus },
 ): Promise<Page<ListedTransaction>> {
   await getWallet(db, walletId);
-  const rows = await findWalletTransactions(db, walletId, {
+  const { rows, resumeBefore } = await findWalletTransactions(db, walletId, {
     status: page.status,
     labels: page.labels,
     beforeSeq: numericCursor(page.after),
     limit: page.limit + 1,
   });
-  return toPage(rows, page.limit, (row) => row.seq);
+  return toScannedPage(rows, page.limit, (row) => row.seq, resumeBefore);
 }
 
 /**
@@ -70,13 +70,14 @@ export async function searchTransactions(
     });
     return toPage(rows, page.limit, (row) => row.seq);
   }
-  const rows = await findJournalTransactions(db, {
+  const { rows, resumeBefore } = await findJournalTransactions(db, {
     status: page.status,
     labels: page.labels,
     before: positionCursor(page.after),
     limit,
   });
-  return toPage(rows, page.limit, (row) => row.position);
+  const resume = resumeBefore && `${resumeBefore.xid}.${resumeBefore.row}.${resumeBefore.ordinal}`;
+  return toScannedPage(rows, page.limit, (row) => row.position, resume);
 }
 
 function notOurCursor(): ValidationError {

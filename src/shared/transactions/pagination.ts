@@ -37,3 +37,19 @@ export function toPage<T>(rows: readonly T[], limit: number, keyOf: (row: T) => 
   const last = items[items.length - 1];
   return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null };
 }
+
+/**
+ * Cuts a result fetched with `limit + 1` rows into a page, when the scan behind it may have
+ * stopped short of the end (`resumeBefore`): the page may then hold fewer than `limit` items and
+ * still name a cursor, so that a filter few rows match costs each request a bounded amount.
+ */
+export function toScannedPage<T>(
+  rows: readonly T[],
+  limit: number,
+  keyOf: (row: T) => CursorKey,
+  resumeBefore: CursorKey | null,
+): Page<T> {
+  const page = toPage(rows, limit, keyOf);
+  if (page.nextCursor !== null || resumeBefore === null) return page;
+  return { items: page.items, nextCursor: encodeCursor(resumeBefore) };
+}

@@ -168,20 +168,49 @@ function filterConditions(filter: TransactionFilter) {
   return [filter.status === undefined ? null : sql.fragment`status = ${filter.status}`, hasAllLabels(filter.labels)];
 }
 
-/** A wallet's transactions matching the filter, newest reservation first, before `beforeSeq` when given. */
+/**
+ * Most of a wallet's rows one listing request reads when it filters, so that a filter few rows
+ * match costs a bounded amount: the page then comes back short, with where the scan stopped to
+ * go on from.
+ */
+export const LISTING_SCAN_BUDGET = 10_000;
+
+/** Rows of a listing, and where its scan stopped short of the end (null when it reached it). */
+export interface ScannedRows<T, K> {
+  rows: readonly T[];
+  resumeBefore: K | null;
+}
+
+function isFiltered(filter: TransactionFilter): boolean {
+  return filter.status !== undefined || Object.keys(filter.labels).length > 0;
+}
+
+/**
+ * A wallet's transactions matching the filter, newest reservation first, before `beforeSeq` when
+ * given: at most `limit`, from at most LISTING_SCAN_BUDGET of the wallet's rows when it filters.
+ */
 export async function findWalletTransactions(
   db: CommonQueryMethods,
   walletId: number,
   filter: TransactionFilter & { beforeSeq: number | null },
-): Promise<readonly ListedTransaction[]> {
-  const where = whereAll([
+): Promise<ScannedRows<ListedTransaction, number>> {
+  const budget = isFiltered(filter) ? LISTING_SCAN_BUDGET : filter.limit;
+  const scan = whereAll([
     sql.fragment`wallet_id = ${walletId}`,
-    ...filterConditions(filter),
     filter.beforeSeq === null ? null : sql.fragment`seq < ${filter.beforeSeq}`,
   ]);
-  return db.any(sql.type(listedTransactionSchema)`
-    SELECT ${listedColumns} FROM transactions ${where} ORDER BY seq DESC LIMIT ${filter.limit}
+  const rows = await db.any(sql.type(listedTransactionSchema)`
+    SELECT ${listedColumns}
+    FROM (SELECT * FROM transactions ${scan} ORDER BY seq DESC LIMIT ${budget}) AS scanned
+    ${whereAll(filterConditions(filter))}
+    ORDER BY seq DESC LIMIT ${filter.limit}
   `);
+  if (rows.length === filter.limit || budget === filter.limit) return { rows, resumeBefore: null };
+  const edge = await db.one(sql.type(z.object({ scanned: z.number(), oldest: z.number().nullable() }))`
+    SELECT count(*)::int AS scanned, min(seq) AS oldest
+    FROM (SELECT seq FROM transactions ${scan} ORDER BY seq DESC LIMIT ${budget}) AS scanned
+  `);
+  return { rows, resumeBefore: edge.scanned === budget ? edge.oldest : null };
 }
 
 /** A place in the journal's order: a reservation row (its xid and id) and a transaction's place in it. */
@@ -194,39 +223,99 @@ export interface JournalPosition {
 const journalTransactionSchema = listedTransactionSchema.extend({ position: z.string() });
 export type JournalTransaction = z.infer<typeof journalTransactionSchema>;
 
+/** Journal rows a labelled listing checks in order before it asks the labels index for older ones. */
+const RECENT_JOURNAL_ROWS = 200;
+
+/**
+ * Most transactions one filtering listing of all wallets looks up by key (each a few buffers of
+ * the primary key and the heap, about 10 µs warm): its bound on one request's work.
+ */
+export const JOURNAL_LOOKUP_BUDGET = 5_000;
+
 /**
  * Transactions of all wallets matching the filter, newest reservation first, through the journal
- * (the outbox rows of reservations, kept for good) and each of its transactions by key. With
- * labels, only the journal rows whose label sets hold them (a GIN lookup when the labels are rare,
- * the walk down the journal's order when they are common: the planner picks).
+ * (the outbox rows of reservations, kept for good) and each of its transactions by key, walking
+ * the journal down its primary key. With labels, the journal rows whose label sets hold them:
+ * among the newest RECENT_JOURNAL_ROWS by that walk (a common label fills the page there), and
+ * only if those are not enough, older ones through the GIN index `outbox_labels` (a rare label:
+ * few rows to sort). Each such row holds at least one match, so `limit + 1` rows are enough; with
+ * a status, up to 1,000 rows. At most JOURNAL_LOOKUP_BUDGET transactions are looked up when it
+ * filters (unfiltered, only as many as the page takes): a filter few rows match answers a short
+ * page, with the journal row it stopped at.
  */
 export async function findJournalTransactions(
   db: CommonQueryMethods,
   filter: TransactionFilter & { before: JournalPosition | null },
-): Promise<readonly JournalTransaction[]> {
-  const labelled = Object.keys(filter.labels).length > 0;
-  const journal = whereAll([
-    sql.fragment`o.kind IN ('transactions_reserved', 'journal')`,
-    labelled ? sql.fragment`o.labels IS NOT NULL AND o.labels @> ${sql.jsonb([filter.labels])}` : null,
-    filter.before === null ? null : sql.fragment`(o.xid, o.id) <= (${filter.before.xid}::xid8, ${filter.before.row})`,
-  ]);
+): Promise<ScannedRows<JournalTransaction, JournalPosition>> {
+  const { before } = filter;
+  const labels = Object.keys(filter.labels).length > 0 ? sql.jsonb([filter.labels]) : null;
+  const rowBudget = filter.status === undefined ? filter.limit + 1 : 1000;
+  const seqBudget = isFiltered(filter) ? JOURNAL_LOOKUP_BUDGET : filter.limit;
+  const reservations = sql.fragment`o.kind IN ('transactions_reserved', 'journal')`;
+  const beforeCursor =
+    before === null
+      ? sql.fragment`true`
+      : before.ordinal === 0 // that row was read whole
+        ? sql.fragment`(o.xid, o.id) < (${before.xid}::xid8, ${before.row})`
+        : sql.fragment`(o.xid, o.id) <= (${before.xid}::xid8, ${before.row})`;
+  const journalRows =
+    labels === null
+      ? sql.fragment`
+        SELECT o.xid, o.id, o.wallet_ids, o.seqs FROM outbox o WHERE ${reservations} AND ${beforeCursor}
+        ORDER BY o.xid DESC, o.id DESC LIMIT ${rowBudget}`
+      : sql.fragment`
+        WITH recent AS MATERIALIZED (
+          SELECT o.xid, o.id, o.wallet_ids, o.seqs, o.labels FROM outbox o WHERE ${reservations} AND ${beforeCursor}
+          ORDER BY o.xid DESC, o.id DESC LIMIT ${RECENT_JOURNAL_ROWS}
+        )
+        SELECT xid, id, wallet_ids, seqs FROM recent WHERE labels IS NOT NULL AND labels @> ${labels}
+        UNION ALL
+        (SELECT o.xid, o.id, o.wallet_ids, o.seqs FROM outbox o
+         WHERE ${reservations} AND o.labels IS NOT NULL AND o.labels @> ${labels}
+           AND (SELECT count(*) FROM recent) = ${RECENT_JOURNAL_ROWS}
+           AND (SELECT count(*) FROM recent WHERE labels @> ${labels}) < ${rowBudget}
+           AND (o.xid, o.id) < (SELECT r.xid, r.id FROM recent r ORDER BY r.xid, r.id LIMIT 1)
+         ORDER BY o.xid DESC, o.id DESC LIMIT ${rowBudget})
+        ORDER BY xid DESC, id DESC LIMIT ${rowBudget}`;
+  // The journal rows to read, newest first, each with how many transactions the ones before it
+  // may answer (of the cursor's row, only those before the cursor).
+  const candidates =
+    before === null
+      ? sql.fragment`cardinality(j.seqs)`
+      : sql.fragment`CASE WHEN (j.xid, j.id) = (${before.xid}::xid8, ${before.row})
+                          THEN least(cardinality(j.seqs), ${before.ordinal} - 1) ELSE cardinality(j.seqs) END`;
+  const scanned = sql.fragment`
+    SELECT j.xid, j.id AS row, j.wallet_ids, j.seqs,
+           sum(${candidates}) OVER (ORDER BY j.xid DESC, j.id DESC ROWS UNBOUNDED PRECEDING) - ${candidates} AS seqs_before
+    FROM (${journalRows}) j
+  `;
   const where = whereAll([
     ...filterConditions(filter),
-    filter.before === null
+    before === null
       ? null
-      : sql.fragment`(c.xid, c.row, c.ordinal) < (${filter.before.xid}::xid8, ${filter.before.row}, ${filter.before.ordinal})`,
+      : sql.fragment`(c.xid, c.row, c.ordinal) < (${before.xid}::xid8, ${before.row}, ${before.ordinal})`,
   ]);
-  return db.any(sql.type(journalTransactionSchema)`
+  const rows = await db.any(sql.type(journalTransactionSchema)`
     SELECT ${listedColumns}, c.xid::text || '.' || c.row || '.' || c.ordinal AS position
     FROM (
-      SELECT o.xid, o.id AS row, x.ordinal, x.wallet_id, x.seq
-      FROM outbox o CROSS JOIN LATERAL unnest(o.wallet_ids, o.seqs) WITH ORDINALITY AS x (wallet_id, seq, ordinal)
-      ${journal}
+      SELECT s.xid, s.row, x.ordinal, x.wallet_id, x.seq
+      FROM (${scanned}) s CROSS JOIN LATERAL unnest(s.wallet_ids, s.seqs) WITH ORDINALITY AS x (wallet_id, seq, ordinal)
+      WHERE s.seqs_before < ${seqBudget}
     ) c
     JOIN transactions USING (wallet_id, seq)
     ${where}
     ORDER BY c.xid DESC, c.row DESC, c.ordinal DESC LIMIT ${filter.limit}
   `);
+  if (rows.length === filter.limit || !isFiltered(filter)) return { rows, resumeBefore: null };
+  // A short page: did the scan stop at its budget, and at which journal row?
+  const edge = await db.maybeOne(sql.type(z.object({ xid: z.string(), row: z.number() }))`
+    WITH s AS (${scanned})
+    SELECT kept.xid::text AS xid, kept.row
+    FROM (SELECT xid, row FROM s WHERE seqs_before < ${seqBudget} ORDER BY xid, row LIMIT 1) kept
+    WHERE (SELECT count(*) FROM s) = ${rowBudget} OR EXISTS (SELECT 1 FROM s WHERE seqs_before >= ${seqBudget})
+  `);
+  // Ordinals start at 1: ordinal 0 of a row is before every transaction it names.
+  return { rows, resumeBefore: edge === null ? null : { xid: edge.xid, row: edge.row, ordinal: 0 } };
 }
 
 /**
