@@ -36,6 +36,7 @@ export interface AppDeps {
     | 'RATE_LIMIT_UNAUTHENTICATED_BURST'
     | 'QUEUE_PREFIX'
     | 'WEBHOOK_ALLOW_PRIVATE_TARGETS'
+    | 'DEFAULT_CURRENCY'
   >;
   pool: DatabasePool;
   /** For the rate limiter (a fail-fast connection). */

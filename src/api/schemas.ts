@@ -2,6 +2,7 @@ import { z } from './openapi-zod.js';
 import { transactionStatusSchema, type TransactionRow } from '../shared/transactions/transaction-repository.js';
 import {
   amountSchema,
+  currencySchema,
   descriptionSchema,
   externalIdSchema,
   fingerprintSchema,
@@ -47,10 +48,21 @@ const fingerprint = transactionFingerprintSchema.openapi({
  * and so make the caller send it.
  */
 
+const currency = currencySchema.openapi({
+  type: 'string',
+  pattern: '^[A-Z]{3}$',
+  description:
+    "ISO 4217 alphabetic code, fixed for the wallet's life; amounts may carry at most its minor units (JPY 0, EUR 2, BHD 3), as Node's ICU data gives them.",
+  example: 'EUR',
+});
+
 export const createWalletBody = z
   .object({
     externalId,
     labels: labels.optional().openapi({ description: `${LABELS_DESCRIPTION} None when left out.` }),
+    currency: currency
+      .optional()
+      .openapi({ description: 'ISO 4217 alphabetic code; the setting DEFAULT_CURRENCY when left out.' }),
   })
   .strict()
   .transform((body) => ({ ...body, labels: body.labels ?? {} }))
@@ -60,7 +72,7 @@ export const createTransactionBody = z
   .object({
     amount: amountSchema.openapi({
       description:
-        'A JSON number or a decimal string: <= -1 or >= 1, at most 2 fractional digits, magnitude at most 1,000,000,000. Negative withdraws.',
+        "A JSON number or a decimal string: <= -1 or >= 1, at most as many fractional digits as the wallet's currency has minor units (2 for most), magnitude at most 1,000,000,000. Negative withdraws.",
       examples: [10.0, '-25.00'],
     }),
     fingerprint,
@@ -102,7 +114,8 @@ export const transactionParams = walletParams.extend({
 
 const money = z.instanceof(Decimal).openapi({
   type: 'number',
-  description: 'Exact decimal amount with at most 2 fractional digits, written as a JSON number such as 35.0.',
+  description:
+    "Exact decimal amount with at most the currency's minor units of fractional digits (3 at most), written as a JSON number such as 35.0.",
   // The document shows what goes over the wire (a number), not the Decimal that renders it.
   example: 35.0,
 });
@@ -117,6 +130,9 @@ export const walletResponse = z
     labels: responseLabels,
     created: timestamp,
     balance: money,
+    currency: z
+      .string()
+      .openapi({ description: 'ISO 4217 alphabetic code of every amount of the wallet.', example: 'EUR' }),
   })
   .strict()
   .openapi('Wallet');
@@ -261,6 +277,7 @@ export function toWalletResponse(wallet: WalletRow): WalletResponse {
     labels: wallet.labels,
     created: wallet.created,
     balance: new Decimal(wallet.balance),
+    currency: wallet.currency,
   };
 }
 

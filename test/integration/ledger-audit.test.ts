@@ -9,6 +9,8 @@ import { insertPendingTransaction } from '../../src/shared/transactions/transact
 import { insertWallet } from '../../src/shared/wallets/wallet-repository.js';
 import { ROOT, createTestEnv, type TestEnv } from '../support/test-env.js';
 
+const EUR = { code: 'EUR', minorUnits: 2 };
+
 let env: TestEnv;
 
 beforeAll(async () => {
@@ -20,7 +22,7 @@ afterAll(async () => {
 });
 
 async function walletWith(amounts: string[], apply = true): Promise<number> {
-  const walletId = (await insertWallet(env.pool, { externalId: randomUUID(), labels: {} }))!.id;
+  const walletId = (await insertWallet(env.pool, { externalId: randomUUID(), labels: {}, currency: EUR }))!.id;
   for (const amount of amounts) {
     await insertPendingTransaction(env.pool, {
       walletId,
@@ -126,7 +128,7 @@ const corruptions: {
     what: 'a rejected withdrawal that the balance covered',
     amounts: ['5.00', '-10.00'],
     corrupt: (walletId) =>
-      query(sql.unsafe`UPDATE transactions SET amount = -4 WHERE wallet_id = ${walletId} AND status = 'rejected'`),
+      query(sql.unsafe`UPDATE transactions SET amount = -4.00 WHERE wallet_id = ${walletId} AND status = 'rejected'`),
   },
   {
     rule: 'rejection-deserved',
@@ -154,6 +156,12 @@ const corruptions: {
         sql.unsafe`UPDATE transactions SET status = 'voided', voided_by = ${randomUUID()} WHERE wallet_id = ${walletId}`,
       ),
   },
+  {
+    rule: 'amount-precision',
+    what: 'amounts with more fractional digits than the currency has minor units',
+    amounts: ['5.50', '3.00'],
+    corrupt: (walletId) => query(sql.unsafe`UPDATE wallets SET minor_units = 0 WHERE id = ${walletId}`),
+  },
 ];
 
 describe('wallet audit', () => {
@@ -180,7 +188,7 @@ describe('wallet audit', () => {
   it('When run from the CLI against a database with a wrongful rejection, then it prints the violation and exits 1; on a sound wallet it exits 0', async () => {
     const sound = await walletWith(['5.00', '-10.00']);
     const wrong = await walletWith(['5.00', '-10.00']);
-    await query(sql.unsafe`UPDATE transactions SET amount = -4 WHERE wallet_id = ${wrong} AND status = 'rejected'`);
+    await query(sql.unsafe`UPDATE transactions SET amount = -4.00 WHERE wallet_id = ${wrong} AND status = 'rejected'`);
     const cli = (...args: string[]) =>
       new Promise<{ code: number | null; output: string }>((resolve) => {
         const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'audit', ...args], {

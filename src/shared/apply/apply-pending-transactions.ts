@@ -1,7 +1,7 @@
 /** apply: the worker's side: apply each wallet's pending transactions in order, announce finality, sweep strays. */
 import type { DatabasePool } from 'slonik';
 import { applyInOrder, type Outcome } from '../ledger/ledger.js';
-import { centsToDecimal, decimalToCents } from '../ledger/money.js';
+import { maxBalance, unitsToDecimal, decimalToUnits } from '../ledger/money.js';
 import { GroupCommitter, type GroupCommitOptions } from '../infra/group-commit.js';
 import {
   LEDGER_ASSERTION,
@@ -194,10 +194,10 @@ export async function applyWalletBatches(
       return [];
     }
     const { outcomes, state } = applyInOrder(
-      { balance: toCents(wallet.balance), lastRefno: wallet.lastRefno },
+      { balance: toUnits(wallet.balance), lastRefno: wallet.lastRefno, maxBalance: maxBalance(wallet.minorUnits) },
       pending.map((entry) => ({
         id: entry.id,
-        amount: toCents(entry.amount),
+        amount: toUnits(entry.amount),
         ...(entry.voids ? { voids: { id: entry.voids, stillApplied: entry.originalStillApplied === true } } : {}),
       })),
     );
@@ -207,7 +207,7 @@ export async function applyWalletBatches(
     const decision: WalletDecision = {
       walletId: wallet.id,
       expectedVersion: wallet.version,
-      balance: centsToDecimal(state.balance),
+      balance: unitsToDecimal(state.balance),
       lastRefno: state.lastRefno,
       outcomes,
       seqs: pending.map((entry) => entry.seq),
@@ -238,8 +238,8 @@ export async function applyWalletBatches(
   return results;
 }
 
-function toCents(decimal: string) {
-  const cents = decimalToCents(decimal);
-  if (cents === null) throw new Error(`database returned a non-decimal amount: ${decimal}`);
-  return cents;
+function toUnits(decimal: string) {
+  const units = decimalToUnits(decimal);
+  if (units === null) throw new Error(`database returned a non-decimal amount: ${decimal}`);
+  return units;
 }

@@ -1,7 +1,7 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import type { Outcome } from '../ledger/ledger.js';
-import { centsToDecimal } from '../ledger/money.js';
+import { unitsToDecimal } from '../ledger/money.js';
 
 /**
  * Data access of the apply step, which spans wallets, transactions, pending markers and the outbox:
@@ -21,7 +21,13 @@ const pendingEntrySchema = z.object({
 });
 export type PendingEntryRow = z.infer<typeof pendingEntrySchema>;
 
-const walletStateSchema = z.object({ id: z.number(), balance: z.string(), lastRefno: z.number(), version: z.number() });
+const walletStateSchema = z.object({
+  id: z.number(),
+  balance: z.string(),
+  lastRefno: z.number(),
+  version: z.number(),
+  minorUnits: z.number(),
+});
 const markerSchema = z.object({ walletId: z.number(), firstSeq: z.number(), lastSeq: z.number() });
 export type PendingMarker = z.infer<typeof markerSchema>;
 
@@ -51,7 +57,8 @@ export async function readPendingWork(
   const ids = sql.array(walletIds, 'int8');
   const work = await db.one(sql.prepared('wallet_apply_read', pendingWorkSchema)`
     WITH wallet AS (
-      SELECT id, balance::text AS balance, last_refno AS "lastRefno", version FROM wallets WHERE id = ANY(${ids})
+      SELECT id, balance::text AS balance, last_refno AS "lastRefno", version, minor_units AS "minorUnits"
+      FROM wallets WHERE id = ANY(${ids})
     ), marker AS (
       SELECT wallet_id AS "walletId", first_seq AS "firstSeq", last_seq AS "lastSeq"
       FROM pending_reservations WHERE wallet_id = ANY(${ids})
@@ -129,8 +136,8 @@ export async function writeDecisions(
           'applied',
           null,
           outcome.refno,
-          centsToDecimal(outcome.oldBalance),
-          centsToDecimal(outcome.newBalance),
+          unitsToDecimal(outcome.oldBalance),
+          unitsToDecimal(outcome.newBalance),
           null,
         ]
       : [
@@ -140,7 +147,7 @@ export async function writeDecisions(
           'rejected',
           outcome.reason,
           null,
-          centsToDecimal(outcome.seenBalance),
+          unitsToDecimal(outcome.seenBalance),
           null,
           outcome.afterRefno,
         ],

@@ -1,7 +1,7 @@
 /** audit: every rule of the ledger checked over the database (read-only), for operators, tests, the bench and the chaos run. */
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { centsToDecimal, MAX_BALANCE } from '../ledger/money.js';
+import { maxBalance, unitsToDecimal } from '../ledger/money.js';
 
 /** One broken rule: where (wallet, refno or transaction) and what the rows say. */
 export interface LedgerViolation {
@@ -25,6 +25,8 @@ export const LEDGER_RULES = [
   'chain',
   /** no balance is ever below zero, nor above the ledger's limit. */
   'balance-in-range',
+  /** every amount has at most the fractional digits of its wallet's currency. */
+  'amount-precision',
   /** a rejected row has a reason and no refno. */
   'rejection-shape',
   /**
@@ -69,7 +71,8 @@ const violationSchema = z.object({
 export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}): Promise<AuditReport> {
   const ofWallet = options.walletId === undefined ? sql.fragment`true` : sql.fragment`wallet_id = ${options.walletId}`;
   const ofThisWallet = options.walletId === undefined ? sql.fragment`true` : sql.fragment`w.id = ${options.walletId}`;
-  const maxBalance = centsToDecimal(MAX_BALANCE);
+  const maxBalance2 = unitsToDecimal(maxBalance(2));
+  const maxBalance3 = unitsToDecimal(maxBalance(3));
   const run = async (db: CommonQueryMethods): Promise<AuditReport> => {
     // A replica cannot read the unlogged pending markers: there, that one rule is left out.
     const onReplica = await db.oneFirst(sql.type(z.object({ replica: z.boolean() }))`
@@ -97,16 +100,20 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
         SELECT wallet_id, seq, coalesce(id, transaction_id(wallet_id, seq)) AS id, amount, status, reason, refno,
                oldbalance, newbalance, after_refno, voids, voided_by, finalized
         FROM transactions WHERE ${ofWallet}
+      ), cap AS (
+        SELECT id AS wallet_id, minor_units,
+               CASE WHEN minor_units <= 2 THEN ${maxBalance2}::numeric ELSE ${maxBalance3}::numeric END AS max_balance
+        FROM wallets w WHERE ${ofThisWallet}
       ), applied AS (
         SELECT *, row_number() OVER w AS position, lag(newbalance) OVER w AS previous_newbalance
         FROM tx WHERE status IN ('applied', 'voided')
         WINDOW w AS (PARTITION BY wallet_id ORDER BY refno)
       ), wallet_totals AS (
-        SELECT w.id, w.balance, w.last_refno,
+        SELECT w.id, w.balance, w.last_refno, c.max_balance,
                coalesce(sum(a.amount), 0) AS total, count(a.refno) AS n, max(a.refno) AS max_refno
-        FROM wallets w LEFT JOIN applied a ON a.wallet_id = w.id
+        FROM wallets w JOIN cap c ON c.wallet_id = w.id LEFT JOIN applied a ON a.wallet_id = w.id
         WHERE ${ofThisWallet}
-        GROUP BY w.id
+        GROUP BY w.id, c.max_balance
       )
       SELECT 'settled' AS rule, wallet_id AS "walletId", NULL::bigint AS refno, id::text AS "transactionId",
              'still pending' AS detail
@@ -130,10 +137,14 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
       WHERE oldbalance + amount <> newbalance OR oldbalance <> coalesce(previous_newbalance, 0)
       UNION ALL
       SELECT 'balance-in-range', id, NULL, NULL, format('balance %s', balance)
-      FROM wallet_totals WHERE balance < 0 OR balance > ${maxBalance}::numeric
+      FROM wallet_totals WHERE balance < 0 OR balance > max_balance
       UNION ALL
-      SELECT 'balance-in-range', wallet_id, refno, id::text, format('newbalance %s', newbalance)
-      FROM applied WHERE newbalance < 0 OR newbalance > ${maxBalance}::numeric
+      SELECT 'balance-in-range', a.wallet_id, a.refno, a.id::text, format('newbalance %s', a.newbalance)
+      FROM applied a JOIN cap c USING (wallet_id) WHERE a.newbalance < 0 OR a.newbalance > c.max_balance
+      UNION ALL
+      SELECT 'amount-precision', t.wallet_id, t.refno, t.id::text,
+             format('amount %s has more than the %s fractional digits of its currency', t.amount, c.minor_units)
+      FROM tx t JOIN cap c USING (wallet_id) WHERE t.amount <> round(t.amount, c.minor_units)
       UNION ALL
       SELECT 'rejection-shape', wallet_id, refno, id::text, format('rejected with refno %s, reason %s', refno, reason)
       FROM tx WHERE status = 'rejected' AND (refno IS NOT NULL OR reason IS NULL)
@@ -145,6 +156,7 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
       LEFT JOIN tx original ON r.reason = 'not_voidable' AND original.wallet_id = r.wallet_id
                            AND original.seq = transaction_seq_of(r.voids)
       LEFT JOIN applied voider ON voider.wallet_id = r.wallet_id AND voider.id = original.voided_by
+      JOIN cap c ON c.wallet_id = r.wallet_id
       CROSS JOIN LATERAL (SELECT CASE
         WHEN r.after_refno > 0 AND before.refno IS NULL
           THEN format('follows refno %s, which is not an applied transaction', r.after_refno)
@@ -158,7 +170,7 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
                       next.finalized)
         WHEN r.reason = 'insufficient_funds' AND r.oldbalance + r.amount >= 0
           THEN format('balance %s covers amount %s', r.oldbalance, r.amount)
-        WHEN r.reason = 'balance_limit_exceeded' AND r.oldbalance + r.amount <= ${maxBalance}::numeric
+        WHEN r.reason = 'balance_limit_exceeded' AND r.oldbalance + r.amount <= c.max_balance
           THEN format('balance %s + amount %s is within the limit', r.oldbalance, r.amount)
         WHEN r.reason = 'not_voidable' AND (voider.refno IS NULL OR voider.refno > r.after_refno)
           THEN format('its original was still applied after refno %s', r.after_refno)

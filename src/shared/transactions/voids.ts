@@ -2,7 +2,7 @@ import { UniqueIntegrityConstraintViolationError, type CommonQueryMethods } from
 import { NotVoidableError, VoidExistsError } from './conflicts.js';
 import { RuleViolationError, ValidationError } from '../domain/errors.js';
 import { defaultVoidFingerprint, RESERVED_FINGERPRINT_REASON, VOID_FINGERPRINT_PREFIX } from '../domain/validation.js';
-import { decimalToCents, centsToDecimal } from '../ledger/money.js';
+import { decimalToUnits, unitsToDecimal } from '../ledger/money.js';
 import type { ApplyQueue } from '../infra/queue.js';
 import {
   findTransactionByFingerprint,
@@ -79,7 +79,7 @@ async function reserveReversal(
   const reason = request.reason ?? null;
   const transaction: NewTransaction = {
     walletId,
-    amount: centsToDecimal(-decimalToCents(original.amount)!),
+    amount: unitsToDecimal(-decimalToUnits(original.amount)!),
     fingerprint,
     labels: reason ? { voids: originalId, reason } : { voids: originalId },
     description: `void of ${originalId}${reason ? `: ${reason}` : ''}`,
