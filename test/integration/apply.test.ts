@@ -103,8 +103,10 @@ describe('applyPendingTransactions', () => {
       };
     };
     // Another applier writes `moved` first; the stale decision for it must then lose whole.
-    expect(await writeDecisions(env.pool, [decide(moved, '1.00')])).toEqual(new Set([moved]));
-    expect(await writeDecisions(env.pool, [decide(moved, '9.00'), decide(still, '2.00')])).toEqual(new Set([still]));
+    expect((await writeDecisions(env.pool, [decide(moved, '1.00')])).won).toEqual(new Set([moved]));
+    expect((await writeDecisions(env.pool, [decide(moved, '9.00'), decide(still, '2.00')])).won).toEqual(
+      new Set([still]),
+    );
     const balances = await env.pool.any(sql.type(z.object({ id: z.number(), balance: z.string() }))`
       SELECT id, balance::text AS balance FROM wallets WHERE id = ANY(${sql.array([moved, still], 'int8')})
     `);

@@ -124,6 +124,7 @@ describe.concurrent('migrations', () => {
       'pending_reservations_floor',
       'schema_migrations',
       'transactions',
+      'transfers',
       'wallets',
       'webhook_event_deliveries',
       'webhook_subscriptions',

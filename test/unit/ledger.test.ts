@@ -46,6 +46,15 @@ describe('applyInOrder', () => {
     expect(result.state).toEqual({ balance: cap, lastRefno: 1, maxBalance: cap });
   });
 
+  it("never rejects a transfer's credit leg: its debit was applied already", () => {
+    const result = applyInOrder({ balance: MAX_BALANCE, lastRefno: 1 }, [
+      { id: 'credit', amount: 1000n, transferCredit: true },
+    ]);
+    expect(result.outcomes).toEqual([
+      { id: 'credit', status: 'applied', refno: 2, oldBalance: MAX_BALANCE, newBalance: MAX_BALANCE + 1000n },
+    ]);
+  });
+
   it('rejects a deposit past the largest balance the ledger can hold', () => {
     const result = applyInOrder({ balance: MAX_BALANCE - 1000n, lastRefno: 1 }, [entry('a', 1001n), entry('b', 1000n)]);
     expect(result.outcomes).toEqual([

@@ -49,11 +49,14 @@ export const VOID_FINGERPRINT_PREFIX = 'void:';
 export const defaultVoidFingerprint = (originalId: string) => `${VOID_FINGERPRINT_PREFIX}${originalId}`;
 export const RESERVED_FINGERPRINT_REASON = `must not start with "${VOID_FINGERPRINT_PREFIX}" (reserved for voids)`;
 
+/** `transfer:<transfer id>:debit` and `:credit` are the fingerprints of a transfer's legs. */
+export const TRANSFER_FINGERPRINT_PREFIX = 'transfer:';
+export const RESERVED_TRANSFER_FINGERPRINT_REASON = `must not start with "${TRANSFER_FINGERPRINT_PREFIX}" (reserved for the legs of transfers)`;
+
 /** The fingerprint of a plain (non-void) transaction. */
-export const transactionFingerprintSchema = fingerprintSchema.refine(
-  (fingerprint) => !fingerprint.startsWith(VOID_FINGERPRINT_PREFIX),
-  RESERVED_FINGERPRINT_REASON,
-);
+export const transactionFingerprintSchema = fingerprintSchema
+  .refine((fingerprint) => !fingerprint.startsWith(VOID_FINGERPRINT_PREFIX), RESERVED_FINGERPRINT_REASON)
+  .refine((fingerprint) => !fingerprint.startsWith(TRANSFER_FINGERPRINT_PREFIX), RESERVED_TRANSFER_FINGERPRINT_REASON);
 export const descriptionSchema = storableText(1024);
 
 /**

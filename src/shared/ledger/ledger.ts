@@ -17,6 +17,11 @@ export interface PendingEntry {
   amount: Units;
   /** For a reversal: the transaction it voids, and whether that one is still applied. */
   voids?: { id: string; stillApplied: boolean };
+  /**
+   * The credit leg of a transfer whose debit was applied: it is never rejected, since the money
+   * has left the source already (the balance cap does not hold it back; docs/design.md, Transfers).
+   */
+  transferCredit?: boolean;
 }
 
 /**
@@ -49,7 +54,7 @@ export function decide(state: WalletLedgerState, entry: PendingEntry): { outcome
   if (entry.voids && !entry.voids.stillApplied) return reject('not_voidable');
   const newBalance = state.balance + entry.amount;
   if (newBalance < 0n) return reject('insufficient_funds');
-  if (newBalance > (state.maxBalance ?? MAX_BALANCE)) return reject('balance_limit_exceeded');
+  if (newBalance > (state.maxBalance ?? MAX_BALANCE) && !entry.transferCredit) return reject('balance_limit_exceeded');
   const refno = state.lastRefno + 1;
   return {
     outcome: {
