@@ -3,6 +3,8 @@ import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { auditLedger } from '../../src/shared/audit/ledger-audit.js';
+import type { OutboxEvent } from '../../src/shared/events/cloud-events.js';
+import { listOutboxEvents } from '../../src/shared/events/outbox-repository.js';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
@@ -206,6 +208,48 @@ describe('POST /transfers', () => {
     expect((await request(api.url, 'GET', '/wallets/987654321/transfers')).status).toBe(404);
     const id = await walletWith(null);
     expect((await request(api.url, 'GET', `/wallets/${id}/transfers?cursor=abc`)).status).toBe(400);
+  });
+});
+
+describe('transfer events', () => {
+  it('When a transfer completes, then TransferCreated precedes its debit leg and TransferCompleted follows its credit; a rejected one ends with TransferRejected', async () => {
+    const from = await walletWith(100);
+    const to = await walletWith(null);
+    const done = await transfer({ from, to, amount: 40, fingerprint: `events-${from}` });
+    const rejected = await transfer({ from, to, amount: 61, fingerprint: `events-rejected-${from}` });
+    expect(rejected.body.status).toBe('rejected');
+    const ofTransfers = (events: readonly OutboxEvent[]) =>
+      events
+        .filter((event) => event.type !== 'WalletCreated')
+        .map((event) => `${event.type} ${event.type.startsWith('Transfer') ? event.subject : ''}`.trim());
+    expect(ofTransfers(await listOutboxEvents(env.pool, { walletId: from }))).toEqual([
+      'TransactionCreated',
+      'BalanceChanged',
+      `TransferCreated ${done.body.id}`,
+      'TransactionCreated',
+      'BalanceChanged',
+      `TransferCreated ${rejected.body.id}`,
+      'TransactionCreated',
+      'TransactionRejected',
+      `TransferRejected ${rejected.body.id}`,
+    ]);
+    const toEvents = await listOutboxEvents(env.pool, { walletId: to });
+    expect(ofTransfers(toEvents)).toEqual([
+      'TransactionCreated',
+      'BalanceChanged',
+      `TransferCompleted ${done.body.id}`,
+    ]);
+    expect(JSON.parse(toEvents.at(-1)!.data)).toEqual({
+      transferId: done.body.id,
+      from,
+      to,
+      amount: 40,
+      currency: 'EUR',
+      credit: done.body.credit,
+    });
+    const all = await listOutboxEvents(env.pool);
+    expect(new Set(all.map((event) => event.eventId)).size).toBe(all.length);
+    expect(new Set(all.map((event) => event.position)).size).toBe(all.length);
   });
 });
 

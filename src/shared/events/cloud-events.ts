@@ -7,6 +7,9 @@ export const EVENT_TYPES = [
   'BalanceChanged',
   'TransactionRejected',
   'TransactionVoid',
+  'TransferCreated',
+  'TransferCompleted',
+  'TransferRejected',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

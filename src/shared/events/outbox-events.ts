@@ -29,6 +29,16 @@ export interface OutboxItem {
     newbalance: string | null;
     reason: string | null;
     finalized: string | null;
+    /** For a leg of a transfer: the transfer. */
+    transfer: {
+      id: string;
+      from: number;
+      to: number;
+      amount: string;
+      currency: string;
+      fingerprint: string;
+      created: string;
+    } | null;
   } | null;
   legacy: {
     id: number;
@@ -109,8 +119,39 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
       ];
     }
     if (!t || item.ordinal === null) return [];
+    const tr = t.transfer;
+    // A debit leg is reserved alone in its row (with its transfer), so ordinal 0 of that row is
+    // free for the TransferCreated before its TransactionCreated.
+    const isDebit = tr !== null && t.walletId === tr.from && t.amount.startsWith('-');
     if (item.kind === 'transactions_reserved') {
+      const transferCreated: OutboxEvent[] =
+        tr !== null && isDebit
+          ? [
+              {
+                ...at(item.ordinal - 1),
+                eventId: eventIdOf('TransferCreated', tr.id),
+                walletId: tr.from,
+                type: 'TransferCreated',
+                subject: tr.id,
+                data: json({
+                  id: tr.id,
+                  from: number(tr.from),
+                  to: number(tr.to),
+                  amount: number(tr.amount),
+                  currency: tr.currency,
+                  fingerprint: tr.fingerprint,
+                  labels: t.labels,
+                  description: t.description,
+                  status: 'pending',
+                  debit: t.id,
+                  created: tr.created,
+                }),
+                created: tr.created,
+              },
+            ]
+          : [];
       return [
+        ...transferCreated,
         {
           ...at(item.ordinal),
           eventId: eventIdOf('TransactionCreated', t.id),
@@ -134,6 +175,29 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
     }
     if (item.kind !== 'transactions_decided' || t.finalized === null) return [];
     const decided = { walletId: t.walletId, created: t.finalized };
+    // A leg is never a reversal: slot 2 * ordinal + 1 (a reversal's TransactionVoid) is free for
+    // the transfer's outcome, right after its leg's own event.
+    const outcomeSlot = 2 * item.ordinal + 1;
+    const transferOutcome = (type: 'TransferCompleted' | 'TransferRejected'): OutboxEvent[] =>
+      tr === null
+        ? []
+        : [
+            {
+              ...at(outcomeSlot),
+              ...decided,
+              eventId: eventIdOf(type, tr.id),
+              type,
+              subject: tr.id,
+              data: json({
+                transferId: tr.id,
+                from: number(tr.from),
+                to: number(tr.to),
+                amount: number(tr.amount),
+                currency: tr.currency,
+                ...(type === 'TransferRejected' ? { reason: t.reason } : { credit: t.id }),
+              }),
+            },
+          ];
     if (t.status === 'rejected') {
       return [
         {
@@ -144,6 +208,7 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
           subject: t.id,
           data: json({ walletId: number(t.walletId), transactionId: t.id, amount: number(t.amount), reason: t.reason }),
         },
+        ...(isDebit ? transferOutcome('TransferRejected') : []),
       ];
     }
     const balanceChanged: OutboxEvent = {
@@ -161,7 +226,8 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
         newbalance: number(t.newbalance ?? '0'),
       }),
     };
-    if (t.voids === null) return [balanceChanged];
+    if (t.voids === null)
+      return [balanceChanged, ...(tr !== null && !isDebit ? transferOutcome('TransferCompleted') : [])];
     return [
       balanceChanged,
       {

@@ -41,6 +41,13 @@ const itemRowSchema = z.object({
   newbalance: z.string().nullable(),
   reason: z.string().nullable(),
   finalized: z.string().nullable(),
+  transferId: z.string().nullable(),
+  transferFrom: z.number().nullable(),
+  transferTo: z.number().nullable(),
+  transferAmount: z.string().nullable(),
+  transferCurrency: z.string().nullable(),
+  transferFingerprint: z.string().nullable(),
+  transferCreated: z.string().nullable(),
   legacyId: z.number().nullable(),
   legacyPublished: z.boolean().nullable(),
   legacyEventId: z.string().nullable(),
@@ -63,12 +70,16 @@ const itemsOfRows = sql.fragment`
          t.amount::text AS amount, t.fingerprint,
          t.labels, t.description, t.status, t.voids, t.created, t.refno, t.oldbalance::text AS oldbalance,
          t.newbalance::text AS newbalance, t.reason, t.finalized,
+         tr.id AS "transferId", tr.from_wallet AS "transferFrom", tr.to_wallet AS "transferTo",
+         tr.amount::text AS "transferAmount", tr.currency AS "transferCurrency",
+         tr.fingerprint AS "transferFingerprint", tr.created AS "transferCreated",
          r.legacy_id AS "legacyId", r.legacy_published AS "legacyPublished", r.event_id AS "legacyEventId",
          r.wallet_id AS "legacyWalletId", r.type AS "legacyType", r.subject AS "legacySubject",
          r.data::text AS "legacyData"
   FROM rows r
   LEFT JOIN LATERAL unnest(r.wallet_ids, r.seqs) WITH ORDINALITY AS x (wallet_id, seq, ordinal) ON true
   LEFT JOIN transactions t ON t.wallet_id = x.wallet_id AND t.seq = x.seq
+  LEFT JOIN transfers tr ON tr.id = t.transfer_id
   LEFT JOIN wallets w ON r.kind = 'wallet_created' AND w.id = r.wallet_id
   ORDER BY r.xid, r.id, x.ordinal
 `;
@@ -108,6 +119,18 @@ function toItems(rows: readonly z.infer<typeof itemRowSchema>[]): OutboxItem[] {
             newbalance: row.newbalance,
             reason: row.reason,
             finalized: row.finalized,
+            transfer:
+              row.transferId === null
+                ? null
+                : {
+                    id: row.transferId,
+                    from: row.transferFrom ?? 0,
+                    to: row.transferTo ?? 0,
+                    amount: row.transferAmount ?? '0',
+                    currency: row.transferCurrency ?? '',
+                    fingerprint: row.transferFingerprint ?? '',
+                    created: row.transferCreated ?? '',
+                  },
           },
     legacy:
       row.kind !== 'legacy' || row.legacyId === null
