@@ -29,6 +29,7 @@ const SERVICE_METRICS = [
   'wallet_transactions_applied_total',
   'wallet_transactions_rejected_total',
   'wallet_transactions_voided_total',
+  'wallet_transfers_total',
   'wallet_transaction_end_to_end_seconds',
   'wallet_apply_batch_size',
   'wallet_apply_conflict_retries_total',

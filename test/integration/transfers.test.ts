@@ -7,6 +7,7 @@ import type { OutboxEvent } from '../../src/shared/events/cloud-events.js';
 import { listOutboxEvents } from '../../src/shared/events/outbox-repository.js';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
+import { parseMetrics, sampleValue } from '../support/prometheus-text.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createTestEnv, silentLogger, startTestApi, waitUntil, type TestEnv } from '../support/test-env.js';
 
@@ -250,6 +251,28 @@ describe('transfer events', () => {
     const all = await listOutboxEvents(env.pool);
     expect(new Set(all.map((event) => event.eventId)).size).toBe(all.length);
     expect(new Set(all.map((event) => event.position)).size).toBe(all.length);
+  });
+});
+
+describe('transfer metrics', () => {
+  it('When transfers complete and are rejected, then wallet_transfers_total counts each outcome once', async () => {
+    const count = async (outcome: string) =>
+      sampleValue(parseMetrics(await (await fetch(`${api.url}/metrics`)).text()), 'wallet_transfers_total', {
+        outcome,
+      }) ?? 0;
+    const before = {
+      requested: await count('requested'),
+      completed: await count('completed'),
+      rejected: await count('rejected'),
+    };
+    const from = await walletWith(10);
+    const to = await walletWith(null);
+    expect((await transfer({ from, to, amount: 4, fingerprint: `metrics-ok-${from}` })).status).toBe(201);
+    expect((await transfer({ from, to, amount: 7, fingerprint: `metrics-no-${from}` })).status).toBe(422);
+    // The in-process worker shares this process's registry with the API.
+    expect(await count('requested')).toBe(before.requested + 2);
+    expect(await count('completed')).toBe(before.completed + 1);
+    expect(await count('rejected')).toBe(before.rejected + 1);
   });
 });
 

@@ -46,6 +46,8 @@ export interface FinalizedTransaction {
   traceContext: string | null;
   /** Seconds from its reservation (`created`, database clock) to the commit that finalized it. */
   latencySeconds: number;
+  /** Which leg of a transfer it is, if it is one. */
+  transferLeg: 'debit' | 'credit' | null;
   /** When its batch's database transaction started and committed (epoch ms). */
   batchStartedAt: number;
   committedAt: number;
@@ -55,7 +57,13 @@ interface AppliedBatch {
   outcomes: Outcome[];
   /** Destination wallets of the credit legs this batch reserved. */
   credited?: readonly number[];
-  pending: readonly { id: string; traceContext: string | null; ageSeconds: number }[];
+  pending: readonly {
+    id: string;
+    traceContext: string | null;
+    ageSeconds: number;
+    transferId?: string | null;
+    amount?: string;
+  }[];
   /** performance.now() when the pending rows were read (their ages are as of then). */
   readAt: number;
 }
@@ -169,6 +177,7 @@ function recordFinalized(summary: ApplySummary, batch: AppliedBatch, batchStarte
       refno: outcome.status === 'applied' ? outcome.refno : null,
       traceContext: entry.traceContext,
       latencySeconds: entry.ageSeconds + sinceRead,
+      transferLeg: entry.transferId ? (entry.amount?.startsWith('-') ? 'debit' : 'credit') : null,
       batchStartedAt,
       committedAt,
     });

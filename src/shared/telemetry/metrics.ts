@@ -119,6 +119,18 @@ const sweeperErrors = new Counter({
   registers: [registry],
 });
 
+const transfers = new Counter({
+  name: 'wallet_transfers_total',
+  help: 'Transfers by outcome: requested (the API accepted it), completed (its credit leg applied), rejected (its debit leg rejected).',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+/** One transfer the API accepted (202). */
+export function recordTransferRequested(): void {
+  transfers.inc({ outcome: 'requested' });
+}
+
 /** One transaction the API accepted (202). */
 export function recordReserved(): void {
   reserved.inc();
@@ -135,6 +147,8 @@ export interface FinalizedForMetrics {
   reason: string | null;
   /** Seconds from reservation (`transactions.created`) to the commit that finalized it. */
   latencySeconds: number;
+  /** Which leg of a transfer it is, if it is one. */
+  transferLeg?: 'debit' | 'credit' | null;
 }
 
 /** What one apply job committed; see `ApplySummary`. */
@@ -149,6 +163,10 @@ export function recordApplied(result: {
     if (transaction.status === 'applied') applied.inc();
     else rejected.inc({ reason: transaction.reason ?? 'unknown' });
     endToEnd.observe({ status: transaction.status }, Math.max(0, transaction.latencySeconds));
+    if (transaction.transferLeg === 'credit' && transaction.status === 'applied')
+      transfers.inc({ outcome: 'completed' });
+    if (transaction.transferLeg === 'debit' && transaction.status === 'rejected')
+      transfers.inc({ outcome: 'rejected' });
   }
 }
 

@@ -4,6 +4,7 @@ import { ConflictError, NotFoundError, RuleViolationError, ValidationError } fro
 import { checkAmountPrecision } from '../domain/precision.js';
 import { enqueueApply, type ApplyQueue } from '../infra/queue.js';
 import { unitsToDecimal, decimalToUnits, type Units } from '../ledger/money.js';
+import { recordTransferRequested } from '../telemetry/metrics.js';
 import { currentTraceparent, inSpan } from '../telemetry/tracing.js';
 import type { WalletCurrencies } from '../wallets/wallets.js';
 import {
@@ -106,6 +107,7 @@ export function reserveTransfer(
         : new TransferFingerprintReusedError();
     }
     span.setAttribute('wallet.transfer.id', reserved.id);
+    recordTransferRequested();
     const enqueued = await enqueueApply(deps.queue, request.from).then(
       () => true,
       () => false,
