@@ -137,6 +137,22 @@ describe('POST /transfers', () => {
     expect(await balanceOf(from)).toBe(93);
   });
 
+  it('When the same transfer is posted by many clients at once, then exactly one reserves it, the others get 409 duplicate-fingerprint with that transfer, and it moves the money once', async () => {
+    const from = await walletWith(100);
+    const to = await walletWith(null);
+    const body = { from, to, amount: 25, fingerprint: `race-${from}` };
+    const answers = await Promise.all(Array.from({ length: 12 }, () => transfer(body, {})));
+    const accepted = answers.filter((answer) => answer.status === 202);
+    expect(accepted).toHaveLength(1);
+    const others = answers.filter((answer) => answer.status !== 202);
+    expect(others.map((answer) => answer.status)).toEqual(Array(11).fill(409));
+    for (const other of others) expect(other.body.transfer.id).toBe(accepted[0]!.body.id);
+    await waitUntil('the transfer completes', async () => (await balanceOf(to)) === 25);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await balanceOf(from)).toBe(75);
+    expect(await balanceOf(to)).toBe(25);
+  });
+
   it.each([
     ['the same wallet on both sides', (from: number) => ({ to: from }), 400, 'to'],
     ['a zero amount', () => ({ amount: 0 }), 400, 'amount'],
