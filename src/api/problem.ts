@@ -15,7 +15,12 @@ import {
 } from '../shared/transactions/conflicts.js';
 import { hasScope } from '../shared/auth/api-keys.js';
 import { DuplicateExternalIdError } from '../shared/wallets/wallets.js';
-import { DuplicateTransferFingerprintError, TransferFingerprintReusedError } from '../shared/transfers/transfers.js';
+import {
+  DuplicateTransferFingerprintError,
+  TransferFingerprintReusedError,
+  TransferNotVoidableError,
+  TransferVoidExistsError,
+} from '../shared/transfers/transfers.js';
 import {
   ConflictError,
   NotFoundError,
@@ -146,6 +151,16 @@ export function toProblem(error: unknown, viewer: Viewer = { scopes: [] }): Prob
   if (error instanceof DuplicateTransferFingerprintError) {
     return problem(409, 'duplicate-fingerprint', 'Fingerprint already used', error.message, {
       transfer: toTransferResponse(error.existing),
+    });
+  }
+  if (error instanceof TransferNotVoidableError) {
+    return problem(409, 'transfer-not-voidable', 'Transfer cannot be voided', error.message, {
+      transfer: toTransferResponse(error.transfer),
+    });
+  }
+  if (error instanceof TransferVoidExistsError) {
+    return problem(409, 'transfer-void-exists', 'Transfer already voided or being voided', error.message, {
+      transfer: toTransferResponse(error.transfer),
     });
   }
   if (error instanceof FingerprintReusedError || error instanceof TransferFingerprintReusedError) {

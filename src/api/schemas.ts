@@ -351,6 +351,17 @@ export const createTransferBody = z
   .transform((body) => ({ ...body, labels: body.labels ?? {}, description: body.description ?? null }))
   .openapi('CreateTransfer');
 
+export const voidTransferBody = z
+  .object({
+    transferId: uuid.openapi({
+      description: 'The completed transfer to void.',
+      example: 'a3e863bf-14de-494a-bd39-d2bd5ac1ed2d',
+    }),
+    reason: descriptionSchema.optional(),
+  })
+  .strict()
+  .openapi('VoidTransfer');
+
 export const transferParams = z.object({
   transferId: uuid.openapi({
     param: { description: 'The transfer id (a UUID).' },
@@ -386,9 +397,9 @@ export const transferResponse = z
     fingerprint: z.string(),
     labels: responseLabels,
     description: z.string().nullable(),
-    status: z.enum(['pending', 'completed', 'rejected']).openapi({
+    status: z.enum(['pending', 'completed', 'rejected', 'voiding', 'voided']).openapi({
       description:
-        'pending until the debit leg is decided and, once it is applied, until the credit leg is applied; rejected when the debit was (`reason`), and then no credit ever exists.',
+        'pending until the debit leg is decided and, once it is applied, until the credit leg is applied; rejected when the debit was (`reason`), and then no credit ever exists. After a void: voiding once the credit leg is reversed (the money is on its way back), voided once the debit leg is reversed too.',
     }),
     reason: z.string().optional().openapi({ example: 'insufficient_funds' }),
     debit: uuid.openapi({ description: 'The debit leg: a transaction of `from`.' }),
@@ -407,6 +418,13 @@ export const duplicateTransferFingerprintProblemResponse = problemResponse
   .openapi('DuplicateTransferFingerprintProblem', {
     description:
       '`/problems/duplicate-fingerprint`: a replay of the same transfer request; `transfer` is the one it made.',
+  });
+
+export const transferProblemResponse = problemResponse
+  .extend({ transfer: transferResponse })
+  .openapi('TransferProblem', {
+    description:
+      '`/problems/transfer-not-voidable` or `/problems/transfer-void-exists`: `transfer` is the transfer as it is.',
   });
 
 export function toTransferResponse(transfer: TransferRow): TransferResponse {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -632,6 +633,24 @@ describe('hostile input', () => {
       fc.oneof(fc.integer(), fc.string(), fc.constant(null)).map((labels) => ({ ...valid(), labels })),
     );
     await fuzz('transfer bodies', 300, invalidBody.map(postTransfer), 400);
+    const postVoid = (body: unknown): BadRequest => ({ method: 'POST', path: '/transfer-voids', json: body });
+    await fuzz(
+      'transfer voids',
+      100,
+      fc.oneof(
+        fc.oneof(notAString, fc.string({ maxLength: 40 })).map((transferId) => postVoid({ transferId })),
+        fc.constant(null).map(() => postVoid({})),
+        fc.string({ minLength: 1, maxLength: 8 }).map((key) => postVoid({ transferId: randomUUID(), [`x${key}`]: 1 })),
+        fc.oneof(fc.integer(), unstorableText).map((reason) => postVoid({ transferId: randomUUID(), reason })),
+      ),
+      400,
+    );
+    await fuzz(
+      'unknown transfer voids',
+      20,
+      fc.constant(null).map(() => postVoid({ transferId: randomUUID() })),
+      404,
+    );
     await fuzz(
       'transfer wallets',
       40,

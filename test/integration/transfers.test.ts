@@ -228,6 +228,89 @@ describe('POST /transfers', () => {
   });
 });
 
+describe('POST /transfer-voids', () => {
+  const voidTransfer = (id: string, headers: Record<string, string> = wait) =>
+    request(api.url, 'POST', '/transfer-voids', { json: { transferId: id }, headers });
+  const transferOf = async (id: string) => (await request(api.url, 'GET', `/transfers/${id}`)).body;
+
+  it('When a completed transfer is voided, then its credit leg is reversed first, then its debit leg, each once; the balances are back and the audit is clean', async () => {
+    const from = await walletWith(100);
+    const to = await walletWith(3);
+    const done = await transfer({ from, to, amount: 30, fingerprint: `void-${from}` });
+    const reversal = await voidTransfer(done.body.id);
+    expect(reversal.status).toBe(201);
+    expect(reversal.body).toMatchObject({ walletId: to, amount: -30, status: 'applied', voids: done.body.credit });
+    expect(reversal.body.transferId).toBe(done.body.id);
+    await waitUntil('the transfer is voided', async () => (await transferOf(done.body.id)).status === 'voided');
+    expect(await balanceOf(from)).toBe(100);
+    expect(await balanceOf(to)).toBe(3);
+    const debit = await request(api.url, 'GET', `/wallets/${from}/transactions/${done.body.debit}`);
+    expect(debit.body).toMatchObject({ status: 'voided' });
+    const back = await request(api.url, 'GET', `/wallets/${from}/transactions/${debit.body.voidedBy}`);
+    expect(back.body).toMatchObject({
+      amount: 30,
+      status: 'applied',
+      voids: done.body.debit,
+      transferId: done.body.id,
+    });
+    const again = await voidTransfer(done.body.id);
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ type: '/problems/transfer-void-exists', transfer: { status: 'voided' } });
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
+  });
+
+  it('When the destination spent the money, then the void is rejected (422 insufficient_funds) and the transfer stays completed; after a deposit a new void works', async () => {
+    const from = await walletWith(100);
+    const to = await walletWith(null);
+    const done = await transfer({ from, to, amount: 30, fingerprint: `void-spent-${from}` });
+    const spend = await request(api.url, 'POST', `/wallets/${to}/transactions`, {
+      json: { amount: -20, fingerprint: `spend-${to}` },
+      headers: wait,
+    });
+    expect(spend.status).toBe(201);
+    const refused = await voidTransfer(done.body.id);
+    expect(refused.status).toBe(422);
+    expect(refused.body).toMatchObject({ status: 'rejected', reason: 'insufficient_funds' });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await transferOf(done.body.id)).status).toBe('completed');
+    expect(await balanceOf(from)).toBe(70);
+    expect(await balanceOf(to)).toBe(10);
+    await request(api.url, 'POST', `/wallets/${to}/transactions`, {
+      json: { amount: 20, fingerprint: `refill-${to}` },
+      headers: wait,
+    });
+    expect((await voidTransfer(done.body.id)).status).toBe(201);
+    await waitUntil('the transfer is voided', async () => (await transferOf(done.body.id)).status === 'voided');
+    expect(await balanceOf(from)).toBe(100);
+    expect(await balanceOf(to)).toBe(0);
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
+  });
+
+  it('When the transfer is rejected, then 409 transfer-not-voidable; when it does not exist, 404', async () => {
+    const from = await walletWith(5);
+    const to = await walletWith(null);
+    const rejected = await transfer({ from, to, amount: 6, fingerprint: `void-rejected-${from}` });
+    const refused = await voidTransfer(rejected.body.id);
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ type: '/problems/transfer-not-voidable', transfer: { status: 'rejected' } });
+    expect((await voidTransfer(randomUUID())).status).toBe(404);
+  });
+
+  it('When many clients void one transfer at once, then exactly one reversal of each leg is made', async () => {
+    const from = await walletWith(100);
+    const to = await walletWith(null);
+    const done = await transfer({ from, to, amount: 10, fingerprint: `void-race-${from}` });
+    const answers = await Promise.all(Array.from({ length: 8 }, () => voidTransfer(done.body.id, {})));
+    expect(answers.filter((answer) => answer.status === 202)).toHaveLength(1);
+    expect(answers.filter((answer) => answer.status === 409)).toHaveLength(7);
+    await waitUntil('the transfer is voided', async () => (await transferOf(done.body.id)).status === 'voided');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await balanceOf(from)).toBe(100);
+    expect(await balanceOf(to)).toBe(0);
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
+  });
+});
+
 describe('transfer events', () => {
   it('When a transfer completes, then TransferCreated precedes its debit leg and TransferCompleted follows its credit; a rejected one ends with TransferRejected', async () => {
     const from = await walletWith(100);

@@ -10,8 +10,10 @@ import {
   getTransferByFingerprint,
   isTransferFinal,
   listWalletTransfers,
+  requestTransferVoid,
   reserveTransfer,
 } from '../../shared/transfers/transfers.js';
+import { findWalletTransaction } from '../../shared/transactions/transaction-repository.js';
 import { WalletCurrencies } from '../../shared/wallets/wallets.js';
 import { sendJson } from '../json-response.js';
 import { z } from '../openapi-zod.js';
@@ -27,8 +29,12 @@ import {
   transferListQuery,
   transferPageResponse,
   transferParams,
+  transferProblemResponse,
   transferResponse,
+  transactionResponse,
+  toTransactionResponse,
   validationProblemResponse,
+  voidTransferBody,
   walletParams,
 } from '../schemas.js';
 
@@ -36,6 +42,7 @@ const transferJson = { 'application/json': { schema: transferResponse } };
 const location = z.object({
   Location: z.string().openapi({ example: '/transfers/a3e863bf-14de-494a-bd39-d2bd5ac1ed2d' }),
 });
+const reversalJson = { 'application/json': { schema: transactionResponse } };
 const badRequest = {
   description: 'An invalid path, query or body.',
   content: problemContent(validationProblemResponse),
@@ -114,6 +121,36 @@ export const transferOperations = {
       404: { description: 'No transfer has this fingerprint.', content: problemContent() },
     },
   }),
+  voidTransfer: defineOperation({
+    operationId: 'voidTransfer',
+    method: 'post',
+    // Not `/transfers/{transferId}/void`: with `/transfers/by-fingerprint/{fingerprint}` that is an
+    // ambiguous pair of paths (`/transfers/by-fingerprint/void`), which generated clients dislike.
+    path: '/transfer-voids',
+    scope: 'transactions:write',
+    tags: ['transfers'],
+    summary: 'Void a completed transfer: reverse its credit leg, then its debit leg',
+    description:
+      'Reserves the reversal of the credit leg (a withdrawal of `to`, applied in its order with the overdraft rule) and answers 202 with it; once it is applied, the same database transaction reserves the reversal of the debit leg (money back to `from`) and the transfer is `voiding`, then `voided`. A reversal that would overdraw `to` ends rejected (422 with `Prefer: wait`) and the transfer stays completed.',
+    request: {
+      headers: z.object({
+        prefer: z.string().optional().openapi({ description: 'RFC 7240 `wait=N`.', example: 'wait=5' }),
+      }),
+      body: { required: true, content: { 'application/json': { schema: voidTransferBody } } },
+    },
+    responses: {
+      201: { description: 'With `Prefer: wait`: the credit reversal applied in time.', content: reversalJson },
+      202: { description: 'Accepted: the credit reversal, pending.', content: reversalJson },
+      400: badRequest,
+      404: { description: 'No such transfer; nothing was reserved.', content: problemContent() },
+      409: {
+        description:
+          '`/problems/transfer-not-voidable` (pending or rejected) or `/problems/transfer-void-exists` (voiding or voided, or a void pending); the body holds the transfer.',
+        content: problemContent(transferProblemResponse),
+      },
+      422: { description: 'With `Prefer: wait`: the credit reversal was rejected in time.', content: reversalJson },
+    },
+  }),
   listWalletTransfers: defineOperation({
     operationId: 'listWalletTransfers',
     method: 'get',
@@ -189,6 +226,26 @@ export function transferRoutes(deps: TransferRouteDeps): Router {
     const latest = final ?? transfer;
     const status = latest.status === 'completed' ? 201 : latest.status === 'rejected' ? 422 : 202;
     sendTransfer(res, status, latest);
+  });
+
+  route(router, transferOperations.voidTransfer, requireJsonBody, async (req, res) => {
+    const { transferId, ...body } = parseRequest(voidTransferBody, req.body, 'body');
+    const { reversal } = await requestTransferVoid({ db: deps.pool, queue: deps.queue }, transferId, body);
+    res.location(`/wallets/${reversal.walletId}/transactions/${reversal.id}`);
+    const waitSeconds = preferredWaitSeconds(req.get('prefer'), deps.maxPreferWaitSeconds);
+    let latest = reversal;
+    if (waitSeconds > 0) {
+      res.set('Preference-Applied', `wait=${waitSeconds}`);
+      const final = await deps.finalization
+        .waitFor(reversal.walletId, waitSeconds * 1000, async () => {
+          const current = await findWalletTransaction(deps.pool, reversal.walletId, reversal.id);
+          return current && current.status !== 'pending' ? current : null;
+        })
+        .catch(() => null);
+      latest = final ?? reversal;
+    }
+    const status = latest.status === 'applied' ? 201 : latest.status === 'rejected' ? 422 : 202;
+    sendJson(res, status, toTransactionResponse(latest));
   });
 
   // Registered before `/:transferId`.

@@ -207,20 +207,36 @@ export async function writeDecisions(
       FROM recorded r CROSS JOIN LATERAL (
         SELECT * FROM transfers tr WHERE tr.id = r.transfer_id AND tr.from_wallet = r.wallet_id
       ) tr
-      WHERE r.transfer_id IS NOT NULL AND r.status = 'applied'
+      WHERE r.transfer_id IS NOT NULL AND r.status = 'applied' AND r.voids IS NULL
+    ), unwound AS MATERIALIZED (
+      -- Applied reversals of credit legs (a transfer's void, credit first): each gets the reversal
+      -- of its debit leg, a pending deposit back to the source, in this statement.
+      SELECT tr.id, tr.from_wallet, tr.to_wallet, tr.amount, transaction_id(tr.from_wallet, tr.debit_seq) AS debit_id,
+             nextval(pg_get_serial_sequence('transactions', 'seq')) AS seq
+      FROM recorded r CROSS JOIN LATERAL (
+        SELECT * FROM transfers tr WHERE tr.id = r.transfer_id AND tr.to_wallet = r.wallet_id
+      ) tr
+      WHERE r.transfer_id IS NOT NULL AND r.status = 'applied' AND r.voids IS NOT NULL
     ), credited AS (
       INSERT INTO transactions (wallet_id, seq, amount, fingerprint, labels, description, transfer_id)
       OVERRIDING SYSTEM VALUE
       SELECT to_wallet, seq, amount, 'transfer:' || id || ':credit', labels, description, id FROM debited
       RETURNING wallet_id, seq, labels
+    ), returned AS (
+      INSERT INTO transactions (wallet_id, seq, amount, fingerprint, labels, description, voids, void_key, transfer_id)
+      OVERRIDING SYSTEM VALUE
+      SELECT from_wallet, seq, amount, 'transfer:' || id || ':void-debit', '{}'::jsonb, NULL, debit_id, debit_id, id
+      FROM unwound
+      RETURNING wallet_id, seq, labels
     ), credit_marked AS (
       INSERT INTO pending_reservations (wallet_id, first_seq, last_seq)
-      SELECT wallet_id, min(seq), max(seq) FROM credited GROUP BY wallet_id
+      SELECT wallet_id, min(seq), max(seq) FROM (SELECT * FROM credited UNION ALL SELECT * FROM returned) c
+      GROUP BY wallet_id
     ), credit_announced AS (
       INSERT INTO outbox (kind, wallet_ids, seqs, labels)
       SELECT 'transactions_reserved', array_agg(wallet_id ORDER BY seq), array_agg(seq ORDER BY seq),
              jsonb_agg(DISTINCT labels) FILTER (WHERE labels <> '{}'::jsonb)
-      FROM credited HAVING count(*) > 0
+      FROM (SELECT * FROM credited UNION ALL SELECT * FROM returned) c HAVING count(*) > 0
     ), credit_linked AS (
       UPDATE transfers tr SET credit_seq = d.seq FROM debited d WHERE tr.id = d.id AND tr.credit_seq IS NULL
       RETURNING tr.id
@@ -241,7 +257,10 @@ export async function writeDecisions(
       FROM outcome o HAVING count(*) > 0
     )
     SELECT coalesce((SELECT array_agg(id) FROM won), '{}') AS won,
-      (SELECT coalesce(json_agg(json_build_object('from', from_wallet, 'to', to_wallet)), '[]') FROM debited) AS credited,
+      (SELECT coalesce(json_agg(moved), '[]') FROM (
+        SELECT json_build_object('from', from_wallet, 'to', to_wallet) AS moved FROM debited
+        UNION ALL SELECT json_build_object('from', to_wallet, 'to', from_wallet) FROM unwound
+      ) m) AS credited,
       CASE WHEN (SELECT count(*) FROM recorded) = (SELECT count(*) FROM outcome)
              AND (SELECT count(*) FROM voided) = (SELECT count(*) FROM recorded WHERE voids IS NOT NULL AND status = 'applied')
              AND (SELECT count(*) FROM credit_linked) = (SELECT count(*) FROM debited)

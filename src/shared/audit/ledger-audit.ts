@@ -30,8 +30,9 @@ export const LEDGER_RULES = [
   /**
    * every transfer has its debit leg (-amount, in `from`); an applied debit has exactly one credit
    * leg (+amount, in `to`), a pending or rejected one none; both wallets hold the transfer's
-   * currency; no leg is voided or rejected on the credit side; no transaction names a transfer it
-   * is not a leg of.
+   * currency; the credit is never rejected; a voided debit has a voided credit, and a voided credit
+   * a debit voided or being voided; no transaction names a transfer it is not a leg (or a leg's
+   * reversal) of.
    */
   'transfer-legs',
   /** per currency (whole-database audits): balances + transfer credits in flight = deposits - withdrawals. */
@@ -121,8 +122,11 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
         SELECT tr.id, tr.from_wallet, tr.to_wallet, tr.amount, tr.currency, tr.credit_seq,
                d.amount AS debit_amount, d.status AS debit_status, d.transfer_id AS debit_transfer,
                c.amount AS credit_amount, c.status AS credit_status, c.transfer_id AS credit_transfer,
-               fw.currency AS from_currency, tw.currency AS to_currency
+               fw.currency AS from_currency, tw.currency AS to_currency,
+               EXISTS (SELECT 1 FROM transactions v WHERE v.wallet_id = tr.from_wallet AND v.void_key = d_id.id
+                         AND v.status = 'pending' AND v.transfer_id = tr.id) AS debit_being_voided
         FROM transfers tr
+        CROSS JOIN LATERAL (SELECT transaction_id(tr.from_wallet, tr.debit_seq) AS id) d_id
         LEFT JOIN transactions d ON d.wallet_id = tr.from_wallet AND d.seq = tr.debit_seq
         LEFT JOIN transactions c ON c.wallet_id = tr.to_wallet AND c.seq = tr.credit_seq
         LEFT JOIN wallets fw ON fw.id = tr.from_wallet
@@ -235,15 +239,22 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
         WHEN l.credit_seq IS NOT NULL AND l.credit_transfer IS DISTINCT FROM l.id THEN 'its credit leg is missing'
         WHEN l.credit_amount <> l.amount THEN format('a credit leg of %s for a transfer of %s', l.credit_amount, l.amount)
         WHEN l.credit_status = 'rejected' THEN 'its credit leg was rejected'
-        WHEN 'voided' IN (l.debit_status, l.credit_status) THEN 'a leg was voided on its own'
+        WHEN l.debit_status = 'voided' AND l.credit_status IS DISTINCT FROM 'voided'
+          THEN 'its debit leg was voided, but not its credit leg'
+        WHEN l.credit_status = 'voided' AND l.debit_status = 'applied' AND NOT l.debit_being_voided
+          THEN 'its credit leg was voided, but its debit leg neither is nor is being voided'
       END AS problem) AS judged
       WHERE judged.problem IS NOT NULL
       UNION ALL
       SELECT 'transfer-legs', t.wallet_id, t.refno, t.id::text,
-             format('names transfer %s, but is neither its debit nor its credit leg', t.transfer_id)
+             format('names transfer %s, but is neither one of its legs nor the reversal of one', t.transfer_id)
       FROM tx t LEFT JOIN transfers tr ON tr.id = t.transfer_id
       WHERE t.transfer_id IS NOT NULL AND NOT coalesce(
-        (tr.from_wallet = t.wallet_id AND tr.debit_seq = t.seq) OR (tr.to_wallet = t.wallet_id AND tr.credit_seq = t.seq), false)
+        (tr.from_wallet = t.wallet_id AND tr.debit_seq = t.seq) OR (tr.to_wallet = t.wallet_id AND tr.credit_seq = t.seq)
+        -- the reversals of its legs (its void), each in its leg's wallet
+        OR (tr.to_wallet = t.wallet_id AND t.voids = transaction_id(tr.to_wallet, tr.credit_seq) AND t.amount = -tr.amount)
+        OR (tr.from_wallet = t.wallet_id AND t.voids = transaction_id(tr.from_wallet, tr.debit_seq) AND t.amount = tr.amount),
+        false)
       UNION ALL
       SELECT 'money-conserved', 0, NULL, NULL,
              format('%s: balances %s + transfer credits in flight %s, but deposits minus withdrawals %s',

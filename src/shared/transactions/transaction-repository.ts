@@ -68,6 +68,8 @@ export interface NewTransaction {
   voids?: string;
   /** W3C traceparent of the reserving request, so the worker can link its apply span to it. */
   traceContext?: string | null;
+  /** For the reversal of a transfer's leg: the transfer. */
+  transferId?: string;
 }
 
 /**
@@ -82,9 +84,10 @@ export async function insertPendingTransaction(
   const voids = transaction.voids ?? null;
   return db.maybeOne(sql.type(transactionRowSchema)`
     WITH reserved AS (
-      INSERT INTO transactions (wallet_id, amount, fingerprint, labels, description, voids, void_key, trace_context)
+      INSERT INTO transactions (wallet_id, amount, fingerprint, labels, description, voids, void_key, trace_context, transfer_id)
       SELECT id, ${transaction.amount}, ${transaction.fingerprint}, ${sql.jsonb(transaction.labels)},
-             ${transaction.description}, ${voids}, ${voids}, ${transaction.traceContext ?? null}
+             ${transaction.description}, ${voids}, ${voids}, ${transaction.traceContext ?? null},
+             ${transaction.transferId ?? null}
       FROM wallets WHERE id = ${transaction.walletId}
       ON CONFLICT (fingerprint) DO NOTHING
       RETURNING *
@@ -93,7 +96,9 @@ export async function insertPendingTransaction(
   `);
 }
 
-export type NewPendingTransaction = Omit<NewTransaction, 'voids' | 'traceContext'> & { traceContext: string | null };
+export type NewPendingTransaction = Omit<NewTransaction, 'voids' | 'traceContext' | 'transferId'> & {
+  traceContext: string | null;
+};
 
 const reservedRowSchema = transactionRowSchema.extend({ ordinal: z.number() });
 

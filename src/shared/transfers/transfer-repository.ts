@@ -7,7 +7,7 @@ import { z } from 'zod';
  * applied, the credit of `to` (credit_seq).
  */
 
-export const transferStatusSchema = z.enum(['pending', 'completed', 'rejected']);
+export const transferStatusSchema = z.enum(['pending', 'completed', 'rejected', 'voiding', 'voided']);
 export type TransferStatus = z.infer<typeof transferStatusSchema>;
 
 export const transferRowSchema = z.object({
@@ -24,6 +24,8 @@ export const transferRowSchema = z.object({
   reason: z.string().nullable(),
   debitId: z.string(),
   creditId: z.string().nullable(),
+  /** The credit leg's seq, for the void. */
+  creditSeq: z.number().nullable(),
   created: z.string(),
 });
 export type TransferRow = z.infer<typeof transferRowSchema>;
@@ -33,11 +35,13 @@ const transferColumns = sql.fragment`
   tr.id, tr.seq, tr.fingerprint, tr.from_wallet AS "from", tr.to_wallet AS "to", tr.amount::text AS amount,
   tr.currency, tr.labels, tr.description,
   CASE WHEN d.status = 'rejected' THEN 'rejected'
-       WHEN c.status IN ('applied', 'voided') THEN 'completed'
+       WHEN d.status = 'voided' THEN 'voided'
+       WHEN c.status = 'voided' THEN 'voiding'
+       WHEN c.status = 'applied' THEN 'completed'
        ELSE 'pending' END AS status,
   CASE WHEN d.status = 'rejected' THEN d.reason END AS reason,
   coalesce(d.id, transaction_id(d.wallet_id, d.seq)) AS "debitId",
-  coalesce(c.id, transaction_id(c.wallet_id, c.seq)) AS "creditId",
+  coalesce(c.id, transaction_id(c.wallet_id, c.seq)) AS "creditId", tr.credit_seq AS "creditSeq",
   tr.created
 `;
 const withLegs = sql.fragment`
@@ -90,7 +94,7 @@ export async function insertTransfer(db: CommonQueryMethods, transfer: NewTransf
     )
     SELECT tr.id, tr.seq, tr.fingerprint, tr.from_wallet AS "from", tr.to_wallet AS "to",
            tr.amount::text AS amount, tr.currency, tr.labels, tr.description, 'pending' AS status, NULL AS reason,
-           transaction_id(d.wallet_id, d.seq) AS "debitId", NULL AS "creditId", tr.created
+           transaction_id(d.wallet_id, d.seq) AS "debitId", NULL AS "creditId", NULL::bigint AS "creditSeq", tr.created
     FROM tr JOIN reserved d ON d.transfer_id = tr.id
   `);
 }

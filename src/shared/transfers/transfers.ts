@@ -1,7 +1,9 @@
 /** transfers: money moved between two wallets of one currency, as a debit leg and a credit leg (docs/design.md, Transfers). */
-import type { CommonQueryMethods } from 'slonik';
+import { randomUUID } from 'node:crypto';
+import { UniqueIntegrityConstraintViolationError, type CommonQueryMethods } from 'slonik';
 import { ConflictError, NotFoundError, RuleViolationError, ValidationError } from '../domain/errors.js';
 import { checkAmountPrecision } from '../domain/precision.js';
+import { insertPendingTransaction, type TransactionRow } from '../transactions/transaction-repository.js';
 import { enqueueApply, type ApplyQueue } from '../infra/queue.js';
 import { unitsToDecimal, decimalToUnits, type Units } from '../ledger/money.js';
 import { recordTransferRequested } from '../telemetry/metrics.js';
@@ -159,4 +161,57 @@ export async function listWalletTransfers(
   const rows = await findWalletTransfers(db, walletId, { beforeSeq, limit: page.limit + 1 });
   const items = rows.slice(0, page.limit);
   return { items, nextCursor: rows.length > page.limit ? String(items.at(-1)!.seq) : null };
+}
+
+/** The transfer is not completed (pending, rejected, or voided or being voided already). */
+export class TransferNotVoidableError extends ConflictError {
+  constructor(readonly transfer: TransferRow) {
+    super(`transfer ${transfer.id} cannot be voided: it is ${transfer.status}`);
+  }
+}
+
+/** The transfer's credit leg already has a live (pending or applied) reversal. */
+export class TransferVoidExistsError extends ConflictError {
+  constructor(readonly transfer: TransferRow) {
+    super(`transfer ${transfer.id} already has a void under way or done`);
+  }
+}
+
+/**
+ * Voids a completed transfer, credit leg first: reserves the reversal of the credit (a withdrawal
+ * of `to`, applied through its queue with the overdraft rule, so the destination cannot overdraw:
+ * if it would, the reversal is rejected and the transfer stays completed). The statement that
+ * applies that reversal reserves the reversal of the debit (money back to `from`). Answers the
+ * credit's reversal, a transaction of `to`.
+ */
+export async function requestTransferVoid(
+  deps: { db: CommonQueryMethods; queue: ApplyQueue },
+  transferId: string,
+  request: { reason?: string },
+): Promise<{ transfer: TransferRow; reversal: TransactionRow; enqueued: boolean }> {
+  const transfer = await getTransfer(deps.db, transferId);
+  if (transfer.status === 'voiding' || transfer.status === 'voided') throw new TransferVoidExistsError(transfer);
+  if (transfer.status !== 'completed' || transfer.creditId === null) throw new TransferNotVoidableError(transfer);
+  const reversal = await insertPendingTransaction(deps.db, {
+    walletId: transfer.to,
+    amount: unitsToDecimal(-decimalToUnits(transfer.amount)!),
+    // One per attempt: a void whose reversal was rejected may be asked again.
+    // (The `transfer:` namespace of validation.ts, which plain transactions may not use.)
+    fingerprint: `transfer:${transfer.id}:void-credit:${randomUUID()}`,
+    labels: {},
+    description: request.reason ?? null,
+    voids: transfer.creditId,
+    transferId: transfer.id,
+    traceContext: currentTraceparent(),
+  }).catch((error: unknown) => {
+    // The live-void index: another void of this transfer is pending or applied.
+    if (error instanceof UniqueIntegrityConstraintViolationError) throw new TransferVoidExistsError(transfer);
+    throw error;
+  });
+  if (!reversal) throw new Error(`wallet ${transfer.to} of transfer ${transfer.id} is missing`);
+  const enqueued = await enqueueApply(deps.queue, transfer.to).then(
+    () => true,
+    () => false,
+  );
+  return { transfer, reversal, enqueued };
 }
