@@ -436,5 +436,47 @@ describe('many concurrent transfers in a ring of wallets', () => {
     `);
     expect(Number(sum)).toBe(total);
     expect(await findLedgerViolations(env.pool)).toEqual([]);
-  }, 60_000);
+
+    // Then a third of the completed ones are voided at once, while the observer watches again:
+    // each ends voided or (its destination spent the money) stays completed, and money is conserved.
+    const completed = outcomes.filter((outcome) => outcome.status === 'completed').filter((_, i) => i % 3 === 0);
+    observing = true;
+    const watching = (async () => {
+      while (observing) {
+        const report = await auditLedger(env.pool, {});
+        observed.push(...report.violations.filter((v) => v.rule === 'money-conserved').map((v) => v.detail));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    const voids = await Promise.all(
+      completed.map((outcome) => request(api.url, 'POST', '/transfer-voids', { json: { transferId: outcome.id } })),
+    );
+    expect(voids.map((answer) => answer.status).filter((status) => status !== 202)).toEqual([]);
+    await waitUntil(
+      'every void is final',
+      async () => {
+        const pending = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+          SELECT count(*)::int AS n FROM transactions WHERE status = 'pending'
+        `);
+        return pending === 0;
+      },
+      30_000,
+    );
+    observing = false;
+    await watching;
+    expect(observed).toEqual([]);
+    const afterVoids = await Promise.all(
+      completed.map(
+        async (outcome) => (await request(api.url, 'GET', `/transfers/${outcome.id}`)).body.status as string,
+      ),
+    );
+    expect(afterVoids.filter((status) => status !== 'voided' && status !== 'completed')).toEqual([]);
+    expect(afterVoids).toContain('voided');
+    const sumAfter = await env.pool.oneFirst(sql.type(z.object({ sum: z.string() }))`
+      SELECT sum(balance)::text AS sum FROM wallets WHERE id = ANY(${sql.array(ring, 'int8')})
+    `);
+    expect(Number(sumAfter)).toBe(total);
+    expect((await Promise.all(ring.map(balanceOf))).every((balance) => balance >= 0)).toBe(true);
+    expect(await findLedgerViolations(env.pool)).toEqual([]);
+  }, 90_000);
 });
