@@ -7,7 +7,7 @@ import type { ApplyQueue } from '../shared/infra/queue.js';
 import type { HealthChecks } from '../shared/infra/health.js';
 import { httpMetrics } from '../shared/telemetry/http-metrics.js';
 import { RateLimiter } from '../shared/auth/rate-limit.js';
-import type { Redis } from '../shared/infra/redis.js';
+import type { RedisClient } from '../shared/infra/redis.js';
 import { ApiKeyVerifier, authenticate, rateLimit } from './auth.js';
 import { docsRoutes } from './docs-page.js';
 import { accessLog } from './middleware/access-log.js';
@@ -39,7 +39,7 @@ export interface AppDeps {
   >;
   pool: DatabasePool;
   /** For the rate limiter (a fail-fast connection). */
-  redis: Redis;
+  redis: RedisClient;
   queue: ApplyQueue;
   finalization: FinalizationListener;
   logger: Logger;

@@ -4,7 +4,7 @@ import type { Config } from '../shared/infra/config.js';
 import { createDatabasePool } from '../shared/infra/db.js';
 import { FinalizationListener, finalizationChannel } from '../shared/apply/finalization-notices.js';
 import type { Logger } from '../shared/infra/logger.js';
-import { createApplyQueue } from '../shared/infra/queue.js';
+import { createApplyQueue, queueLayout } from '../shared/infra/queue.js';
 import { createFailFastRedis, createRedis } from '../shared/infra/redis.js';
 import { HealthChecks } from '../shared/infra/health.js';
 import { readOutboxBacklog } from '../shared/events/outbox-repository.js';
@@ -57,14 +57,14 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
   const pool = await createDatabasePool(config, 'wallet-api');
   const redis = createFailFastRedis(config, 'wallet-api', logger);
   const subscriber = createRedis(config, 'wallet-api-finalized', logger);
-  const queue = createApplyQueue(redis, config.QUEUE_PREFIX);
+  const queue = createApplyQueue(redis, config.QUEUE_PREFIX, queueLayout(config));
   const finalization = new FinalizationListener(subscriber, finalizationChannel(config.QUEUE_PREFIX));
   await finalization.start();
 
   const health = new HealthChecks({ databaseUrl: config.DATABASE_URL, redis, logger });
   const unregisterMetrics = [
     registerDatabasePool('api', pool),
-    registerQueueDepth(queue),
+    ...queue.shards.map((shard) => registerQueueDepth(shard)),
     registerOutbox(() => readOutboxBacklog(pool)),
   ];
   const app = createApp({ health, config, pool, redis, queue, finalization, logger });

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createPool, sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
@@ -11,7 +10,7 @@ import { createApiKey } from '../../src/shared/auth/api-key-repository.js';
 import { SCOPES } from '../../src/shared/auth/api-keys.js';
 import { loadConfig, type Config } from '../../src/shared/infra/config.js';
 import { createDatabasePool } from '../../src/shared/infra/db.js';
-import { deleteKeysWithPrefix } from '../../src/shared/infra/redis.js';
+import { connectRedis, deleteKeysWithPrefix } from '../../src/shared/infra/redis.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from '../../src/shared/infra/migrate.js';
 import { useApiKey } from './http.js';
 
@@ -72,16 +71,17 @@ export async function createTestEnv(name: string, overrides: Record<string, stri
     apiKey,
     async destroy() {
       await pool.end();
-      await deleteQueueKeys(config.QUEUE_PREFIX);
+      await deleteQueueKeys(config);
       await dropDatabase(databaseUrl);
     },
   };
 }
 
-async function deleteQueueKeys(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
+/** Every key of the env's prefix, on its Redis (one server or a cluster: REDIS_URL may be overridden). */
+async function deleteQueueKeys(config: Config): Promise<void> {
+  const redis = connectRedis(config, {});
   try {
-    await deleteKeysWithPrefix(redis, prefix);
+    await deleteKeysWithPrefix(redis, config.QUEUE_PREFIX);
   } finally {
     redis.disconnect();
   }
