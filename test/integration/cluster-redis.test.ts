@@ -6,6 +6,7 @@ import {
 } from '../../src/shared/apply/finalization-notices.js';
 import { releaseStuckWallet } from '../../src/shared/apply/recover-stuck-wallets.js';
 import { RateLimiter } from '../../src/shared/auth/rate-limit.js';
+import { DependenciesUnreachableError, waitForDependencies } from '../../src/shared/infra/dependencies.js';
 import { EventStreamPublisher, eventStreamKey } from '../../src/shared/events/event-stream.js';
 import type { OutboxEvent } from '../../src/shared/events/cloud-events.js';
 import {
@@ -142,6 +143,17 @@ describe('the rest of Redis on a cluster', () => {
     expect(await publisher.publish(events, '0')).toBe(3);
     expect(await publisher.publish(events, '0')).toBe(0); // the stream's tail holds the position
     expect(await redis.xlen(eventStreamKey(env.config.QUEUE_PREFIX))).toBe(3);
+  });
+
+  it('When a process starts, then it finds the cluster, and names the cluster nodes when none answers', async () => {
+    await waitForDependencies(env.config, ['Redis'], 0);
+    const gone = { ...env.config, REDIS_URL: 'redis+cluster://127.0.0.1:1,127.0.0.1:2' };
+    const failure = await waitForDependencies(gone, ['Redis'], 0).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(DependenciesUnreachableError);
+    expect((failure as Error).message).toBe(
+      'cannot reach Redis at redis+cluster://127.0.0.1:1,127.0.0.1:2 (no node of the cluster answered). ' +
+        'Start it (with Docker: docker compose up -d postgres redis), or set REDIS_URL to where it runs.',
+    );
   });
 
   it('When the API runs on the cluster, then /readyz reports Redis ready', async () => {

@@ -113,7 +113,6 @@ async function askRedis(config: RedisSettings): Promise<void> {
   // `connect()` rejects with "Connection is closed."; the socket's own error says why.
   let socketError: Error | undefined;
   redis.on('error', (error: Error) => (socketError ??= error));
-  redis.on('node error', (error: Error) => (socketError ??= error));
   try {
     await redis.connect();
     await redis.ping();
@@ -125,8 +124,10 @@ async function askRedis(config: RedisSettings): Promise<void> {
     if (/NOAUTH|WRONGPASS|invalid password/i.test(String((error as Error).message))) {
       throw new Refused((error as Error).message);
     }
-    const lastError = (error as { lastNodeError?: Error }).lastNodeError;
-    throw socketError ?? lastError ?? error;
+    // ioredis Cluster reports a node it cannot reach only as "Connection is closed.".
+    if (isCluster(redis) && redis.status !== 'ready')
+      throw new Error('no node of the cluster answered', { cause: error });
+    throw socketError ?? error;
   } finally {
     redis.disconnect();
   }
