@@ -8,8 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
-import { deleteKeysWithPrefix } from '../src/shared/infra/redis.js';
+import { connectRedis, deleteKeysWithPrefix } from '../src/shared/infra/redis.js';
 import { dropDatabase } from '../src/shared/infra/migrate.js';
 import { connect } from './database.js';
 import { databaseUrl, parseOptions, type BenchOptions } from './options.js';
@@ -51,7 +50,7 @@ function scenarios(options: BenchOptions): Scenario[] {
 /** Deletes every Redis key of the bench's queue prefixes. */
 async function obliterateQueues(redisUrl: string, prefixes: string[]): Promise<number> {
   if (prefixes.length === 0) return 0;
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+  const redis = connectRedis({ REDIS_URL: redisUrl, REDIS_CLUSTER_NODES: undefined }, { maxRetriesPerRequest: 3 });
   let deleted = 0;
   try {
     for (const prefix of prefixes) deleted += await deleteKeysWithPrefix(redis, prefix);

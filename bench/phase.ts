@@ -13,7 +13,7 @@ import {
   type LedgerCheck,
   type MeasuredOutcome,
 } from './database.js';
-import { Redis } from 'ioredis';
+import { connectRedis } from '../src/shared/infra/redis.js';
 import { redisCounters, redisUsage, type RedisUsage } from './redis-stats.js';
 import { WalWindow, type WalUsage } from './wal.js';
 import { HttpClient } from './http.js';
@@ -138,7 +138,10 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     authorization: `Bearer ${apiKey}`,
   });
   const db = await connect(setup.databaseUrl);
-  const redis = new Redis(setup.redisUrl, { maxRetriesPerRequest: 3 });
+  const redis = connectRedis(
+    { REDIS_URL: setup.redisUrl, REDIS_CLUSTER_NODES: undefined },
+    { maxRetriesPerRequest: 3 },
+  );
   try {
     await waitForApi(api, client);
 

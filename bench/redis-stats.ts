@@ -4,7 +4,7 @@
  * The counters are the server's, not one client's: run the bench on a Redis of its own
  * (`--redis-url`) for figures that hold only the bench's traffic.
  */
-import { Redis } from 'ioredis';
+import { isCluster, type RedisClient } from '../src/shared/infra/redis.js';
 
 export interface RedisCounters {
   cpuSeconds: number;
@@ -26,19 +26,23 @@ function field(info: string, name: string): number {
   return match ? Number(match[1]) : 0;
 }
 
-export async function redisCounters(redis: Redis): Promise<RedisCounters> {
-  const [cpu, commandstats, clients] = await Promise.all([
-    redis.info('cpu'),
-    redis.info('commandstats'),
-    redis.info('clients'),
-  ]);
-  const calls = new Map<string, number>();
-  for (const match of commandstats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1]!, Number(match[2]));
-  return {
-    cpuSeconds: field(cpu, 'used_cpu_sys') + field(cpu, 'used_cpu_user'),
-    calls,
-    connectedClients: field(clients, 'connected_clients'),
-  };
+/** The counters of one server, or summed over a cluster's masters. */
+export async function redisCounters(redis: RedisClient): Promise<RedisCounters> {
+  const servers = isCluster(redis) ? redis.nodes('master') : [redis];
+  const total: RedisCounters = { cpuSeconds: 0, calls: new Map(), connectedClients: 0 };
+  for (const server of servers) {
+    const [cpu, commandstats, clients] = await Promise.all([
+      server.info('cpu'),
+      server.info('commandstats'),
+      server.info('clients'),
+    ]);
+    for (const match of commandstats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      total.calls.set(match[1]!, (total.calls.get(match[1]!) ?? 0) + Number(match[2]));
+    }
+    total.cpuSeconds += field(cpu, 'used_cpu_sys') + field(cpu, 'used_cpu_user');
+    total.connectedClients += field(clients, 'connected_clients');
+  }
+  return total;
 }
 
 export function redisUsage(start: RedisCounters, end: RedisCounters): RedisUsage {

@@ -77,7 +77,7 @@ const round = (value: number | null, digits = 0) => (value === null ? '-' : valu
 
 export function describePhase(phase: PhaseResult): string {
   const lines = [
-    `${phase.scenario} / ${phase.mode}${phase.history > 0 ? ' (steady state)' : ''}: ${phase.count} transactions, ${phase.wallets} wallet(s), concurrency ${phase.concurrency}, ${phase.workers} worker(s)`,
+    `${phase.scenario} / ${phase.mode}${phase.history > 0 ? ' (steady state)' : ''}: ${phase.count} transactions, ${phase.wallets} wallet(s), concurrency ${phase.concurrency}, ${phase.workers} worker(s)${phase.queueShards > 1 ? `, ${phase.queueShards} queue shards` : ''}`,
     `  posted ${round(phase.postedPerSecond)}/s in ${round(phase.postSeconds, 2)} s; POST latency p50 ${round(phase.latencyMs.p50, 1)} ms, p99 ${round(phase.latencyMs.p99, 1)} ms, mean ${round(phase.latencyMs.mean, 1)} ms, max ${round(phase.latencyMs.max, 1)} ms`,
   ];
   if (phase.mode !== 'backlog') {
