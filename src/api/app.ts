@@ -38,6 +38,8 @@ export interface AppDeps {
     | 'WEBHOOK_ALLOW_PRIVATE_TARGETS'
   >;
   pool: DatabasePool;
+  /** Where listings and searches read (DATABASE_READ_URL's replica); default `pool`. */
+  readPool?: DatabasePool;
   /** For the rate limiter (a fail-fast connection). */
   redis: RedisClient;
   queue: ApplyQueue;
@@ -99,7 +101,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(noOptions);
   app.use(jsonBody(deps.config.BODY_LIMIT));
 
-  app.use(lookupRoutes(deps));
+  app.use(lookupRoutes({ pool: deps.pool, readPool: deps.readPool ?? deps.pool }));
   app.use(walletRoutes(deps));
   app.use(
     transactionRoutes({

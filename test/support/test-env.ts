@@ -34,15 +34,27 @@ export interface TestEnv {
   destroy(): Promise<void>;
 }
 
-export async function createTestEnv(name: string, overrides: Record<string, string> = {}): Promise<TestEnv> {
+export async function createTestEnv(
+  name: string,
+  overrides: Record<string, string> = {},
+  servers: {
+    /** The Postgres to create the database on (default TEST_DATABASE_URL's). */
+    databaseUrl?: string;
+    /** A streaming replica of it: DATABASE_READ_URL then names the same database there. */
+    replicaUrl?: string;
+  } = {},
+): Promise<TestEnv> {
   const suffix = `${name}_${randomBytes(4).toString('hex')}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
-  const url = new URL(BASE_DATABASE_URL);
+  const url = new URL(servers.databaseUrl ?? BASE_DATABASE_URL);
   url.pathname = `/wallet_test_${suffix}`;
   const databaseUrl = url.toString();
+  const replica = servers.replicaUrl === undefined ? undefined : new URL(servers.replicaUrl);
+  if (replica) replica.pathname = url.pathname;
   await createDatabaseIfMissing(databaseUrl);
   await migrate(databaseUrl);
   const env: Record<string, string> = {
     DATABASE_URL: databaseUrl,
+    ...(replica ? { DATABASE_READ_URL: replica.toString() } : {}),
     REDIS_URL,
     QUEUE_PREFIX: `test_${suffix}`,
     LOG_LEVEL: 'silent',

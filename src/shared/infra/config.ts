@@ -37,6 +37,12 @@ export const configSchema = z
   .object({
     DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/wallet'),
     /**
+     * A streaming replica of DATABASE_URL's database (optional): the API's listings and searches
+     * read there, so they may lag the primary (README, "Reads off a replica"); everything a client
+     * must see right after its own write, and every write, stays on DATABASE_URL.
+     */
+    DATABASE_READ_URL: z.preprocess(unsetIfBlank, z.string().url().optional()),
+    /**
      * One Redis (`redis://`, `rediss://`) or a Redis Cluster (`redis+cluster://[user:pass@]host:port,host:port,...`,
      * any of its nodes: the rest are discovered). See redisTarget.
      */
