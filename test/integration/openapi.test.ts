@@ -168,7 +168,14 @@ describe('the OpenAPI document', () => {
 
 describe('the contract checker', () => {
   const checker = new ContractChecker(document);
-  const wallet = { id: 1, externalId: 'x', labels: {}, created: '2026-11-25T09:08:13.315Z', balance: 0.0 };
+  const wallet = {
+    id: 1,
+    externalId: 'x',
+    labels: {},
+    created: '2026-11-25T09:08:13.315Z',
+    balance: 0.0,
+    currency: 'EUR',
+  };
   const ok = { method: 'GET', path: '/wallets/1', status: 200, contentType: 'application/json' };
 
   it('When a response matches the document, then it passes', () => {

@@ -22,6 +22,8 @@ export const transactionRowSchema = z.object({
   newbalance: z.string().nullable(),
   voids: z.string().nullable(),
   voidedBy: z.string().nullable(),
+  /** For a leg of a transfer: the transfer. */
+  transferId: z.string().nullable(),
   created: z.string(),
 });
 export type TransactionRow = z.infer<typeof transactionRowSchema>;
@@ -34,7 +36,8 @@ const idColumn = sql.fragment`coalesce(id, transaction_id(wallet_id, seq))`;
 
 const transactionColumns = sql.fragment`
   ${idColumn} AS id, wallet_id AS "walletId", amount::text AS amount, fingerprint, labels, description, status,
-  reason, refno, oldbalance::text AS oldbalance, newbalance::text AS newbalance, voids, voided_by AS "voidedBy", created
+  reason, refno, oldbalance::text AS oldbalance, newbalance::text AS newbalance, voids, voided_by AS "voidedBy",
+  transfer_id AS "transferId", created
 `;
 
 /**
