@@ -164,7 +164,9 @@ export function lookupRoutes(deps: { pool: DatabasePool; readPool: DatabasePool 
 
   route(router, lookupOperations.listTransactions, async (req, res) => {
     const page = parseListQuery(transactionListQuery, req.query);
-    sendJson(res, 200, pageResponse(await searchTransactions(deps.readPool, page), toTransactionResponse));
+    // Pending ones are found through the unlogged markers, which a replica cannot read.
+    const db = page.status === 'pending' ? deps.pool : deps.readPool;
+    sendJson(res, 200, pageResponse(await searchTransactions(db, page), toTransactionResponse));
   });
 
   route(router, lookupOperations.listWalletTransactions, async (req, res) => {
