@@ -7,6 +7,9 @@
  * fault ends the clients finish the posts in flight and start no more (fresh posts would enqueue
  * their wallets and hide a stuck one), and we time how long until every acknowledged transaction
  * is final (bound 30 s); then the load resumes.
+ * One post in five is a transfer between two of the wallets (retried like the rest); after the
+ * drain each acknowledged transfer must be completed or rejected, with its legs as the audit's
+ * transfer rules and money conservation say.
  * Each fault must show that it did something (a kill hit a live process, a wipe deleted keys, a
  * restart or crash gave Postgres a new start time, a Redis write pause made the relay give up), or
  * it counts as a violation. Then the ledger is audited (src/shared/audit: every rule, deserved
@@ -195,6 +198,8 @@ interface Acknowledged {
 }
 
 const acknowledged = new Map<string, Acknowledged>();
+/** Transfers acknowledged (202, or 409 for an earlier try that went through), by fingerprint. */
+const acknowledgedTransfers = new Map<string, { from: number; to: number; amountCents: number }>();
 
 interface Clients {
   /** No new transactions; resolves once every one in flight is acknowledged. */
@@ -203,7 +208,26 @@ interface Clients {
 }
 
 function runClients(apiUrl: string, walletIds: number[]): Clients {
+  const postTransfer = async () => {
+    const from = walletIds[Math.floor(Math.random() * walletIds.length)]!;
+    let to = walletIds[Math.floor(Math.random() * walletIds.length)]!;
+    if (to === from) to = walletIds[(walletIds.indexOf(from) + 1) % walletIds.length]!;
+    const amountCents = 100 + Math.floor(Math.random() * 8_000);
+    const fingerprint = `chaos-transfer-${randomUUID()}`;
+    const answer = await callRetrying(apiUrl, 'POST', '/transfers', {
+      from,
+      to,
+      amount: (amountCents / 100).toFixed(2),
+      fingerprint,
+    });
+    if (answer.status === 202 || answer.status === 409) {
+      acknowledgedTransfers.set(fingerprint, { from, to, amountCents });
+    } else {
+      violations.push(`POST /transfers ${fingerprint}: unexpected ${answer.status} ${JSON.stringify(answer.body)}`);
+    }
+  };
   const post = async () => {
+    if (Math.random() < 0.2) return postTransfer();
     const walletId = walletIds[Math.floor(Math.random() * walletIds.length)]!;
     const withdrawal = Math.random() < 0.4;
     // Withdrawals run larger than deposits, so some of them overdraw and must be rejected.
@@ -244,14 +268,25 @@ function runClients(apiUrl: string, walletIds: number[]): Clients {
 
 const PendingCount = z.object({ count: z.number() });
 
-/** Milliseconds until every one of `fingerprints` is final; Infinity past the bound. */
-async function timeUntilFinal(pool: DatabasePool, fingerprints: string[], since: number): Promise<number> {
+/**
+ * Milliseconds until every acknowledged transaction and transfer is final (a transfer: its debit
+ * rejected, or both legs applied); Infinity past the bound.
+ */
+async function timeUntilFinal(pool: DatabasePool, since: number): Promise<number> {
   const deadline = since + RECOVERY_BOUND_MS;
+  const fingerprints = [...acknowledged.keys()];
+  const transferFingerprints = [...acknowledgedTransfers.keys()];
   for (;;) {
     try {
       const pending = await pool.oneFirst(sql.type(PendingCount)`
-        SELECT count(*)::int AS count FROM transactions
-        WHERE status = 'pending' AND fingerprint = ANY(${sql.array(fingerprints, 'text')})
+        SELECT (SELECT count(*) FROM transactions
+                WHERE status = 'pending' AND fingerprint = ANY(${sql.array(fingerprints, 'text')}))::int
+             + (SELECT count(*) FROM transfers tr
+                JOIN transactions d ON d.wallet_id = tr.from_wallet AND d.seq = tr.debit_seq
+                LEFT JOIN transactions c ON c.wallet_id = tr.to_wallet AND c.seq = tr.credit_seq
+                WHERE tr.fingerprint = ANY(${sql.array(transferFingerprints, 'text')})
+                  AND (d.status = 'pending' OR (d.status = 'applied' AND c.status IS DISTINCT FROM 'applied')))::int
+             AS count
       `);
       if (pending === 0) return Date.now() - since;
     } catch {
@@ -490,6 +525,12 @@ const TransactionBody = z.object({
   status: z.string(),
   refno: z.number().optional(),
 });
+const TransferBody = z.object({
+  from: z.number(),
+  to: z.number(),
+  amount: z.unknown(),
+  status: z.enum(['pending', 'completed', 'rejected']),
+});
 const Page = z.object({ items: z.array(TransactionBody), nextCursor: z.string().nullable().optional() });
 
 async function checkThroughApi(apiUrl: string, walletIds: number[]): Promise<string[]> {
@@ -524,9 +565,11 @@ async function checkThroughApi(apiUrl: string, walletIds: number[]): Promise<str
       cursor = page.nextCursor;
     } while (cursor);
     const expected = [...acknowledged].filter(([, sent]) => sent.walletId === walletId).map(([fp]) => fp);
-    const listedFingerprints = new Set(listed.map((tx) => tx.fingerprint));
-    if (listed.length !== expected.length || expected.some((fp) => !listedFingerprints.has(fp))) {
-      violations.push(`wallet ${walletId}: lists ${listed.length} transactions, ${expected.length} acknowledged`);
+    // Transfer legs are the wallet's transactions too; they are checked with their transfers below.
+    const own = listed.filter((tx) => !tx.fingerprint.startsWith('transfer:'));
+    const listedFingerprints = new Set(own.map((tx) => tx.fingerprint));
+    if (own.length !== expected.length || expected.some((fp) => !listedFingerprints.has(fp))) {
+      violations.push(`wallet ${walletId}: lists ${own.length} transactions, ${expected.length} acknowledged`);
     }
     const applied = listed.filter((tx) => tx.refno !== undefined).sort((a, b) => a.refno! - b.refno!);
     if (applied.some((tx, index) => tx.refno !== index + 1))
@@ -539,6 +582,30 @@ async function checkThroughApi(apiUrl: string, walletIds: number[]): Promise<str
       );
     }
   }
+  // Each acknowledged transfer ended, as it was sent; a completed one moved its amount once.
+  const transfers = [...acknowledgedTransfers];
+  let nextTransfer = 0;
+  const lookupTransfer = async () => {
+    while (nextTransfer < transfers.length) {
+      const [fingerprint, sent] = transfers[nextTransfer++]!;
+      const answer = await callRetrying(apiUrl, 'GET', `/transfers/by-fingerprint/${fingerprint}`);
+      const parsed = TransferBody.safeParse(answer.body);
+      if (answer.status !== 200 || !parsed.success) {
+        violations.push(`GET transfer by fingerprint ${fingerprint}: ${answer.status}`);
+      } else if (parsed.data.status === 'pending') {
+        violations.push(`transfer ${fingerprint} still pending`);
+      } else if (
+        parsed.data.from !== sent.from ||
+        parsed.data.to !== sent.to ||
+        cents(parsed.data.amount) !== sent.amountCents
+      ) {
+        violations.push(
+          `transfer ${fingerprint}: stored ${parsed.data.from}->${parsed.data.to} ${String(parsed.data.amount)}`,
+        );
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, lookupTransfer));
   return violations;
 }
 
@@ -570,7 +637,7 @@ async function breakOnPurpose(pool: DatabasePool, redis: RedisClient): Promise<s
     UPDATE transactions t SET amount = -1
     FROM (
       SELECT wallet_id, seq FROM transactions
-      WHERE status = 'rejected' AND reason = 'insufficient_funds' AND oldbalance >= 1 LIMIT 1
+      WHERE status = 'rejected' AND reason = 'insufficient_funds' AND oldbalance >= 1 AND transfer_id IS NULL LIMIT 1
     ) r
     WHERE t.wallet_id = r.wallet_id AND t.seq = r.seq
     RETURNING t.wallet_id AS "walletId", transaction_id(t.wallet_id, t.seq)::text AS id, t.fingerprint
@@ -640,7 +707,7 @@ async function main(): Promise<number> {
       else log(`  ${evidence}`);
       // New posts would enqueue their wallets and hide a stuck one: only recovery may finish the rest.
       await clients.pause();
-      const ms = await timeUntilFinal(pool, [...acknowledged.keys()], ended);
+      const ms = await timeUntilFinal(pool, ended);
       clients.resume();
       recoveries.push({ name: fault.name, ms, faultMs: ended - begun });
       const outcome = Number.isFinite(ms) ? `recovered ${(ms / 1000).toFixed(1)} s after it ended` : 'NOT recovered';
@@ -649,10 +716,12 @@ async function main(): Promise<number> {
     }
 
     await clients.pause();
-    const drained = await timeUntilFinal(pool, [...acknowledged.keys()], Date.now());
+    const drained = await timeUntilFinal(pool, Date.now());
     if (!Number.isFinite(drained))
       violations.push('acknowledged transactions still pending 30 s after the load stopped');
-    log(`[${elapsed()}] load stopped: ${acknowledged.size} transactions acknowledged; final checks`);
+    log(
+      `[${elapsed()}] load stopped: ${acknowledged.size} transactions and ${acknowledgedTransfers.size} transfers acknowledged; final checks`,
+    );
 
     await waitUntilRelayed(pool);
     const injected = SELFTEST ? await breakOnPurpose(pool, redis) : [];
