@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { centsToDecimal } from '../src/shared/ledger/money.js';
+import { unitsToDecimal } from '../src/shared/ledger/money.js';
 import { runConcurrently, type HttpClient } from './http.js';
 
 export interface PlannedTransaction {
@@ -32,8 +32,8 @@ export function seededRandom(seed: number): () => number {
 
 /** Whole cents in [min, max], as exact decimal text. */
 function randomAmount(random: () => number, minCents: number, maxCents: number, sign: 1n | -1n): string {
-  const cents = BigInt(minCents + Math.floor(random() * (maxCents - minCents + 1)));
-  return centsToDecimal(sign * cents);
+  const cents = BigInt(minCents + Math.floor(random() * (maxCents - minCents + 1))) * 10n;
+  return unitsToDecimal(sign * cents);
 }
 
 export interface LoadMix {

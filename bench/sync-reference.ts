@@ -9,7 +9,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import pg from 'pg';
-import { centsToDecimal, decimalToCents } from '../src/shared/ledger/money.js';
+import { unitsToDecimal, decimalToUnits } from '../src/shared/ledger/money.js';
 
 const pool = new pg.Pool({
   connectionString: process.env.DATABASE_URL,
@@ -39,7 +39,7 @@ async function createWallet(body: Record<string, unknown>): Promise<[number, unk
 }
 
 async function postTransaction(walletId: number, body: Record<string, unknown>): Promise<[number, unknown]> {
-  const amount = decimalToCents(String(body.amount));
+  const amount = decimalToUnits(String(body.amount));
   if (amount === null) return [400, { detail: 'bad amount' }];
   const client = await pool.connect();
   try {
@@ -53,9 +53,9 @@ async function postTransaction(walletId: number, body: Record<string, unknown>):
       await client.query('ROLLBACK');
       return [404, { detail: 'no such wallet' }];
     }
-    const oldBalance = decimalToCents(row.balance)!;
+    const oldBalance = decimalToUnits(row.balance)!;
     const newBalance = oldBalance + amount;
-    const common = [walletId, centsToDecimal(amount), body.fingerprint, JSON.stringify(body.labels ?? {})];
+    const common = [walletId, unitsToDecimal(amount), body.fingerprint, JSON.stringify(body.labels ?? {})];
     if (newBalance < 0n) {
       await client.query('ROLLBACK');
       return [422, { status: 'rejected', reason: 'insufficient_funds' }];
@@ -63,16 +63,16 @@ async function postTransaction(walletId: number, body: Record<string, unknown>):
     const refno = Number(row.last_refno) + 1;
     await client.query('UPDATE wallets SET balance = $2, last_refno = $3, version = version + 1 WHERE id = $1', [
       walletId,
-      centsToDecimal(newBalance),
+      unitsToDecimal(newBalance),
       refno,
     ]);
     const inserted = await client.query<{ id: string }>(
       `INSERT INTO transactions (wallet_id, amount, fingerprint, labels, refno, oldbalance, newbalance)
        VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-      [...common, refno, centsToDecimal(oldBalance), centsToDecimal(newBalance)],
+      [...common, refno, unitsToDecimal(oldBalance), unitsToDecimal(newBalance)],
     );
     await client.query('COMMIT');
-    return [201, { id: inserted.rows[0]!.id, refno, newbalance: centsToDecimal(newBalance) }];
+    return [201, { id: inserted.rows[0]!.id, refno, newbalance: unitsToDecimal(newBalance) }];
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     if ((error as { code?: string }).code === '23505') return [409, { detail: 'fingerprint used' }];

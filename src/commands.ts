@@ -8,11 +8,18 @@ import { apiKeyCommand } from './apikey-cli.js';
 import { ConfigError, loadConfig, type Config } from './shared/infra/config.js';
 import { DependenciesUnreachableError, waitForDependencies, type Dependency } from './shared/infra/dependencies.js';
 import { createLogger, type Logger } from './shared/infra/logger.js';
-import { createDatabaseIfMissing, dropDatabase, migrate } from './shared/infra/migrate.js';
+import { createDatabaseIfMissing, dropDatabase, migrate, type MigrationSettings } from './shared/infra/migrate.js';
+import { currencyOf } from './shared/ledger/currency.js';
 import { shutdownTracing } from './shared/telemetry/tracing.js';
 import { startWorker } from './worker/worker.js';
 import { auditLedger, describeViolation } from './shared/audit/ledger-audit.js';
 import { createDatabasePool } from './shared/infra/db.js';
+
+/** Wallets that exist before migration 006 get the deployment's DEFAULT_CURRENCY. */
+function migrationSettings(config: Config): MigrationSettings {
+  const currency = currencyOf(config.DEFAULT_CURRENCY);
+  return currency ? { defaultCurrency: { code: currency.code, minorUnits: currency.minorUnits } } : {};
+}
 
 const BOTH: readonly Dependency[] = ['Postgres', 'Redis'];
 
@@ -25,7 +32,7 @@ interface Closable {
 
 async function prepareDatabase(config: Config, logger: Logger): Promise<void> {
   const created = await createDatabaseIfMissing(config.DATABASE_URL);
-  const result = await migrate(config.DATABASE_URL);
+  const result = await migrate(config.DATABASE_URL, undefined, migrationSettings(config));
   logger.info({ created, applied: result.applied, alreadyApplied: result.alreadyApplied.length }, 'database ready');
 }
 
@@ -128,7 +135,7 @@ program
       }
       if (options.initdb) await prepareDatabase(config, logger);
       if (action === 'migrate') {
-        const result = await migrate(config.DATABASE_URL);
+        const result = await migrate(config.DATABASE_URL, undefined, migrationSettings(config));
         logger.info({ applied: result.applied }, 'migrations applied');
       }
     })();

@@ -19,6 +19,7 @@ import { opsRoutes } from './health.js';
 import { errorHandler, notFoundRoute } from './problem.js';
 import { lookupRoutes } from './routes/lookups.js';
 import { transactionRoutes } from './routes/transactions.js';
+import { transferRoutes } from './routes/transfers.js';
 import { walletRoutes } from './routes/wallets.js';
 import { webhookRoutes } from './routes/webhooks.js';
 
@@ -36,6 +37,7 @@ export interface AppDeps {
     | 'RATE_LIMIT_UNAUTHENTICATED_BURST'
     | 'QUEUE_PREFIX'
     | 'WEBHOOK_ALLOW_PRIVATE_TARGETS'
+    | 'DEFAULT_CURRENCY'
   >;
   pool: DatabasePool;
   /** Where listings and searches read (DATABASE_READ_URL's replica); default `pool`. */
@@ -111,6 +113,15 @@ export function createApp(deps: AppDeps): Express {
       finalization: deps.finalization,
       maxPreferWaitSeconds: deps.config.MAX_PREFER_WAIT_S,
       voidWindowMs: deps.config.VOID_WINDOW_HOURS * 3_600_000,
+    }),
+  );
+  app.use(
+    transferRoutes({
+      logger: deps.logger,
+      pool: deps.pool,
+      queue: deps.queue,
+      finalization: deps.finalization,
+      maxPreferWaitSeconds: deps.config.MAX_PREFER_WAIT_S,
     }),
   );
   app.use(webhookRoutes({ pool: deps.pool, allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS }));

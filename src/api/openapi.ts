@@ -3,6 +3,7 @@ import { SCOPES } from '../shared/auth/api-keys.js';
 import { SECURITY_SCHEME } from './operation.js';
 import { registerLookupPaths } from './routes/lookups.js';
 import { registerTransactionPaths } from './routes/transactions.js';
+import { registerTransferPaths } from './routes/transfers.js';
 import { registerWalletPaths } from './routes/wallets.js';
 import { registerWebhookPaths } from './routes/webhooks.js';
 
@@ -16,6 +17,7 @@ import { registerWebhookPaths } from './routes/webhooks.js';
 export const pathRegistrars: ReadonlyArray<(registry: OpenAPIRegistry) => void> = [
   registerWalletPaths,
   registerTransactionPaths,
+  registerTransferPaths,
   registerLookupPaths,
   registerWebhookPaths,
 ];

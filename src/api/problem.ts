@@ -15,6 +15,7 @@ import {
 } from '../shared/transactions/conflicts.js';
 import { hasScope } from '../shared/auth/api-keys.js';
 import { DuplicateExternalIdError } from '../shared/wallets/wallets.js';
+import { DuplicateTransferFingerprintError, TransferFingerprintReusedError } from '../shared/transfers/transfers.js';
 import {
   ConflictError,
   NotFoundError,
@@ -24,7 +25,7 @@ import {
 } from '../shared/domain/errors.js';
 import type { Logger } from '../shared/infra/logger.js';
 import { sendJson } from './json-response.js';
-import { toTransactionResponse, toWalletResponse } from './schemas.js';
+import { toTransactionResponse, toTransferResponse, toWalletResponse } from './schemas.js';
 
 /** RFC 9457 problem details; `type` names one of the problems listed in README.md. */
 export interface Problem {
@@ -142,7 +143,12 @@ export function toProblem(error: unknown, viewer: Viewer = { scopes: [] }): Prob
       transaction: toTransactionResponse(error.existing),
     });
   }
-  if (error instanceof FingerprintReusedError) {
+  if (error instanceof DuplicateTransferFingerprintError) {
+    return problem(409, 'duplicate-fingerprint', 'Fingerprint already used', error.message, {
+      transfer: toTransferResponse(error.existing),
+    });
+  }
+  if (error instanceof FingerprintReusedError || error instanceof TransferFingerprintReusedError) {
     return problem(409, 'fingerprint-reused', 'Fingerprint used by another request', error.message);
   }
   if (error instanceof VoidExistsError) {
@@ -182,6 +188,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
         res.location(`/wallets/${error.reversal.walletId}/transactions/${error.reversal.id}`);
       }
       if (error instanceof DuplicateExternalIdError) res.location(`/wallets/${error.existing.id}`);
+      if (error instanceof DuplicateTransferFingerprintError) res.location(`/transfers/${error.existing.id}`);
       if (known.status === 503) {
         res.set('Retry-After', '5');
         log.warn({ err: error, method: req.method, path: req.path }, 'dependency unavailable');

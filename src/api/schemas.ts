@@ -2,6 +2,7 @@ import { z } from './openapi-zod.js';
 import { transactionStatusSchema, type TransactionRow } from '../shared/transactions/transaction-repository.js';
 import {
   amountSchema,
+  currencySchema,
   descriptionSchema,
   externalIdSchema,
   fingerprintSchema,
@@ -14,6 +15,7 @@ import {
   transactionIdSchema,
 } from '../shared/domain/validation.js';
 import type { WalletRow } from '../shared/wallets/wallet-repository.js';
+import type { TransferRow } from '../shared/transfers/transfer-repository.js';
 import { Decimal } from './json-response.js';
 
 /**
@@ -47,10 +49,21 @@ const fingerprint = transactionFingerprintSchema.openapi({
  * and so make the caller send it.
  */
 
+const currency = currencySchema.openapi({
+  type: 'string',
+  pattern: '^[A-Z]{3}$',
+  description:
+    "ISO 4217 alphabetic code, fixed for the wallet's life; amounts may carry at most its minor units (JPY 0, EUR 2, BHD 3), as Node's ICU data gives them.",
+  example: 'EUR',
+});
+
 export const createWalletBody = z
   .object({
     externalId,
     labels: labels.optional().openapi({ description: `${LABELS_DESCRIPTION} None when left out.` }),
+    currency: currency
+      .optional()
+      .openapi({ description: 'ISO 4217 alphabetic code; the setting DEFAULT_CURRENCY when left out.' }),
   })
   .strict()
   .transform((body) => ({ ...body, labels: body.labels ?? {} }))
@@ -60,7 +73,7 @@ export const createTransactionBody = z
   .object({
     amount: amountSchema.openapi({
       description:
-        'A JSON number or a decimal string: <= -1 or >= 1, at most 2 fractional digits, magnitude at most 1,000,000,000. Negative withdraws.',
+        "A JSON number or a decimal string: <= -1 or >= 1, at most as many fractional digits as the wallet's currency has minor units (2 for most), magnitude at most 1,000,000,000. Negative withdraws.",
       examples: [10.0, '-25.00'],
     }),
     fingerprint,
@@ -102,7 +115,8 @@ export const transactionParams = walletParams.extend({
 
 const money = z.instanceof(Decimal).openapi({
   type: 'number',
-  description: 'Exact decimal amount with at most 2 fractional digits, written as a JSON number such as 35.0.',
+  description:
+    "Exact decimal amount with at most the currency's minor units of fractional digits (3 at most), written as a JSON number such as 35.0.",
   // The document shows what goes over the wire (a number), not the Decimal that renders it.
   example: 35.0,
 });
@@ -117,6 +131,9 @@ export const walletResponse = z
     labels: responseLabels,
     created: timestamp,
     balance: money,
+    currency: z
+      .string()
+      .openapi({ description: 'ISO 4217 alphabetic code of every amount of the wallet.', example: 'EUR' }),
   })
   .strict()
   .openapi('Wallet');
@@ -139,6 +156,9 @@ export const transactionResponse = z
     newbalance: money.optional(),
     voids: uuid.optional().openapi({ description: 'For a reversal: the transaction it voids.' }),
     voidedBy: uuid.optional().openapi({ description: 'For a voided transaction: its reversal.' }),
+    transferId: uuid.optional().openapi({
+      description: 'For a leg of a transfer (its debit or its credit): the transfer.',
+    }),
     created: timestamp,
   })
   .strict()
@@ -167,10 +187,10 @@ const page = <T extends z.ZodTypeAny>(item: T) =>
   z
     .object({
       items: z.array(item),
-      nextCursor: z
-        .string()
-        .nullable()
-        .openapi({ description: 'Give it as `cursor` to read the next page; null on the last page.' }),
+      nextCursor: z.string().nullable().openapi({
+        description:
+          'Give it as `cursor` to read the next page; null on the last page. A filtered page reads a bounded part of the ledger, so it can hold fewer items than `limit` (even none) and still have a next page: read on until this is null.',
+      }),
     })
     .strict();
 export const walletPageResponse = page(walletResponse).openapi('WalletPage');
@@ -261,6 +281,7 @@ export function toWalletResponse(wallet: WalletRow): WalletResponse {
     labels: wallet.labels,
     created: wallet.created,
     balance: new Decimal(wallet.balance),
+    currency: wallet.currency,
   };
 }
 
@@ -279,6 +300,7 @@ export function toTransactionResponse(transaction: TransactionRow): TransactionR
     ...(transaction.newbalance === null ? {} : { newbalance: new Decimal(transaction.newbalance) }),
     ...(transaction.voids === null ? {} : { voids: transaction.voids }),
     ...(transaction.voidedBy === null ? {} : { voidedBy: transaction.voidedBy }),
+    ...(transaction.transferId === null ? {} : { transferId: transaction.transferId }),
     created: transaction.created,
   };
 }
@@ -300,5 +322,107 @@ export function toLatestTransactionResponse(transaction: TransactionRow): Latest
     created: transaction.created,
     oldbalance: new Decimal(present(transaction.oldbalance, 'oldbalance')),
     newbalance: new Decimal(present(transaction.newbalance, 'newbalance')),
+  };
+}
+
+/** Transfers (docs/design.md, Transfers): request and response shapes. */
+
+const walletRef = (description: string) => z.number().int().min(1).max(MAX_ID).openapi({ description, example: 1 });
+
+export const createTransferBody = z
+  .object({
+    from: walletRef('The wallet debited.'),
+    to: walletRef('The wallet credited; another wallet than `from`, of the same currency.'),
+    amount: amountSchema.openapi({
+      description:
+        "A JSON number or a decimal string, >= 1, with at most the currency's minor units of fractional digits, at most 1,000,000,000.",
+      examples: [10.0, '25.00'],
+    }),
+    fingerprint: fingerprintSchema.openapi({
+      description:
+        'Unique among transfers: a retry of the same request answers 409 duplicate-fingerprint with the transfer it made; another request with a used fingerprint gets 409 fingerprint-reused.',
+      minLength: 1,
+      example: 'TR123A001',
+    }),
+    labels: labels.optional().openapi({ description: `${LABELS_DESCRIPTION} None when left out.` }),
+    description: descriptionSchema.nullable().optional().openapi({ example: 'prize payout' }),
+  })
+  .strict()
+  .transform((body) => ({ ...body, labels: body.labels ?? {}, description: body.description ?? null }))
+  .openapi('CreateTransfer');
+
+export const transferParams = z.object({
+  transferId: uuid.openapi({
+    param: { description: 'The transfer id (a UUID).' },
+    example: 'a3e863bf-14de-494a-bd39-d2bd5ac1ed2d',
+  }),
+});
+export const transferFingerprintParams = z.object({
+  fingerprint: fingerprintSchema.openapi({
+    param: { description: 'The fingerprint it was posted with.' },
+    example: 'TR123A001',
+  }),
+});
+export const transferListQuery = z
+  .object({
+    limit: z
+      .string()
+      .regex(/^\d{1,3}$/, 'must be an integer from 1 to 500')
+      .transform(Number)
+      .pipe(z.number().min(1, 'must be an integer from 1 to 500').max(500))
+      .default(50)
+      .openapi({ type: 'integer', minimum: 1, maximum: 500, default: 50 }),
+    cursor: z.string().max(20).optional().openapi({ description: "The previous page's nextCursor." }),
+  })
+  .strict();
+
+export const transferResponse = z
+  .object({
+    id: uuid.openapi({ example: 'a3e863bf-14de-494a-bd39-d2bd5ac1ed2d' }),
+    from: z.number().int().positive(),
+    to: z.number().int().positive(),
+    amount: money,
+    currency: z.string().openapi({ example: 'EUR' }),
+    fingerprint: z.string(),
+    labels: responseLabels,
+    description: z.string().nullable(),
+    status: z.enum(['pending', 'completed', 'rejected']).openapi({
+      description:
+        'pending until the debit leg is decided and, once it is applied, until the credit leg is applied; rejected when the debit was (`reason`), and then no credit ever exists.',
+    }),
+    reason: z.string().optional().openapi({ example: 'insufficient_funds' }),
+    debit: uuid.openapi({ description: 'The debit leg: a transaction of `from`.' }),
+    credit: uuid
+      .optional()
+      .openapi({ description: 'The credit leg, a transaction of `to`: reserved when the debit is applied.' }),
+    created: timestamp,
+  })
+  .strict()
+  .openapi('Transfer');
+export type TransferResponse = z.infer<typeof transferResponse>;
+export const transferPageResponse = page(transferResponse).openapi('TransferPage');
+
+export const duplicateTransferFingerprintProblemResponse = problemResponse
+  .extend({ transfer: transferResponse })
+  .openapi('DuplicateTransferFingerprintProblem', {
+    description:
+      '`/problems/duplicate-fingerprint`: a replay of the same transfer request; `transfer` is the one it made.',
+  });
+
+export function toTransferResponse(transfer: TransferRow): TransferResponse {
+  return {
+    id: transfer.id,
+    from: transfer.from,
+    to: transfer.to,
+    amount: new Decimal(transfer.amount),
+    currency: transfer.currency,
+    fingerprint: transfer.fingerprint,
+    labels: transfer.labels,
+    description: transfer.description,
+    status: transfer.status,
+    ...(transfer.reason === null ? {} : { reason: transfer.reason }),
+    debit: transfer.debitId,
+    ...(transfer.creditId === null ? {} : { credit: transfer.creditId }),
+    created: transfer.created,
   };
 }

@@ -3,7 +3,7 @@ import type { DatabasePool } from 'slonik';
 import { WalletApplyGroups, applyPendingTransactions } from '../shared/apply/apply-pending-transactions.js';
 import { announceFinalized } from '../shared/apply/finalization-notices.js';
 import type { Logger } from '../shared/infra/logger.js';
-import { enqueueApply, type ApplyJobData, type ApplyQueue } from '../shared/infra/queue.js';
+import { enqueueApply, enqueueApplyMany, type ApplyJobData, type ApplyQueue } from '../shared/infra/queue.js';
 import type { RedisClient } from '../shared/infra/redis.js';
 import { recordApplied, recordApplyJob, recordVoided } from '../shared/telemetry/metrics.js';
 import { SpanKind, inSpan, traceFinalized } from '../shared/telemetry/tracing.js';
@@ -44,6 +44,14 @@ export function createApplyProcessor(deps: ApplyProcessorDeps) {
           });
           // Still active, so the deduplicated add is kept and runs after this job, on any worker.
           if (summary.interrupted) await enqueueApply(deps.queue, walletId);
+          // The credit legs of the transfers this job debited, through each destination's own
+          // (per-wallet) enqueue. Their rows and markers are committed: if Redis fails here, the
+          // sweeper enqueues them later.
+          if (summary.credited.length > 0) {
+            await enqueueApplyMany(deps.queue, [...new Set(summary.credited)]).catch((error: unknown) => {
+              deps.logger.warn({ err: error, walletId }, 'could not enqueue transfer credits; the sweeper will');
+            });
+          }
           recordApplied(summary);
           if (summary.voided > 0) recordVoided(summary.voided);
           traceFinalized(span, walletId, summary.finalized);

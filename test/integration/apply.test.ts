@@ -16,6 +16,9 @@ import { readPendingWork, writeDecisions, type WalletDecision } from '../../src/
 import { startWorker } from '../../src/worker/worker.js';
 import { findLedgerViolations } from '../support/ledger-invariants.js';
 import { createPool, createTestEnv, silentLogger, waitUntil, type TestEnv } from '../support/test-env.js';
+import { decimalToUnits } from '../../src/shared/ledger/money.js';
+
+const EUR = { code: 'EUR', minorUnits: 2 };
 
 let env: TestEnv;
 
@@ -28,7 +31,7 @@ afterAll(async () => {
 });
 
 async function walletWithPending(amounts: string[]): Promise<number> {
-  const wallet = await insertWallet(env.pool, { externalId: randomUUID(), labels: {} });
+  const wallet = await insertWallet(env.pool, { externalId: randomUUID(), labels: {}, currency: EUR });
   for (const amount of amounts) {
     await insertPendingTransaction(env.pool, {
       walletId: wallet!.id,
@@ -93,15 +96,17 @@ describe('applyPendingTransactions', () => {
         balance,
         lastRefno: 1,
         outcomes: [
-          { id: pending[0]!.id, status: 'applied', refno: 1, oldBalance: 0n, newBalance: BigInt(balance) * 100n },
+          { id: pending[0]!.id, status: 'applied', refno: 1, oldBalance: 0n, newBalance: decimalToUnits(balance)! },
         ],
         seqs: [pending[0]!.seq],
         coveredMarkers: markers.map((marker) => marker.firstSeq),
       };
     };
     // Another applier writes `moved` first; the stale decision for it must then lose whole.
-    expect(await writeDecisions(env.pool, [decide(moved, '1')])).toEqual(new Set([moved]));
-    expect(await writeDecisions(env.pool, [decide(moved, '9'), decide(still, '2')])).toEqual(new Set([still]));
+    expect((await writeDecisions(env.pool, [decide(moved, '1.00')])).won).toEqual(new Set([moved]));
+    expect((await writeDecisions(env.pool, [decide(moved, '9.00'), decide(still, '2.00')])).won).toEqual(
+      new Set([still]),
+    );
     const balances = await env.pool.any(sql.type(z.object({ id: z.number(), balance: z.string() }))`
       SELECT id, balance::text AS balance FROM wallets WHERE id = ANY(${sql.array([moved, still], 'int8')})
     `);

@@ -15,6 +15,8 @@ import { createTestEnv, startTestApi, type TestEnv } from '../support/test-env.j
 let env: TestEnv;
 let api: Awaited<ReturnType<typeof startTestApi>>;
 let walletId: number;
+let otherWalletId: number;
+let usdWalletId: number;
 const MISSING_WALLET = 987_654_321;
 const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Date.now() % 2 ** 31;
 
@@ -22,6 +24,11 @@ beforeAll(async () => {
   env = await createTestEnv('fuzz');
   api = await startTestApi(env);
   walletId = (await request(api.url, 'POST', '/wallets', { json: { externalId: 'fuzz-target' } })).body.id;
+  otherWalletId = (await request(api.url, 'POST', '/wallets', { json: { externalId: 'fuzz-other' } })).body.id;
+  usdWalletId = (await request(api.url, 'POST', '/wallets', { json: { externalId: 'fuzz-usd', currency: 'USD' } })).body
+    .id;
+  // Money to move: a refused transfer must be refused for its body, not for want of funds.
+  await env.pool.query(sql.unsafe`UPDATE wallets SET balance = 1000 WHERE id = ${walletId}`);
 });
 
 afterAll(async () => {
@@ -34,7 +41,8 @@ const databaseChecksum = () =>
   env.pool.oneFirst(sql.type(z.object({ checksum: z.string() }))`
     SELECT md5(
       coalesce((SELECT string_agg(w::text, ',' ORDER BY w.id) FROM wallets w), '') || '|' ||
-      coalesce((SELECT string_agg(t::text, ',' ORDER BY t.seq) FROM transactions t), '')
+      coalesce((SELECT string_agg(t::text, ',' ORDER BY t.seq) FROM transactions t), '') || '|' ||
+      coalesce((SELECT string_agg(tr::text, ',' ORDER BY tr.seq) FROM transfers tr), '')
     ) AS checksum
   `);
 
@@ -589,6 +597,68 @@ describe('hostile input', () => {
       )
       .map(([method, path]): BadRequest => ({ method, path, json: walletBody() }));
     await fuzz('methods', 60, request);
+  });
+
+  it('transfer bodies and paths', async () => {
+    const valid = () => ({
+      from: walletId,
+      to: otherWalletId,
+      amount: '10.00',
+      fingerprint: `fuzz-${Math.random().toString(36).slice(2)}`,
+    });
+    const postTransfer = (body: unknown): BadRequest => ({ method: 'POST', path: '/transfers', json: body });
+    const walletRef = fc.oneof(
+      notAString.filter((value) => typeof value !== 'number'),
+      fc.double().filter((n) => !Number.isSafeInteger(n) || n < 1),
+      fc.integer({ max: 0 }),
+      fc.constant(Number.MAX_SAFE_INTEGER + 2),
+      fc.string({ maxLength: 5 }),
+    );
+    const invalidBody = fc.oneof(
+      walletRef.map((from) => ({ ...valid(), from })),
+      walletRef.map((to) => ({ ...valid(), to })),
+      fc
+        .oneof(fc.double({ noNaN: true }), fc.string({ maxLength: 12 }), fc.integer({ max: 0 }), notAString)
+        .filter((amount) => !isValidAmount(amount) || Number(amount) < 1)
+        .map((amount) => ({ ...valid(), amount })),
+      fc.oneof(notAString, fc.constant(''), unstorableText).map((fingerprint) => ({ ...valid(), fingerprint })),
+      fc.constantFrom('from', 'to', 'amount', 'fingerprint').map((field) => {
+        const body: Record<string, unknown> = valid();
+        delete body[field];
+        return body;
+      }),
+      fc.constant(null).map(() => ({ ...valid(), to: walletId })),
+      fc.string({ minLength: 1, maxLength: 8 }).map((key) => ({ ...valid(), [`x${key}`]: 1 })),
+      fc.oneof(fc.integer(), fc.string(), fc.constant(null)).map((labels) => ({ ...valid(), labels })),
+    );
+    await fuzz('transfer bodies', 300, invalidBody.map(postTransfer), 400);
+    await fuzz(
+      'transfer wallets',
+      40,
+      fc.oneof(
+        fc.constant(null).map(() => postTransfer({ ...valid(), to: MISSING_WALLET })),
+        fc.constant(null).map(() => postTransfer({ ...valid(), from: MISSING_WALLET })),
+        fc.constant(null).map(() => postTransfer({ ...valid(), to: usdWalletId })),
+      ),
+    );
+    const segment = fc.string({ minLength: 1, maxLength: 40 }).filter(notDotSegment);
+    await fuzz(
+      'transfer paths',
+      150,
+      fc.oneof(
+        segment.map((id) => ({ method: 'GET', path: `/transfers/${encodeURIComponent(id)}` })),
+        segment.map((fp) => ({ method: 'GET', path: `/transfers/by-fingerprint/${encodeURIComponent(fp)}` })),
+        segment.map((id) => ({ method: 'GET', path: `/wallets/${encodeURIComponent(id)}/transfers` })),
+        segment.map((cursor) => ({
+          method: 'GET',
+          path: `/wallets/${walletId}/transfers?cursor=${encodeURIComponent(cursor)}x`,
+        })),
+        fc.integer().map((limit) => ({
+          method: 'GET',
+          path: `/wallets/${walletId}/transfers?limit=${limit > 0 && limit <= 500 ? -limit : limit}`,
+        })),
+      ),
+    );
   });
 
   it('When it is all over, then nothing in the database changed and the API still answers', async () => {

@@ -6,8 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyPendingTransactions } from '../../src/shared/apply/apply-pending-transactions.js';
 import { LEDGER_RULES, auditLedger, type LedgerRule } from '../../src/shared/audit/ledger-audit.js';
 import { insertPendingTransaction } from '../../src/shared/transactions/transaction-repository.js';
+import { insertTransfer } from '../../src/shared/transfers/transfer-repository.js';
 import { insertWallet } from '../../src/shared/wallets/wallet-repository.js';
 import { ROOT, createTestEnv, type TestEnv } from '../support/test-env.js';
+
+const EUR = { code: 'EUR', minorUnits: 2 };
 
 let env: TestEnv;
 
@@ -20,7 +23,7 @@ afterAll(async () => {
 });
 
 async function walletWith(amounts: string[], apply = true): Promise<number> {
-  const walletId = (await insertWallet(env.pool, { externalId: randomUUID(), labels: {} }))!.id;
+  const walletId = (await insertWallet(env.pool, { externalId: randomUUID(), labels: {}, currency: EUR }))!.id;
   for (const amount of amounts) {
     await insertPendingTransaction(env.pool, {
       walletId,
@@ -35,6 +38,23 @@ async function walletWith(amounts: string[], apply = true): Promise<number> {
 }
 
 const query = (text: ReturnType<typeof sql.unsafe>) => env.pool.query(text);
+
+/** A completed transfer of `amount` from the wallet to a new one: both legs applied. */
+async function transferOut(from: number, amount: string): Promise<void> {
+  const to = await walletWith([]);
+  await insertTransfer(env.pool, {
+    fingerprint: randomUUID(),
+    from,
+    to,
+    amount,
+    currency: 'EUR',
+    labels: {},
+    description: null,
+    traceContext: null,
+  });
+  await applyPendingTransactions(env.pool, from, { batchSize: 10 });
+  await applyPendingTransactions(env.pool, to, { batchSize: 10 });
+}
 
 /** One way to break a sound wallet per rule (some rules twice), and the rule it must be reported under. */
 const corruptions: {
@@ -126,7 +146,7 @@ const corruptions: {
     what: 'a rejected withdrawal that the balance covered',
     amounts: ['5.00', '-10.00'],
     corrupt: (walletId) =>
-      query(sql.unsafe`UPDATE transactions SET amount = -4 WHERE wallet_id = ${walletId} AND status = 'rejected'`),
+      query(sql.unsafe`UPDATE transactions SET amount = -4.00 WHERE wallet_id = ${walletId} AND status = 'rejected'`),
   },
   {
     rule: 'rejection-deserved',
@@ -154,6 +174,31 @@ const corruptions: {
         sql.unsafe`UPDATE transactions SET status = 'voided', voided_by = ${randomUUID()} WHERE wallet_id = ${walletId}`,
       ),
   },
+  {
+    rule: 'amount-precision',
+    what: 'amounts with more fractional digits than the currency has minor units',
+    amounts: ['5.50', '3.00'],
+    corrupt: (walletId) => query(sql.unsafe`UPDATE wallets SET minor_units = 0 WHERE id = ${walletId}`),
+  },
+  {
+    rule: 'transfer-legs',
+    what: 'a transfer between wallets of another currency than its own',
+    amounts: ['5.00'],
+    corrupt: async (walletId) => {
+      await transferOut(walletId, '2.00');
+      await query(sql.unsafe`UPDATE transfers SET currency = 'USD' WHERE from_wallet = ${walletId}`);
+    },
+  },
+  {
+    rule: 'money-conserved',
+    also: ['transfer-legs'],
+    what: 'a debit leg that no longer names its transfer: money appears in the destination from nowhere',
+    amounts: ['5.00'],
+    corrupt: async (walletId) => {
+      await transferOut(walletId, '2.00');
+      await query(sql.unsafe`UPDATE transactions SET transfer_id = NULL WHERE wallet_id = ${walletId} AND amount < 0`);
+    },
+  },
 ];
 
 describe('wallet audit', () => {
@@ -166,9 +211,11 @@ describe('wallet audit', () => {
 
     const report = await auditLedger(env.pool, { settled: true });
     const found = [...new Set(report.violations.map((violation) => `${violation.walletId} ${violation.rule}`))].sort();
-    expect(found).toEqual(
-      corruptions.flatMap(({ rule, also = [] }, index) => [rule, ...also].map((r) => `${wallets[index]} ${r}`)).sort(),
+    // Conservation is a rule of the whole database: reported once, under wallet 0, whatever broke it.
+    const expected = corruptions.flatMap(({ rule, also = [] }, index) =>
+      [rule, ...also].map((r) => `${r === 'money-conserved' ? 0 : wallets[index]} ${r}`),
     );
+    expect(found).toEqual([...new Set(expected)].sort());
     // Every rule is shown firing.
     expect(new Set(corruptions.map(({ rule }) => rule))).toEqual(new Set(LEDGER_RULES));
     // One wallet alone: only its own violation.
@@ -180,7 +227,7 @@ describe('wallet audit', () => {
   it('When run from the CLI against a database with a wrongful rejection, then it prints the violation and exits 1; on a sound wallet it exits 0', async () => {
     const sound = await walletWith(['5.00', '-10.00']);
     const wrong = await walletWith(['5.00', '-10.00']);
-    await query(sql.unsafe`UPDATE transactions SET amount = -4 WHERE wallet_id = ${wrong} AND status = 'rejected'`);
+    await query(sql.unsafe`UPDATE transactions SET amount = -4.00 WHERE wallet_id = ${wrong} AND status = 'rejected'`);
     const cli = (...args: string[]) =>
       new Promise<{ code: number | null; output: string }>((resolve) => {
         const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'audit', ...args], {

@@ -418,7 +418,7 @@ describe('reservation groups', () => {
     );
     // 0.50 is refused by the table's CHECK (the HTTP schema would refuse it first): the whole
     // group statement fails on it.
-    const amounts = [100n, 200n, 50n, 300n, 400n];
+    const amounts = [1000n, 2000n, 500n, 3000n, 4000n];
     const fingerprints = amounts.map((_, i) => `group-fallback-${walletId}-${i}`);
     try {
       const settled = await Promise.allSettled(

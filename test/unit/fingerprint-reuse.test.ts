@@ -16,6 +16,7 @@ const existing: TransactionRow = {
   newbalance: '10.00',
   voids: null,
   voidedBy: null,
+  transferId: null,
   created: '2026-11-25T09:08:13.315Z',
 };
 const same: ReplayCandidate = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyInOrder } from '../../src/shared/ledger/ledger.js';
-import { MAX_BALANCE } from '../../src/shared/ledger/money.js';
+import { MAX_BALANCE, maxBalance } from '../../src/shared/ledger/money.js';
 
 const entry = (id: string, amount: bigint) => ({ id, amount });
 
@@ -36,11 +36,36 @@ describe('applyInOrder', () => {
     expect(result.state.balance).toBe(0n);
   });
 
-  it('rejects a deposit past the largest balance the ledger can hold', () => {
-    const result = applyInOrder({ balance: MAX_BALANCE - 100n, lastRefno: 1 }, [entry('a', 101n), entry('b', 100n)]);
+  it("holds each wallet to its own currency's cap", () => {
+    const cap = maxBalance(3);
+    const result = applyInOrder({ balance: cap - 1000n, lastRefno: 0, maxBalance: cap }, [
+      entry('a', 1001n),
+      entry('b', 1000n),
+    ]);
+    expect(result.outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'applied']);
+    expect(result.state).toEqual({ balance: cap, lastRefno: 1, maxBalance: cap });
+  });
+
+  it("never rejects a transfer's credit leg: its debit was applied already", () => {
+    const result = applyInOrder({ balance: MAX_BALANCE, lastRefno: 1 }, [
+      { id: 'credit', amount: 1000n, transferCredit: true },
+    ]);
     expect(result.outcomes).toEqual([
-      { id: 'a', status: 'rejected', reason: 'balance_limit_exceeded', seenBalance: MAX_BALANCE - 100n, afterRefno: 1 },
-      { id: 'b', status: 'applied', refno: 2, oldBalance: MAX_BALANCE - 100n, newBalance: MAX_BALANCE },
+      { id: 'credit', status: 'applied', refno: 2, oldBalance: MAX_BALANCE, newBalance: MAX_BALANCE + 1000n },
+    ]);
+  });
+
+  it('rejects a deposit past the largest balance the ledger can hold', () => {
+    const result = applyInOrder({ balance: MAX_BALANCE - 1000n, lastRefno: 1 }, [entry('a', 1001n), entry('b', 1000n)]);
+    expect(result.outcomes).toEqual([
+      {
+        id: 'a',
+        status: 'rejected',
+        reason: 'balance_limit_exceeded',
+        seenBalance: MAX_BALANCE - 1000n,
+        afterRefno: 1,
+      },
+      { id: 'b', status: 'applied', refno: 2, oldBalance: MAX_BALANCE - 1000n, newBalance: MAX_BALANCE },
     ]);
   });
 

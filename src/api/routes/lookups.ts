@@ -41,6 +41,8 @@ const badRequest = {
 };
 /** When `/wallets/by-external-id/{externalId}` was deprecated (2026-12-01), as RFC 9745 writes it. */
 const DEPRECATED_SINCE = '@1796083200';
+/** Paths still answered but left out of the OpenAPI document: each is deprecated, with a successor. */
+export const UNDOCUMENTED_DEPRECATED_PATHS = ['/wallets/by-external-id/:externalId'] as const;
 
 const json = (schema: z.ZodTypeAny) => ({ 'application/json': { schema } });
 
@@ -140,7 +142,7 @@ export function lookupRoutes(deps: { pool: DatabasePool; readPool: DatabasePool 
   // successor, and left out of the OpenAPI document (it is the ambiguous one).
   route(
     router,
-    { ...lookupOperations.getWalletByExternalId, path: '/wallets/by-external-id/:externalId' },
+    { ...lookupOperations.getWalletByExternalId, path: UNDOCUMENTED_DEPRECATED_PATHS[0] },
     (req, res, next) => {
       res.set('Deprecation', DEPRECATED_SINCE);
       const successor = req.path.replace('/wallets/by-external-id/', '/wallets-by-external-id/');
@@ -162,7 +164,9 @@ export function lookupRoutes(deps: { pool: DatabasePool; readPool: DatabasePool 
 
   route(router, lookupOperations.listTransactions, async (req, res) => {
     const page = parseListQuery(transactionListQuery, req.query);
-    sendJson(res, 200, pageResponse(await searchTransactions(deps.readPool, page), toTransactionResponse));
+    // Pending ones are found through the unlogged markers, which a replica cannot read.
+    const db = page.status === 'pending' ? deps.pool : deps.readPool;
+    sendJson(res, 200, pageResponse(await searchTransactions(db, page), toTransactionResponse));
   });
 
   route(router, lookupOperations.listWalletTransactions, async (req, res) => {

@@ -1,6 +1,7 @@
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import type { DatabasePool } from 'slonik';
+import { currencyOf } from '../../shared/ledger/currency.js';
 import { decimalToJsonNumber } from '../../shared/ledger/money.js';
 import { createWallet, getBalance, getWallet } from '../../shared/wallets/wallets.js';
 import { sendJson } from '../json-response.js';
@@ -40,7 +41,8 @@ export const walletOperations = {
         content: { 'application/json': { schema: walletResponse } },
       },
       400: {
-        description: 'Invalid body, malformed JSON, or a key repeated within an object.',
+        description:
+          'Invalid body (an unknown `currency` included), malformed JSON, or a key repeated within an object.',
         content: problemContent(validationProblemResponse),
       },
       409: {
@@ -84,12 +86,14 @@ export function registerWalletPaths(registry: OpenAPIRegistry): void {
   registerOperations(registry, walletOperations);
 }
 
-export function walletRoutes(deps: { pool: DatabasePool }): Router {
+export function walletRoutes(deps: { pool: DatabasePool; config: { DEFAULT_CURRENCY: string } }): Router {
+  const defaultCurrency = currencyOf(deps.config.DEFAULT_CURRENCY);
+  if (!defaultCurrency) throw new Error(`DEFAULT_CURRENCY ${deps.config.DEFAULT_CURRENCY} is not a usable currency`);
   const router = Router();
 
   route(router, walletOperations.createWallet, requireJsonBody, async (req, res) => {
     const body = parseRequest(createWalletBody, req.body, 'body');
-    const wallet = await createWallet(deps.pool, body);
+    const wallet = await createWallet(deps.pool, { ...body, currency: body.currency ?? defaultCurrency });
     res.location(`/wallets/${wallet.id}`);
     sendJson(res, 201, toWalletResponse(wallet));
   });

@@ -1,7 +1,7 @@
 /** apply: the worker's side: apply each wallet's pending transactions in order, announce finality, sweep strays. */
 import type { DatabasePool } from 'slonik';
 import { applyInOrder, type Outcome } from '../ledger/ledger.js';
-import { centsToDecimal, decimalToCents } from '../ledger/money.js';
+import { maxBalance, unitsToDecimal, decimalToUnits } from '../ledger/money.js';
 import { GroupCommitter, type GroupCommitOptions } from '../infra/group-commit.js';
 import {
   LEDGER_ASSERTION,
@@ -33,6 +33,8 @@ export interface ApplySummary {
   batchSizes: number[];
   /** Every transaction this run finalized, for metrics and traces. */
   finalized: FinalizedTransaction[];
+  /** Wallets that got the credit leg of a transfer this run debited: to be enqueued. */
+  credited: number[];
 }
 
 export interface FinalizedTransaction {
@@ -51,6 +53,8 @@ export interface FinalizedTransaction {
 
 interface AppliedBatch {
   outcomes: Outcome[];
+  /** Destination wallets of the credit legs this batch reserved. */
+  credited?: readonly number[];
   pending: readonly { id: string; traceContext: string | null; ageSeconds: number }[];
   /** performance.now() when the pending rows were read (their ages are as of then). */
   readAt: number;
@@ -88,6 +92,7 @@ export async function applyPendingTransactions(
     conflictRetries: 0,
     batchSizes: [],
     finalized: [],
+    credited: [],
   };
   const maxRetries = options.maxConflictRetries ?? 20;
   const alone: ApplyBatch = async (id) => (await applyWalletBatches(pool, [id], options.batchSize)).get(id)!;
@@ -116,6 +121,7 @@ export async function applyPendingTransactions(
       if (outcome.status === 'applied' && outcome.voids) summary.voided += 1;
     }
     recordFinalized(summary, batch, batchStartedAt);
+    if (batch.credited) summary.credited.push(...batch.credited);
     if (outcomes.length < options.batchSize) return summary;
     if (options.shouldStop?.()) {
       summary.interrupted = true;
@@ -194,11 +200,12 @@ export async function applyWalletBatches(
       return [];
     }
     const { outcomes, state } = applyInOrder(
-      { balance: toCents(wallet.balance), lastRefno: wallet.lastRefno },
+      { balance: toUnits(wallet.balance), lastRefno: wallet.lastRefno, maxBalance: maxBalance(wallet.minorUnits) },
       pending.map((entry) => ({
         id: entry.id,
-        amount: toCents(entry.amount),
+        amount: toUnits(entry.amount),
         ...(entry.voids ? { voids: { id: entry.voids, stillApplied: entry.originalStillApplied === true } } : {}),
+        ...(entry.transferId !== null && !entry.amount.startsWith('-') ? { transferCredit: true } : {}),
       })),
     );
     // Every visible pending row up to the last one decided is decided now: a marker whose range
@@ -207,7 +214,7 @@ export async function applyWalletBatches(
     const decision: WalletDecision = {
       walletId: wallet.id,
       expectedVersion: wallet.version,
-      balance: centsToDecimal(state.balance),
+      balance: unitsToDecimal(state.balance),
       lastRefno: state.lastRefno,
       outcomes,
       seqs: pending.map((entry) => entry.seq),
@@ -217,7 +224,7 @@ export async function applyWalletBatches(
   });
   if (decided.length === 0 && staleMarkers.length === 0) return results;
 
-  const won = await writeDecisions(
+  const { won, credited } = await writeDecisions(
     pool,
     decided.map(({ decision }) => decision),
     staleMarkers,
@@ -231,15 +238,23 @@ export async function applyWalletBatches(
     results.set(
       decision.walletId,
       won.has(decision.walletId)
-        ? { won: true, batch: { outcomes: [...decision.outcomes], pending, readAt } }
+        ? {
+            won: true,
+            batch: {
+              outcomes: [...decision.outcomes],
+              pending,
+              readAt,
+              credited: credited.filter(({ from }) => from === decision.walletId).map(({ to }) => to),
+            },
+          }
         : { won: false },
     );
   }
   return results;
 }
 
-function toCents(decimal: string) {
-  const cents = decimalToCents(decimal);
-  if (cents === null) throw new Error(`database returned a non-decimal amount: ${decimal}`);
-  return cents;
+function toUnits(decimal: string) {
+  const units = decimalToUnits(decimal);
+  if (units === null) throw new Error(`database returned a non-decimal amount: ${decimal}`);
+  return units;
 }

@@ -1,7 +1,7 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import type { Outcome } from '../ledger/ledger.js';
-import { centsToDecimal } from '../ledger/money.js';
+import { unitsToDecimal } from '../ledger/money.js';
 
 /**
  * Data access of the apply step, which spans wallets, transactions, pending markers and the outbox:
@@ -16,12 +16,20 @@ const pendingEntrySchema = z.object({
   voids: z.string().nullable(),
   originalStillApplied: z.boolean().nullable(),
   traceContext: z.string().nullable(),
+  /** For a leg of a transfer: the transfer. */
+  transferId: z.string().nullable(),
   /** Seconds since it was reserved, by the database clock (for the end-to-end latency metric). */
   ageSeconds: z.number(),
 });
 export type PendingEntryRow = z.infer<typeof pendingEntrySchema>;
 
-const walletStateSchema = z.object({ id: z.number(), balance: z.string(), lastRefno: z.number(), version: z.number() });
+const walletStateSchema = z.object({
+  id: z.number(),
+  balance: z.string(),
+  lastRefno: z.number(),
+  version: z.number(),
+  minorUnits: z.number(),
+});
 const markerSchema = z.object({ walletId: z.number(), firstSeq: z.number(), lastSeq: z.number() });
 export type PendingMarker = z.infer<typeof markerSchema>;
 
@@ -51,7 +59,8 @@ export async function readPendingWork(
   const ids = sql.array(walletIds, 'int8');
   const work = await db.one(sql.prepared('wallet_apply_read', pendingWorkSchema)`
     WITH wallet AS (
-      SELECT id, balance::text AS balance, last_refno AS "lastRefno", version FROM wallets WHERE id = ANY(${ids})
+      SELECT id, balance::text AS balance, last_refno AS "lastRefno", version, minor_units AS "minorUnits"
+      FROM wallets WHERE id = ANY(${ids})
     ), marker AS (
       SELECT wallet_id AS "walletId", first_seq AS "firstSeq", last_seq AS "lastSeq"
       FROM pending_reservations WHERE wallet_id = ANY(${ids})
@@ -60,6 +69,7 @@ export async function readPendingWork(
         SELECT coalesce(t.id, transaction_id(t.wallet_id, t.seq)) AS id, t.wallet_id AS "walletId", t.seq,
                t.amount::text AS amount, t.voids,
                original.status = 'applied' AS "originalStillApplied", t.trace_context AS "traceContext",
+               t.transfer_id AS "transferId",
                extract(epoch FROM clock_timestamp() - t.created)::float8 AS "ageSeconds"
         FROM transactions t
         LEFT JOIN transactions original
@@ -106,14 +116,23 @@ export interface WalletDecision {
  * in-place HOT update), voided originals, the markers now covered, and one outbox row naming the
  * decided transactions in order. Markers of wallets with nothing pending left (`staleMarkers`) go
  * too. If the rows written do not add up, the statement raises and nothing is written.
- * Returns the wallets written; the others lost a race and must be retried.
+ * The applied debit legs of transfers get their credit legs (pending rows of the destination, with
+ * their markers and outbox row) and their transfer its credit_seq, in the same statement.
+ * Returns the wallets written (the others lost a race and must be retried) and the credits made.
  */
+export interface WrittenDecisions {
+  /** The wallets written; the others lost a race and must be retried. */
+  won: ReadonlySet<number>;
+  /** For each applied transfer debit: its wallet and the wallet whose credit leg was reserved. */
+  credited: readonly { from: number; to: number }[];
+}
+
 export async function writeDecisions(
   db: CommonQueryMethods,
   decisions: readonly WalletDecision[],
   staleMarkers: readonly PendingMarker[] = [],
-): Promise<ReadonlySet<number>> {
-  if (decisions.length === 0 && staleMarkers.length === 0) return new Set();
+): Promise<WrittenDecisions> {
+  if (decisions.length === 0 && staleMarkers.length === 0) return { won: new Set(), credited: [] };
   const expected = [...decisions]
     .sort((a, b) => a.walletId - b.walletId)
     .map((decision) => [decision.walletId, decision.expectedVersion, decision.balance, decision.lastRefno]);
@@ -129,8 +148,8 @@ export async function writeDecisions(
           'applied',
           null,
           outcome.refno,
-          centsToDecimal(outcome.oldBalance),
-          centsToDecimal(outcome.newBalance),
+          unitsToDecimal(outcome.oldBalance),
+          unitsToDecimal(outcome.newBalance),
           null,
         ]
       : [
@@ -140,7 +159,7 @@ export async function writeDecisions(
           'rejected',
           outcome.reason,
           null,
-          centsToDecimal(outcome.seenBalance),
+          unitsToDecimal(outcome.seenBalance),
           null,
           outcome.afterRefno,
         ],
@@ -151,7 +170,11 @@ export async function writeDecisions(
   const markerTuples = [...covered, ...staleMarkers.map((marker) => [marker.walletId, marker.firstSeq, true])];
   const result = await db.one(sql.prepared(
     'wallet_apply_write',
-    z.object({ won: z.array(z.number()), consistent: z.boolean() }),
+    z.object({
+      won: z.array(z.number()),
+      credited: z.array(z.object({ from: z.number(), to: z.number() })),
+      consistent: z.boolean(),
+    }),
   )`
     WITH expected AS (
       SELECT * FROM ${sql.unnest(expected, ['int8', 'int8', 'numeric', 'int8'])} AS e (id, version, balance, last_refno)
@@ -173,7 +196,34 @@ export async function writeDecisions(
           void_key = CASE WHEN o.status = 'rejected' THEN NULL ELSE t.void_key END
       FROM outcome o
       WHERE t.wallet_id = o.wallet_id AND t.seq = o.seq AND t.status = 'pending'
-      RETURNING t.wallet_id, coalesce(t.id, transaction_id(t.wallet_id, t.seq)) AS id, t.voids, t.status
+      RETURNING t.wallet_id, coalesce(t.id, transaction_id(t.wallet_id, t.seq)) AS id, t.voids, t.status,
+                t.transfer_id
+    ), debited AS MATERIALIZED (
+      -- Applied debit legs of transfers: each gets its credit leg in this statement, so in the
+      -- database transaction that applied it (a rejected debit gets none, ever).
+      -- One primary-key lookup per applied leg; a batch of ordinary transactions reads no transfer.
+      SELECT tr.id, tr.from_wallet, tr.to_wallet, tr.amount, tr.labels, tr.description,
+             nextval(pg_get_serial_sequence('transactions', 'seq')) AS seq
+      FROM recorded r CROSS JOIN LATERAL (
+        SELECT * FROM transfers tr WHERE tr.id = r.transfer_id AND tr.from_wallet = r.wallet_id
+      ) tr
+      WHERE r.transfer_id IS NOT NULL AND r.status = 'applied'
+    ), credited AS (
+      INSERT INTO transactions (wallet_id, seq, amount, fingerprint, labels, description, transfer_id)
+      OVERRIDING SYSTEM VALUE
+      SELECT to_wallet, seq, amount, 'transfer:' || id || ':credit', labels, description, id FROM debited
+      RETURNING wallet_id, seq, labels
+    ), credit_marked AS (
+      INSERT INTO pending_reservations (wallet_id, first_seq, last_seq)
+      SELECT wallet_id, min(seq), max(seq) FROM credited GROUP BY wallet_id
+    ), credit_announced AS (
+      INSERT INTO outbox (kind, wallet_ids, seqs, labels)
+      SELECT 'transactions_reserved', array_agg(wallet_id ORDER BY seq), array_agg(seq ORDER BY seq),
+             jsonb_agg(DISTINCT labels) FILTER (WHERE labels <> '{}'::jsonb)
+      FROM credited HAVING count(*) > 0
+    ), credit_linked AS (
+      UPDATE transfers tr SET credit_seq = d.seq FROM debited d WHERE tr.id = d.id AND tr.credit_seq IS NULL
+      RETURNING tr.id
     ), voided AS (
       UPDATE transactions t SET status = 'voided', voided_by = r.id
       FROM recorded r
@@ -191,11 +241,13 @@ export async function writeDecisions(
       FROM outcome o HAVING count(*) > 0
     )
     SELECT coalesce((SELECT array_agg(id) FROM won), '{}') AS won,
+      (SELECT coalesce(json_agg(json_build_object('from', from_wallet, 'to', to_wallet)), '[]') FROM debited) AS credited,
       CASE WHEN (SELECT count(*) FROM recorded) = (SELECT count(*) FROM outcome)
              AND (SELECT count(*) FROM voided) = (SELECT count(*) FROM recorded WHERE voids IS NOT NULL AND status = 'applied')
+             AND (SELECT count(*) FROM credit_linked) = (SELECT count(*) FROM debited)
         THEN true
-        ELSE wallet_assertion_failed('a pending transaction or a voided original was decided meanwhile')
+        ELSE wallet_assertion_failed('a pending transaction, a voided original or a transfer was decided meanwhile')
       END AS consistent
   `);
-  return new Set(result.won);
+  return { won: new Set(result.won), credited: result.credited };
 }

@@ -1,7 +1,7 @@
 /** audit: every rule of the ledger checked over the database (read-only), for operators, tests, the bench and the chaos run. */
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { centsToDecimal, MAX_BALANCE } from '../ledger/money.js';
+import { maxBalance, unitsToDecimal } from '../ledger/money.js';
 
 /** One broken rule: where (wallet, refno or transaction) and what the rows say. */
 export interface LedgerViolation {
@@ -23,8 +23,19 @@ export const LEDGER_RULES = [
   'refnos-contiguous',
   /** each applied row: oldbalance + amount = newbalance, and oldbalance is the previous newbalance (0 first). */
   'chain',
-  /** no balance is ever below zero, nor above the ledger's limit. */
+  /** no balance is ever below zero, and none is raised past its currency's cap but by a transfer's credit. */
   'balance-in-range',
+  /** every amount has at most the fractional digits of its wallet's currency. */
+  'amount-precision',
+  /**
+   * every transfer has its debit leg (-amount, in `from`); an applied debit has exactly one credit
+   * leg (+amount, in `to`), a pending or rejected one none; both wallets hold the transfer's
+   * currency; no leg is voided or rejected on the credit side; no transaction names a transfer it
+   * is not a leg of.
+   */
+  'transfer-legs',
+  /** per currency (whole-database audits): balances + transfer credits in flight = deposits - withdrawals. */
+  'money-conserved',
   /** a rejected row has a reason and no refno. */
   'rejection-shape',
   /**
@@ -69,7 +80,12 @@ const violationSchema = z.object({
 export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}): Promise<AuditReport> {
   const ofWallet = options.walletId === undefined ? sql.fragment`true` : sql.fragment`wallet_id = ${options.walletId}`;
   const ofThisWallet = options.walletId === undefined ? sql.fragment`true` : sql.fragment`w.id = ${options.walletId}`;
-  const maxBalance = centsToDecimal(MAX_BALANCE);
+  const ofTransfer =
+    options.walletId === undefined
+      ? sql.fragment`true`
+      : sql.fragment`(tr.from_wallet = ${options.walletId} OR tr.to_wallet = ${options.walletId})`;
+  const maxBalance2 = unitsToDecimal(maxBalance(2));
+  const maxBalance3 = unitsToDecimal(maxBalance(3));
   const run = async (db: CommonQueryMethods): Promise<AuditReport> => {
     // A replica cannot read the unlogged pending markers: there, that one rule is left out.
     const onReplica = await db.oneFirst(sql.type(z.object({ replica: z.boolean() }))`
@@ -95,18 +111,40 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
     const violations = await db.any(sql.type(violationSchema)`
       WITH tx AS (
         SELECT wallet_id, seq, coalesce(id, transaction_id(wallet_id, seq)) AS id, amount, status, reason, refno,
-               oldbalance, newbalance, after_refno, voids, voided_by, finalized
+               oldbalance, newbalance, after_refno, voids, voided_by, finalized, transfer_id
         FROM transactions WHERE ${ofWallet}
+      ), cap AS (
+        SELECT id AS wallet_id, minor_units,
+               CASE WHEN minor_units <= 2 THEN ${maxBalance2}::numeric ELSE ${maxBalance3}::numeric END AS max_balance
+        FROM wallets w WHERE ${ofThisWallet}
+      ), transfer_legs AS (
+        SELECT tr.id, tr.from_wallet, tr.to_wallet, tr.amount, tr.currency, tr.credit_seq,
+               d.amount AS debit_amount, d.status AS debit_status, d.transfer_id AS debit_transfer,
+               c.amount AS credit_amount, c.status AS credit_status, c.transfer_id AS credit_transfer,
+               fw.currency AS from_currency, tw.currency AS to_currency
+        FROM transfers tr
+        LEFT JOIN transactions d ON d.wallet_id = tr.from_wallet AND d.seq = tr.debit_seq
+        LEFT JOIN transactions c ON c.wallet_id = tr.to_wallet AND c.seq = tr.credit_seq
+        LEFT JOIN wallets fw ON fw.id = tr.from_wallet
+        LEFT JOIN wallets tw ON tw.id = tr.to_wallet
+        WHERE ${ofTransfer}
+      ), conservation AS (
+        SELECT w.currency, sum(w.balance) AS balances,
+               (SELECT coalesce(sum(t.amount), 0) FROM transactions t JOIN wallets tw ON tw.id = t.wallet_id
+                WHERE tw.currency = w.currency AND t.transfer_id IS NULL AND t.status IN ('applied', 'voided')) AS external,
+               (SELECT coalesce(sum(t.amount), 0) FROM transactions t JOIN wallets tw ON tw.id = t.wallet_id
+                WHERE tw.currency = w.currency AND t.transfer_id IS NOT NULL AND t.amount > 0 AND t.status = 'pending') AS in_flight
+        FROM wallets w WHERE ${options.walletId === undefined} GROUP BY w.currency
       ), applied AS (
         SELECT *, row_number() OVER w AS position, lag(newbalance) OVER w AS previous_newbalance
         FROM tx WHERE status IN ('applied', 'voided')
         WINDOW w AS (PARTITION BY wallet_id ORDER BY refno)
       ), wallet_totals AS (
-        SELECT w.id, w.balance, w.last_refno,
+        SELECT w.id, w.balance, w.last_refno, c.max_balance,
                coalesce(sum(a.amount), 0) AS total, count(a.refno) AS n, max(a.refno) AS max_refno
-        FROM wallets w LEFT JOIN applied a ON a.wallet_id = w.id
+        FROM wallets w JOIN cap c ON c.wallet_id = w.id LEFT JOIN applied a ON a.wallet_id = w.id
         WHERE ${ofThisWallet}
-        GROUP BY w.id
+        GROUP BY w.id, c.max_balance
       )
       SELECT 'settled' AS rule, wallet_id AS "walletId", NULL::bigint AS refno, id::text AS "transactionId",
              'still pending' AS detail
@@ -130,10 +168,18 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
       WHERE oldbalance + amount <> newbalance OR oldbalance <> coalesce(previous_newbalance, 0)
       UNION ALL
       SELECT 'balance-in-range', id, NULL, NULL, format('balance %s', balance)
-      FROM wallet_totals WHERE balance < 0 OR balance > ${maxBalance}::numeric
+      FROM wallet_totals WHERE balance < 0
       UNION ALL
-      SELECT 'balance-in-range', wallet_id, refno, id::text, format('newbalance %s', newbalance)
-      FROM applied WHERE newbalance < 0 OR newbalance > ${maxBalance}::numeric
+      -- Past the cap only by a transfer's credit (never rejected: the money left the source already);
+      -- anything else that raises a balance past it breaks the rule. Withdrawals may follow.
+      SELECT 'balance-in-range', a.wallet_id, a.refno, a.id::text, format('newbalance %s', a.newbalance)
+      FROM applied a JOIN cap c USING (wallet_id)
+      WHERE a.newbalance < 0
+         OR (a.newbalance > c.max_balance AND a.amount > 0 AND a.transfer_id IS NULL)
+      UNION ALL
+      SELECT 'amount-precision', t.wallet_id, t.refno, t.id::text,
+             format('amount %s has more than the %s fractional digits of its currency', t.amount, c.minor_units)
+      FROM tx t JOIN cap c USING (wallet_id) WHERE t.amount <> round(t.amount, c.minor_units)
       UNION ALL
       SELECT 'rejection-shape', wallet_id, refno, id::text, format('rejected with refno %s, reason %s', refno, reason)
       FROM tx WHERE status = 'rejected' AND (refno IS NOT NULL OR reason IS NULL)
@@ -145,6 +191,7 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
       LEFT JOIN tx original ON r.reason = 'not_voidable' AND original.wallet_id = r.wallet_id
                            AND original.seq = transaction_seq_of(r.voids)
       LEFT JOIN applied voider ON voider.wallet_id = r.wallet_id AND voider.id = original.voided_by
+      JOIN cap c ON c.wallet_id = r.wallet_id
       CROSS JOIN LATERAL (SELECT CASE
         WHEN r.after_refno > 0 AND before.refno IS NULL
           THEN format('follows refno %s, which is not an applied transaction', r.after_refno)
@@ -158,7 +205,7 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
                       next.finalized)
         WHEN r.reason = 'insufficient_funds' AND r.oldbalance + r.amount >= 0
           THEN format('balance %s covers amount %s', r.oldbalance, r.amount)
-        WHEN r.reason = 'balance_limit_exceeded' AND r.oldbalance + r.amount <= ${maxBalance}::numeric
+        WHEN r.reason = 'balance_limit_exceeded' AND r.oldbalance + r.amount <= c.max_balance
           THEN format('balance %s + amount %s is within the limit', r.oldbalance, r.amount)
         WHEN r.reason = 'not_voidable' AND (voider.refno IS NULL OR voider.refno > r.after_refno)
           THEN format('its original was still applied after refno %s', r.after_refno)
@@ -178,6 +225,34 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
              coalesce(o.status, 'missing'))
       FROM applied v LEFT JOIN tx o ON o.wallet_id = v.wallet_id AND o.seq = transaction_seq_of(v.voids)
       WHERE v.voids IS NOT NULL AND (o.status IS DISTINCT FROM 'voided' OR o.voided_by IS DISTINCT FROM v.id)
+      UNION ALL
+      SELECT 'transfer-legs', l.from_wallet, NULL, l.id::text, judged.problem
+      FROM transfer_legs l CROSS JOIN LATERAL (SELECT CASE
+        WHEN l.debit_transfer IS DISTINCT FROM l.id THEN 'its debit leg is missing'
+        WHEN l.debit_amount <> -l.amount THEN format('a debit leg of %s for a transfer of %s', l.debit_amount, l.amount)
+        WHEN l.from_currency IS DISTINCT FROM l.currency OR l.to_currency IS DISTINCT FROM l.currency
+          THEN format('%s moved from a wallet of %s to a wallet of %s', l.currency, l.from_currency, l.to_currency)
+        WHEN l.debit_status IN ('applied', 'voided') AND l.credit_seq IS NULL
+          THEN 'its debit was applied, but it has no credit leg'
+        WHEN l.debit_status NOT IN ('applied', 'voided') AND l.credit_seq IS NOT NULL
+          THEN format('its debit is %s, but it has a credit leg', l.debit_status)
+        WHEN l.credit_seq IS NOT NULL AND l.credit_transfer IS DISTINCT FROM l.id THEN 'its credit leg is missing'
+        WHEN l.credit_amount <> l.amount THEN format('a credit leg of %s for a transfer of %s', l.credit_amount, l.amount)
+        WHEN l.credit_status = 'rejected' THEN 'its credit leg was rejected'
+        WHEN 'voided' IN (l.debit_status, l.credit_status) THEN 'a leg was voided on its own'
+      END AS problem) AS judged
+      WHERE judged.problem IS NOT NULL
+      UNION ALL
+      SELECT 'transfer-legs', t.wallet_id, t.refno, t.id::text,
+             format('names transfer %s, but is neither its debit nor its credit leg', t.transfer_id)
+      FROM tx t LEFT JOIN transfers tr ON tr.id = t.transfer_id
+      WHERE t.transfer_id IS NOT NULL AND NOT coalesce(
+        (tr.from_wallet = t.wallet_id AND tr.debit_seq = t.seq) OR (tr.to_wallet = t.wallet_id AND tr.credit_seq = t.seq), false)
+      UNION ALL
+      SELECT 'money-conserved', 0, NULL, NULL,
+             format('%s: balances %s + transfer credits in flight %s, but deposits minus withdrawals %s',
+                    currency, balances, in_flight, external)
+      FROM conservation WHERE balances + in_flight <> external
       ORDER BY 2, 3 NULLS FIRST, 1
     `);
     return {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parseAmount } from '../ledger/money.js';
+import { currencyOf } from '../ledger/currency.js';
+import { parseAmount, UNIT_SCALE } from '../ledger/money.js';
 
 /**
  * Field rules shared by every entry point. Postgres text cannot hold NUL, and jsonb rejects
@@ -48,22 +49,38 @@ export const VOID_FINGERPRINT_PREFIX = 'void:';
 export const defaultVoidFingerprint = (originalId: string) => `${VOID_FINGERPRINT_PREFIX}${originalId}`;
 export const RESERVED_FINGERPRINT_REASON = `must not start with "${VOID_FINGERPRINT_PREFIX}" (reserved for voids)`;
 
+/** `transfer:<transfer id>:debit` and `:credit` are the fingerprints of a transfer's legs. */
+export const TRANSFER_FINGERPRINT_PREFIX = 'transfer:';
+export const RESERVED_TRANSFER_FINGERPRINT_REASON = `must not start with "${TRANSFER_FINGERPRINT_PREFIX}" (reserved for the legs of transfers)`;
+
 /** The fingerprint of a plain (non-void) transaction. */
-export const transactionFingerprintSchema = fingerprintSchema.refine(
-  (fingerprint) => !fingerprint.startsWith(VOID_FINGERPRINT_PREFIX),
-  RESERVED_FINGERPRINT_REASON,
-);
+export const transactionFingerprintSchema = fingerprintSchema
+  .refine((fingerprint) => !fingerprint.startsWith(VOID_FINGERPRINT_PREFIX), RESERVED_FINGERPRINT_REASON)
+  .refine((fingerprint) => !fingerprint.startsWith(TRANSFER_FINGERPRINT_PREFIX), RESERVED_TRANSFER_FINGERPRINT_REASON);
 export const descriptionSchema = storableText(1024);
 
-/** A JSON number or decimal string; becomes exact cents. */
+/**
+ * A JSON number or decimal string; becomes exact units. The body is read before its wallet, so
+ * this takes any amount some currency allows (up to 3 fractional digits); the wallet's own rule is
+ * checked once its currency is known (`checkAmountPrecision`, precision.ts). An amount no currency allows is
+ * described by the 2-digit rule, the rule of most currencies (and of every wallet before them).
+ */
 export const amountSchema = z.union([z.number(), z.string()]).transform((input, context) => {
-  const parsed = parseAmount(input);
+  const parsed = parseAmount(input, UNIT_SCALE);
   if (!parsed.ok) {
-    context.addIssue({ code: 'custom', message: parsed.message });
+    const usual = parseAmount(input, 2);
+    context.addIssue({ code: 'custom', message: usual.ok ? parsed.message : usual.message });
     return z.NEVER;
   }
-  return parsed.cents;
+  return parsed.units;
 });
+
+/** An ISO 4217 alphabetic code that Intl knows (and whose minor units the ledger holds). */
+export const currencySchema = z
+  .string()
+  .regex(/^[A-Z]{3}$/, { message: 'must be an ISO 4217 alphabetic code such as EUR', abort: true })
+  .refine((code) => currencyOf(code) !== null, 'is not a known ISO 4217 currency')
+  .transform((code) => currencyOf(code)!);
 
 /**
  * Path ids of bigint identity columns (wallets, webhook subscriptions): a positive integer the

@@ -13,7 +13,7 @@ export interface OutboxItem {
   /** The transaction's place in the row (1, 2, ...); null for rows that name no transactions. */
   ordinal: number | null;
   rowCreated: string;
-  wallet: { id: number; externalId: string; labels: Record<string, string>; created: string } | null;
+  wallet: { id: number; externalId: string; labels: Record<string, string>; created: string; currency: string } | null;
   transaction: {
     id: string;
     walletId: number;
@@ -87,6 +87,7 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
             id: number(wallet.id),
             externalId: wallet.externalId,
             labels: wallet.labels,
+            currency: wallet.currency,
             created: wallet.created,
           }),
           created: wallet.created,

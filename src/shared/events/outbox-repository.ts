@@ -26,6 +26,7 @@ const itemRowSchema = z.object({
   walletExternalId: z.string().nullable(),
   walletLabels: z.record(z.string(), z.string()).nullable(),
   walletCreated: z.string().nullable(),
+  walletCurrency: z.string().nullable(),
   transactionId: z.string().nullable(),
   transactionWalletId: z.number().nullable(),
   amount: z.string().nullable(),
@@ -57,6 +58,7 @@ const itemRowSchema = z.object({
 const itemsOfRows = sql.fragment`
   SELECT r.kind, r.xid::text AS xid, r.id AS row, x.ordinal::int AS ordinal, r.created AS "rowCreated",
          w.id AS "walletId", w.external_id AS "walletExternalId", w.labels AS "walletLabels", w.created AS "walletCreated",
+         w.currency AS "walletCurrency",
          coalesce(t.id, transaction_id(t.wallet_id, t.seq)) AS "transactionId", t.wallet_id AS "transactionWalletId",
          t.amount::text AS amount, t.fingerprint,
          t.labels, t.description, t.status, t.voids, t.created, t.refno, t.oldbalance::text AS oldbalance,
@@ -86,6 +88,7 @@ function toItems(rows: readonly z.infer<typeof itemRowSchema>[]): OutboxItem[] {
             externalId: row.walletExternalId ?? '',
             labels: row.walletLabels ?? {},
             created: row.walletCreated ?? '',
+            currency: row.walletCurrency ?? '',
           },
     transaction:
       row.transactionId === null

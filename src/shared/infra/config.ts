@@ -116,6 +116,21 @@ export const configSchema = z
       .transform((value) => value === 'true'),
     /** How often subscriptions whose retries ran out get another round (and old events are cleaned up). */
     WEBHOOK_SWEEP_INTERVAL_MS: integer(60_000, 100),
+    /**
+     * The currency (ISO 4217 code) of a wallet created without one, and of every wallet that existed
+     * before currencies (migration 006). Checked against Intl's list at start.
+     */
+    DEFAULT_CURRENCY: z.preprocess(
+      unsetIfBlank,
+      z
+        .string()
+        .default('EUR')
+        // infra imports no ledger code: the same list that src/shared/ledger/currency.ts reads.
+        .refine(
+          (code) => /^[A-Z]{3}$/.test(code) && Intl.supportedValuesOf('currency').includes(code),
+          'must be an ISO 4217 code that Intl knows, such as EUR',
+        ),
+    ),
     /** How old (since it was posted) a transaction may be and still be voided. */
     VOID_WINDOW_HOURS: positive(24),
     SHUTDOWN_TIMEOUT_MS: integer(25_000, 0),

@@ -29,11 +29,29 @@ export async function listMigrationFiles(dir = MIGRATIONS_DIR): Promise<string[]
   return names.filter((name) => /^\d+_[\w-]+\.sql$/.test(name)).sort();
 }
 
+/**
+ * What a migration may need from the deployment's settings: the currency (and its minor units)
+ * that migration 006 gives wallets created before currencies. Without it, EUR with 2.
+ */
+export interface MigrationSettings {
+  defaultCurrency?: { code: string; minorUnits: number };
+}
+
 /** Applies the migrations not yet applied. Safe to run again, and from several processes at once. */
-export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR): Promise<MigrationResult> {
+export async function migrate(
+  databaseUrl: string,
+  dir = MIGRATIONS_DIR,
+  settings: MigrationSettings = {},
+): Promise<MigrationResult> {
   const files = await listMigrationFiles(dir);
   return withClient(databaseUrl, async (client) => {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    if (settings.defaultCurrency) {
+      await client.query(
+        "SELECT set_config('wallet.default_currency', $1, false), set_config('wallet.default_minor_units', $2, false)",
+        [settings.defaultCurrency.code, String(settings.defaultCurrency.minorUnits)],
+      );
+    }
     try {
       await client.query(
         'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',

@@ -1,20 +1,27 @@
-/** ledger: exact money in cents (money.ts) and the rule that applies or rejects each pending transaction; no I/O. */
-import { MAX_BALANCE, type Cents } from './money.js';
+/** ledger: exact money in units (money.ts), currencies (currency.ts) and the rule that applies or rejects each pending transaction; no I/O. */
+import { MAX_BALANCE, type Units } from './money.js';
 
 /** The rules for moving a wallet's balance, applied to its pending transactions in order. */
 
 export type RejectionReason = 'insufficient_funds' | 'balance_limit_exceeded' | 'not_voidable';
 
 export interface WalletLedgerState {
-  balance: Cents;
+  balance: Units;
   lastRefno: number;
+  /** The wallet's balance cap (money.ts maxBalance of its currency); MAX_BALANCE when left out. */
+  maxBalance?: Units;
 }
 
 export interface PendingEntry {
   id: string;
-  amount: Cents;
+  amount: Units;
   /** For a reversal: the transaction it voids, and whether that one is still applied. */
   voids?: { id: string; stillApplied: boolean };
+  /**
+   * The credit leg of a transfer whose debit was applied: it is never rejected, since the money
+   * has left the source already (the balance cap does not hold it back; docs/design.md, Transfers).
+   */
+  transferCredit?: boolean;
 }
 
 /**
@@ -23,8 +30,8 @@ export interface PendingEntry {
  * rows can prove that it was deserved.
  */
 export type Outcome =
-  | { id: string; status: 'applied'; refno: number; oldBalance: Cents; newBalance: Cents; voids?: string }
-  | { id: string; status: 'rejected'; reason: RejectionReason; seenBalance: Cents; afterRefno: number };
+  | { id: string; status: 'applied'; refno: number; oldBalance: Units; newBalance: Units; voids?: string }
+  | { id: string; status: 'rejected'; reason: RejectionReason; seenBalance: Units; afterRefno: number };
 
 export interface LedgerResult {
   outcomes: Outcome[];
@@ -47,7 +54,7 @@ export function decide(state: WalletLedgerState, entry: PendingEntry): { outcome
   if (entry.voids && !entry.voids.stillApplied) return reject('not_voidable');
   const newBalance = state.balance + entry.amount;
   if (newBalance < 0n) return reject('insufficient_funds');
-  if (newBalance > MAX_BALANCE) return reject('balance_limit_exceeded');
+  if (newBalance > (state.maxBalance ?? MAX_BALANCE) && !entry.transferCredit) return reject('balance_limit_exceeded');
   const refno = state.lastRefno + 1;
   return {
     outcome: {
@@ -58,7 +65,7 @@ export function decide(state: WalletLedgerState, entry: PendingEntry): { outcome
       newBalance,
       ...(entry.voids ? { voids: entry.voids.id } : {}),
     },
-    state: { balance: newBalance, lastRefno: refno },
+    state: { ...state, balance: newBalance, lastRefno: refno },
   };
 }
 

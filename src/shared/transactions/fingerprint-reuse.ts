@@ -1,4 +1,4 @@
-import { decimalToCents } from '../ledger/money.js';
+import { decimalToUnits } from '../ledger/money.js';
 import type { NewTransaction, TransactionRow } from './transaction-repository.js';
 
 /** What a request asked to reserve: the fields that make it the same request, not a new one. */
@@ -24,8 +24,8 @@ export function isReplayOf(existing: TransactionRow, request: ReplayCandidate): 
 }
 
 function sameAmount(a: string, b: string): boolean {
-  const cents = decimalToCents(a);
-  return cents !== null && cents === decimalToCents(b);
+  const cents = decimalToUnits(a);
+  return cents !== null && cents === decimalToUnits(b);
 }
 
 function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {

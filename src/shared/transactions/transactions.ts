@@ -3,7 +3,9 @@ import { UniqueIntegrityConstraintViolationError, type CommonQueryMethods } from
 import { DuplicateFingerprintError, FingerprintReusedError } from './conflicts.js';
 import { isReplayOf } from './fingerprint-reuse.js';
 import { NotFoundError } from '../domain/errors.js';
-import { centsToDecimal, type Cents } from '../ledger/money.js';
+import { fractionDigitsOf, unitsToDecimal, type Units } from '../ledger/money.js';
+import { checkAmountPrecision } from '../domain/precision.js';
+import { WalletCurrencies } from '../wallets/wallets.js';
 import { GroupCommitter, type GroupCommitOptions, type ItemResult } from '../infra/group-commit.js';
 import { enqueueApply, enqueueApplyMany, type ApplyQueue } from '../infra/queue.js';
 import {
@@ -18,7 +20,7 @@ import { recordReserved } from '../telemetry/metrics.js';
 import { currentTraceparent, inSpan } from '../telemetry/tracing.js';
 
 export interface TransactionRequest {
-  amount: Cents;
+  amount: Units;
   fingerprint: string;
   labels: Record<string, string>;
   description: string | null;
@@ -57,11 +59,13 @@ interface ReservationRequest extends TransactionRequest {
 export class TransactionReserver {
   private readonly groups: GroupCommitter<ReservationRequest, TransactionRow>;
   private readonly enqueues: GroupCommitter<number, true>;
+  private readonly currencies: WalletCurrencies;
 
   constructor(
     private readonly deps: { db: CommonQueryMethods; queue: ApplyQueue },
     options: GroupCommitOptions = RESERVATION_GROUPS,
   ) {
+    this.currencies = new WalletCurrencies(deps.db);
     this.groups = new GroupCommitter((group) => this.reserveGroup(group), options);
     this.enqueues = new GroupCommitter(async (walletIds) => {
       await enqueueApplyMany(this.deps.queue, [...new Set(walletIds)]);
@@ -71,6 +75,12 @@ export class TransactionReserver {
 
   reserve(walletId: number, request: TransactionRequest): Promise<Reservation> {
     return inSpan('wallet.reserve', { attributes: { 'wallet.id': walletId } }, async (span) => {
+      // A whole amount suits every currency; one with a fraction must suit the wallet's. An
+      // unknown wallet is left to the reservation, which answers 404 as it always did.
+      if (fractionDigitsOf(request.amount) > 0) {
+        const currency = (await this.currencies.of([walletId])).get(walletId);
+        if (currency) checkAmountPrecision(request.amount, currency);
+      }
       const transaction = await this.groups.submit({ ...request, walletId, traceContext: currentTraceparent() });
       span.setAttribute('wallet.transaction.id', transaction.id);
       recordReserved();
@@ -80,7 +90,7 @@ export class TransactionReserver {
   }
 
   private async reserveGroup(group: readonly ReservationRequest[]): Promise<ItemResult<TransactionRow>[]> {
-    const rows = group.map((request) => ({ ...request, amount: centsToDecimal(request.amount) }));
+    const rows = group.map((request) => ({ ...request, amount: unitsToDecimal(request.amount) }));
     const reserved = await insertPendingTransactions(this.deps.db, rows).catch((error: unknown) => {
       // A concurrent request took one of the fingerprints since the check: now it is committed,
       // the same statement skips it (and the request learns of it below).
@@ -117,7 +127,7 @@ export class TransactionReserver {
 
 /** Why a request reserved nothing: its fingerprint is taken, else its wallet does not exist. */
 function refusal(request: ReservationRequest, existing: TransactionRow | undefined): Error {
-  if (existing) return fingerprintConflict(existing, { ...request, amount: centsToDecimal(request.amount) });
+  if (existing) return fingerprintConflict(existing, { ...request, amount: unitsToDecimal(request.amount) });
   return new NotFoundError(`wallet ${request.walletId} does not exist`);
 }
 

@@ -1,8 +1,14 @@
 import { UniqueIntegrityConstraintViolationError, type CommonQueryMethods } from 'slonik';
 import { NotVoidableError, VoidExistsError } from './conflicts.js';
 import { RuleViolationError, ValidationError } from '../domain/errors.js';
-import { defaultVoidFingerprint, RESERVED_FINGERPRINT_REASON, VOID_FINGERPRINT_PREFIX } from '../domain/validation.js';
-import { decimalToCents, centsToDecimal } from '../ledger/money.js';
+import {
+  defaultVoidFingerprint,
+  RESERVED_FINGERPRINT_REASON,
+  RESERVED_TRANSFER_FINGERPRINT_REASON,
+  TRANSFER_FINGERPRINT_PREFIX,
+  VOID_FINGERPRINT_PREFIX,
+} from '../domain/validation.js';
+import { decimalToUnits, unitsToDecimal } from '../ledger/money.js';
 import type { ApplyQueue } from '../infra/queue.js';
 import {
   findTransactionByFingerprint,
@@ -61,8 +67,15 @@ async function reserveReversal(
       },
     ]);
   }
+  if (fingerprint.startsWith(TRANSFER_FINGERPRINT_PREFIX)) {
+    throw new ValidationError('the request body is invalid', [
+      { name: 'fingerprint', reason: RESERVED_TRANSFER_FINGERPRINT_REASON },
+    ]);
+  }
   const original = await getTransaction(deps.db, walletId, originalId);
   if (original.voids) throw new NotVoidableError(original, 'it is itself a reversal');
+  // A leg alone would break its transfer (money would appear or vanish): legs are never voided.
+  if (original.transferId) throw new NotVoidableError(original, `it is a leg of transfer ${original.transferId}`);
   // Idempotent per original: a retry meets the reversal it made, whatever fingerprint it carries.
   const live = await findVoidOf(deps.db, originalId);
   if (live) throw new VoidExistsError(live);
@@ -79,7 +92,7 @@ async function reserveReversal(
   const reason = request.reason ?? null;
   const transaction: NewTransaction = {
     walletId,
-    amount: centsToDecimal(-decimalToCents(original.amount)!),
+    amount: unitsToDecimal(-decimalToUnits(original.amount)!),
     fingerprint,
     labels: reason ? { voids: originalId, reason } : { voids: originalId },
     description: `void of ${originalId}${reason ? `: ${reason}` : ''}`,

@@ -1,6 +1,7 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import { hasAllLabels, whereAll } from '../infra/sql-conditions.js';
+import type { Currency } from '../ledger/currency.js';
 
 /** Data access for the wallets table. */
 
@@ -11,23 +12,26 @@ export const walletRowSchema = z.object({
   externalId: z.string(),
   labels: labelsSchema,
   balance: z.string(),
+  currency: z.string(),
+  minorUnits: z.number(),
   created: z.string(),
 });
 export type WalletRow = z.infer<typeof walletRowSchema>;
 
-const walletColumns = sql.fragment`id, external_id AS "externalId", labels, balance::text AS balance, created`;
+const walletColumns = sql.fragment`id, external_id AS "externalId", labels, balance::text AS balance, currency, minor_units AS "minorUnits", created`;
 
 export interface NewWallet {
   externalId: string;
   labels: Record<string, string>;
+  currency: Currency;
 }
 
 /** Inserts the wallet and its outbox row (a WalletCreated event) in one statement; null when its externalId is taken. */
 export async function insertWallet(db: CommonQueryMethods, wallet: NewWallet): Promise<WalletRow | null> {
   return db.maybeOne(sql.type(walletRowSchema)`
     WITH created AS (
-      INSERT INTO wallets (external_id, labels)
-      VALUES (${wallet.externalId}, ${sql.jsonb(wallet.labels)})
+      INSERT INTO wallets (external_id, labels, currency, minor_units)
+      VALUES (${wallet.externalId}, ${sql.jsonb(wallet.labels)}, ${wallet.currency.code}, ${wallet.currency.minorUnits})
       ON CONFLICT (external_id) DO NOTHING
       RETURNING *
     ), announced AS (
@@ -63,4 +67,15 @@ export async function findWalletsByLabels(
   return db.any(sql.type(walletRowSchema)`
     SELECT ${walletColumns} FROM wallets ${where} ORDER BY id DESC LIMIT ${filter.limit}
   `);
+}
+
+/** The currency of each of the wallets that exist among `ids`. */
+export async function findWalletCurrencies(
+  db: CommonQueryMethods,
+  ids: readonly number[],
+): Promise<ReadonlyMap<number, Currency>> {
+  const rows = await db.any(sql.type(z.object({ id: z.number(), code: z.string(), minorUnits: z.number() }))`
+    SELECT id, currency AS code, minor_units AS "minorUnits" FROM wallets WHERE id = ANY(${sql.array(ids, 'int8')})
+  `);
+  return new Map(rows.map(({ id, code, minorUnits }) => [id, { code, minorUnits }]));
 }

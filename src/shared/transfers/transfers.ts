@@ -1,0 +1,163 @@
+/** transfers: money moved between two wallets of one currency, as a debit leg and a credit leg (docs/design.md, Transfers). */
+import type { CommonQueryMethods } from 'slonik';
+import { ConflictError, NotFoundError, RuleViolationError, ValidationError } from '../domain/errors.js';
+import { checkAmountPrecision } from '../domain/precision.js';
+import { enqueueApply, type ApplyQueue } from '../infra/queue.js';
+import { unitsToDecimal, decimalToUnits, type Units } from '../ledger/money.js';
+import { currentTraceparent, inSpan } from '../telemetry/tracing.js';
+import type { WalletCurrencies } from '../wallets/wallets.js';
+import {
+  findTransferByFingerprint,
+  findTransferById,
+  findWalletTransfers,
+  insertTransfer,
+  type TransferRow,
+} from './transfer-repository.js';
+
+export interface TransferRequest {
+  from: number;
+  to: number;
+  amount: Units;
+  fingerprint: string;
+  labels: Record<string, string>;
+  description: string | null;
+}
+
+export interface TransferReservation {
+  transfer: TransferRow;
+  /** False when the queue could not be reached; the sweeper enqueues the source wallet later. */
+  enqueued: boolean;
+}
+
+/** The transfer's fingerprint was used before by the same request: answered with the transfer it made. */
+export class DuplicateTransferFingerprintError extends ConflictError {
+  constructor(readonly existing: TransferRow) {
+    super(`this fingerprint is already used by transfer ${existing.id} (${existing.status})`);
+  }
+}
+
+/** Same request: same wallets, exact amount, label set and description. */
+export function isTransferReplay(existing: TransferRow, request: TransferRequest): boolean {
+  const labels = (l: Record<string, string>) => JSON.stringify(Object.entries(l).sort(([a], [b]) => (a < b ? -1 : 1)));
+  return (
+    existing.from === request.from &&
+    existing.to === request.to &&
+    decimalToUnits(existing.amount) === request.amount &&
+    labels(existing.labels) === labels(request.labels) &&
+    existing.description === request.description
+  );
+}
+
+/**
+ * The rules a transfer must pass before anything is reserved: two different wallets that exist,
+ * of one currency, and a positive amount within that currency's minor units.
+ */
+export async function checkTransfer(currencies: WalletCurrencies, request: TransferRequest) {
+  if (request.from === request.to) {
+    throw new ValidationError('the request body is invalid', [
+      { name: 'to', reason: 'must be another wallet than from' },
+    ]);
+  }
+  if (request.amount <= 0n) {
+    throw new ValidationError('the request body is invalid', [
+      { name: 'amount', reason: 'a transfer amount must be positive (it moves money from `from` to `to`)' },
+    ]);
+  }
+  const known = await currencies.of([request.from, request.to]);
+  const from = known.get(request.from);
+  const to = known.get(request.to);
+  if (!from) throw new NotFoundError(`wallet ${request.from} does not exist`);
+  if (!to) throw new NotFoundError(`wallet ${request.to} does not exist`);
+  if (from.code !== to.code) {
+    throw new RuleViolationError(
+      `wallet ${request.from} holds ${from.code} and wallet ${request.to} holds ${to.code}: a transfer moves one currency`,
+      'currency-mismatch',
+    );
+  }
+  // One code can carry different minor units (wallets from before currencies keep 2 digits), and
+  // the credit leg is never checked again: the amount must fit both wallets.
+  checkAmountPrecision(request.amount, from);
+  checkAmountPrecision(request.amount, to);
+  return from;
+}
+
+/**
+ * Reserves the transfer with its debit leg, then nudges the source wallet's queue (through the
+ * per-wallet enqueue, like every transaction). The worker applies the debit with the overdraft
+ * rule; the statement that applies it reserves the credit leg and the worker enqueues the
+ * destination. Traced as `wallet.transfer`.
+ */
+export function reserveTransfer(
+  deps: { db: CommonQueryMethods; queue: ApplyQueue; currencies: WalletCurrencies },
+  request: TransferRequest,
+): Promise<TransferReservation> {
+  const attributes = { 'wallet.transfer.from': request.from, 'wallet.transfer.to': request.to };
+  return inSpan('wallet.transfer', { attributes }, async (span) => {
+    const currency = await checkTransfer(deps.currencies, request);
+    const reserved = await insertTransfer(deps.db, {
+      ...request,
+      amount: unitsToDecimal(request.amount),
+      currency: currency.code,
+      traceContext: currentTraceparent(),
+    });
+    if (!reserved) {
+      const existing = await findTransferByFingerprint(deps.db, request.fingerprint);
+      // Transfers are never deleted: a taken fingerprint has its transfer.
+      if (!existing) throw new Error(`transfer fingerprint ${request.fingerprint} conflicted but is missing`);
+      throw isTransferReplay(existing, request)
+        ? new DuplicateTransferFingerprintError(existing)
+        : new TransferFingerprintReusedError();
+    }
+    span.setAttribute('wallet.transfer.id', reserved.id);
+    const enqueued = await enqueueApply(deps.queue, request.from).then(
+      () => true,
+      () => false,
+    );
+    return { transfer: reserved, enqueued };
+  });
+}
+
+/** A transfer's fingerprint taken by a different request: nothing about it is disclosed. */
+export class TransferFingerprintReusedError extends ConflictError {
+  constructor() {
+    super('this fingerprint is already used by a different transfer; choose another fingerprint');
+  }
+}
+
+export function isTransferFinal(transfer: TransferRow): boolean {
+  return transfer.status !== 'pending';
+}
+
+export async function getTransfer(db: CommonQueryMethods, id: string): Promise<TransferRow> {
+  const transfer = await findTransferById(db, id);
+  if (!transfer) throw new NotFoundError(`transfer ${id} does not exist`);
+  return transfer;
+}
+
+export async function getTransferByFingerprint(db: CommonQueryMethods, fingerprint: string): Promise<TransferRow> {
+  const transfer = await findTransferByFingerprint(db, fingerprint);
+  if (!transfer) throw new NotFoundError(`no transfer has fingerprint ${fingerprint}`);
+  return transfer;
+}
+
+/** A page of a wallet's transfers (either side), newest first; the cursor is the last one's seq. */
+export async function listWalletTransfers(
+  db: CommonQueryMethods,
+  currencies: WalletCurrencies,
+  walletId: number,
+  page: { cursor: string | null; limit: number },
+): Promise<{ items: readonly TransferRow[]; nextCursor: string | null }> {
+  if (!(await currencies.of([walletId])).has(walletId)) throw new NotFoundError(`wallet ${walletId} does not exist`);
+  let beforeSeq: number | null = null;
+  if (page.cursor !== null) {
+    if (!/^[1-9][0-9]{0,15}$/.test(page.cursor)) {
+      throw new ValidationError('the request query is invalid', [
+        { name: 'cursor', reason: 'is not a cursor of this listing' },
+      ]);
+    }
+    beforeSeq = Number(page.cursor);
+  }
+  const rows = await findWalletTransfers(db, walletId, { beforeSeq, limit: page.limit + 1 });
+  const items = rows.slice(0, page.limit);
+  return { items, nextCursor: rows.length > page.limit ? String(items.at(-1)!.seq) : null };
+}
