@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   FinalizationListener,
@@ -18,6 +20,7 @@ import {
   type ApplyQueue,
 } from '../../src/shared/infra/queue.js';
 import { Cluster, createRedis, isCluster, type RedisClient } from '../../src/shared/infra/redis.js';
+import { startWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
 import { REDIS_CLUSTER } from '../support/redis-topologies.js';
 import { createTestEnv, silentLogger, startTestApi, waitUntil, type TestEnv } from '../support/test-env.js';
@@ -32,7 +35,8 @@ let redis: RedisClient;
 let queue: ApplyQueue;
 
 beforeAll(async () => {
-  env = await createTestEnv('cluster_redis', REDIS_CLUSTER.env);
+  // Webhooks below go to a receiver on 127.0.0.1.
+  env = await createTestEnv('cluster_redis', { ...REDIS_CLUSTER.env, WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true' });
   redis = createRedis(env.config, 'test-cluster', silentLogger);
   queue = createApplyQueue(redis, env.config.QUEUE_PREFIX, queueLayout(env.config));
 });
@@ -166,4 +170,36 @@ describe('the rest of Redis on a cluster', () => {
       await api.close();
     }
   });
+
+  it('When a wallet is created with a webhook subscribed, then the worker relays the event to the stream and delivers it through the webhook queue', async () => {
+    const received: { type: string; walletid?: string }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        received.push(JSON.parse(body) as { type: string; walletid?: string });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const api = await startTestApi(env);
+    const worker = await startWorker({ ...env.config, METRICS_PORT: 0 }, silentLogger);
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const subscribed = await request(api.url, 'POST', '/webhooks', { json: { url, events: ['WalletCreated'] } });
+      expect(subscribed.status).toBe(201);
+      const wallet = await request(api.url, 'POST', '/wallets', { json: { externalId: 'cluster-webhook' } });
+      expect(wallet.status).toBe(201);
+      await waitUntil(
+        'the receiver got the WalletCreated event',
+        () => Promise.resolve(received.some((event) => event.walletid === String(wallet.body.id))),
+        20_000,
+      );
+      expect(received.find((event) => event.walletid === String(wallet.body.id))?.type).toBe('WalletCreated');
+    } finally {
+      await worker.close();
+      await api.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }, 30_000);
 });

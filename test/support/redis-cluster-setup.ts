@@ -20,7 +20,11 @@ export default async function setup(): Promise<(() => Promise<void>) | undefined
     () => false,
   );
   if (running) return undefined;
-  await run(SCRIPT, ['start']);
+  // A start cut short (a node left over from a killed run) gets one clean retry.
+  await run(SCRIPT, ['start']).catch(async () => {
+    await run(SCRIPT, ['stop']);
+    await run(SCRIPT, ['start']);
+  });
   return async () => {
     await run(SCRIPT, ['stop']);
   };
