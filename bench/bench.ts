@@ -8,14 +8,21 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
-import { deleteKeysWithPrefix } from '../src/shared/infra/redis.js';
+import { connectRedis, deleteKeysWithPrefix } from '../src/shared/infra/redis.js';
 import { dropDatabase } from '../src/shared/infra/migrate.js';
 import { connect } from './database.js';
 import { databaseUrl, parseOptions, type BenchOptions } from './options.js';
 import { measureCeilings, type CeilingResult } from './pgbench.js';
 import { runPhase, type Mode, type PhaseResult, type Scenario } from './phase.js';
-import { costComparisons, costTable, describePhase, summarize, summaryTable, walByTypeTables } from './report.js';
+import {
+  costComparisons,
+  costTable,
+  describePhase,
+  modelInputsTable,
+  summarize,
+  summaryTable,
+  walByTypeTables,
+} from './report.js';
 import { build, stopAll } from './service.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -43,7 +50,7 @@ function scenarios(options: BenchOptions): Scenario[] {
 /** Deletes every Redis key of the bench's queue prefixes. */
 async function obliterateQueues(redisUrl: string, prefixes: string[]): Promise<number> {
   if (prefixes.length === 0) return 0;
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+  const redis = connectRedis({ REDIS_URL: redisUrl, REDIS_CLUSTER_NODES: undefined }, { maxRetriesPerRequest: 3 });
   let deleted = 0;
   try {
     for (const prefix of prefixes) deleted += await deleteKeysWithPrefix(redis, prefix);
@@ -170,34 +177,45 @@ async function main(): Promise<void> {
       for (const { mode, steady } of plan) {
         const label = steady ? `${mode}-steady` : mode;
         if (options.modes.length > 0 && !options.modes.includes(label)) continue;
-        const short = `${mode === 'end-to-end' ? 'e2e' : mode}${steady ? '_steady' : ''}`;
-        const url = databaseUrl(options, `wallet_bench_${scenario.name}_${short}`);
-        const queuePrefix = `${runPrefix}-${scenario.name}-${short}`;
-        databases.add(url);
-        prefixes.push(queuePrefix);
-        console.log(`[bench] ${scenario.name} / ${label} ...`);
-        const phase = await runPhase({
-          scenario,
-          mode,
-          history: steady ? options.history : 0,
-          databaseUrl: url,
-          redisUrl: options.redisUrl,
-          queuePrefix,
-          runtime: options.runtime,
-          workers: options.workers,
-          concurrency: options.concurrency,
-          seed: options.seed,
-        });
-        phases.push(phase);
-        console.log(describePhase(phase));
+        // The reference has no queue; the service's phases run once per shard count.
+        for (const queueShards of mode === 'reference' ? [1] : options.queueShards) {
+          const short = `${mode === 'end-to-end' ? 'e2e' : mode}${steady ? '_steady' : ''}${queueShards > 1 ? `_${queueShards}shards` : ''}`;
+          const url = databaseUrl(options, `wallet_bench_${scenario.name}_${short}`);
+          const queuePrefix = `${runPrefix}-${scenario.name}-${short}`;
+          databases.add(url);
+          prefixes.push(queuePrefix);
+          console.log(
+            `[bench] ${scenario.name} / ${label}${queueShards > 1 ? `, ${queueShards} queue shards` : ''} ...`,
+          );
+          const phase = await runPhase({
+            scenario,
+            mode,
+            history: steady ? options.history : 0,
+            databaseUrl: url,
+            redisUrl: options.redisUrl,
+            queuePrefix,
+            runtime: options.runtime,
+            workers: options.workers,
+            concurrency: options.concurrency,
+            seed: options.seed,
+            queueShards,
+          });
+          phases.push(phase);
+          console.log(describePhase(phase));
+        }
       }
     }
 
-    const summaries = summarize(phases, ceilings);
+    // The comparisons with the reference take the service at the first shard count.
+    const compared = phases.filter(
+      (phase) => phase.mode === 'reference' || phase.queueShards === options.queueShards[0],
+    );
+    const summaries = summarize(compared, ceilings);
     console.log(`\n${summaryTable(summaries)}`);
-    const costs = costComparisons(phases);
+    const costs = costComparisons(compared);
     console.log(`\n${costTable(costs)}`);
-    console.log(`\n${walByTypeTables(phases)}`);
+    console.log(`\n${modelInputsTable(phases)}`);
+    console.log(`\n${walByTypeTables(compared)}`);
     console.log(
       '\napplied/s: n / (first POST to last finalized); reference: the synchronous design (bench/sync-reference.ts) under the same load; ' +
         'backlog/s: n / (worker spawned to last finalized), posted with no worker running.',

@@ -21,6 +21,8 @@ export interface BenchOptions {
   /** Only these scenarios and modes (all when empty). */
   scenarios: string[];
   modes: string[];
+  /** The service's phases run once per queue shard count (QUEUE_SHARDS); the first is compared with the reference. */
+  queueShards: number[];
 }
 
 const HELP = `Usage: npm run bench -- [flags]
@@ -43,6 +45,8 @@ const HELP = `Usage: npm run bench -- [flags]
                         steady-state phases (default 1000000, quick 20000; 0 skips them; env BENCH_HISTORY)
   --scenarios a,b       only these scenarios (uniform, hot)
   --modes a,b           only these phases (reference, end-to-end, start, backlog, reference-steady, end-to-end-steady)
+  --queue-shards a,b    run the service's phases once per QUEUE_SHARDS value (default 1); the first is the one
+                        compared with the reference (env BENCH_QUEUE_SHARDS)
   --help
 
 The service's own settings (WORKER_CONCURRENCY, DB_POOL_SIZE, APPLY_BATCH_SIZE) pass through the environment.`;
@@ -89,6 +93,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       history: { type: 'string' },
       scenarios: { type: 'string' },
       modes: { type: 'string' },
+      'queue-shards': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -125,6 +130,10 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     history: nonNegativeInteger('--history', values.history ?? env.BENCH_HISTORY, quick ? 20_000 : 1_000_000),
     scenarios: list(values.scenarios),
     modes: list(values.modes),
+    queueShards: (list(values['queue-shards'] ?? env.BENCH_QUEUE_SHARDS).length > 0
+      ? list(values['queue-shards'] ?? env.BENCH_QUEUE_SHARDS)
+      : ['1']
+    ).map((value) => positiveInteger('--queue-shards', value, 1)),
   };
 }
 

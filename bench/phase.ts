@@ -13,6 +13,8 @@ import {
   type LedgerCheck,
   type MeasuredOutcome,
 } from './database.js';
+import { connectRedis } from '../src/shared/infra/redis.js';
+import { redisCounters, redisUsage, type RedisUsage } from './redis-stats.js';
 import { WalWindow, type WalUsage } from './wal.js';
 import { HttpClient } from './http.js';
 import {
@@ -59,11 +61,14 @@ export interface PhaseSetup {
   workers: number;
   concurrency: number;
   seed: number;
+  /** QUEUE_SHARDS for the service (1: one queue, the default). */
+  queueShards: number;
 }
 
 export interface PhaseResult {
   scenario: Scenario['name'];
   mode: Mode;
+  queueShards: number;
   /** Transactions the tables held before the window (0: fresh tables). */
   history: number;
   database: string;
@@ -94,6 +99,10 @@ export interface PhaseResult {
   wal: WalUsage;
   /** CPU seconds of the bench database's Postgres backends over both windows, by application_name. */
   postgresCpuByApplication: Record<string, number>;
+  /** CPU seconds of the API and worker processes over both windows (a capacity model's inputs). */
+  processCpuSeconds: { api: number; workers: number };
+  /** What Redis did over both windows, from its own counters. */
+  redis: RedisUsage;
 }
 
 function databaseName(url: string): string {
@@ -111,6 +120,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     DATABASE_URL: setup.databaseUrl,
     REDIS_URL: setup.redisUrl,
     QUEUE_PREFIX: setup.queuePrefix,
+    QUEUE_SHARDS: String(setup.queueShards),
     PORT: port,
   };
   const together = mode === 'start' || mode === 'reference';
@@ -128,6 +138,10 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     authorization: `Bearer ${apiKey}`,
   });
   const db = await connect(setup.databaseUrl);
+  const redis = connectRedis(
+    { REDIS_URL: setup.redisUrl, REDIS_CLUSTER_NODES: undefined },
+    { maxRetriesPerRequest: 3 },
+  );
   try {
     await waitForApi(api, client);
 
@@ -152,6 +166,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     await db.query('CHECKPOINT');
     const wal = await WalWindow.begin(db);
     const cpuStart = cpuSnapshot();
+    const redisStart = await redisCounters(redis);
     // Steady state: a checkpoint halfway, so the window pays the full-page images that follow one.
     const checkpoint = setup.history > 0 ? await connect(setup.databaseUrl) : null;
     // The bench's own sessions (polling, the checkpoint) are not the design's CPU.
@@ -181,6 +196,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     await checkpointed;
     await checkpoint?.end();
     const cpuEnd = cpuSnapshot();
+    const redisEnd = await redisCounters(redis);
     const walUsage = await wal.end();
     const pgPidsAfter = await postgresPids(db, database);
 
@@ -208,6 +224,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     return {
       scenario: scenario.name,
       mode,
+      queueShards: setup.queueShards,
       history: setup.history,
       database,
       queuePrefix: setup.queuePrefix,
@@ -234,6 +251,11 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
       ledger,
       cpu: { posting: cpuUsage(cpuStart, cpuPosted, groups), drain: cpuUsage(cpuPosted, cpuEnd, groups) },
       wal: walUsage,
+      processCpuSeconds: {
+        api: cpuSecondsOf(cpuStart, cpuEnd, groups.api),
+        workers: cpuSecondsOf(cpuStart, cpuEnd, groups.workers),
+      },
+      redis: redisUsage(redisStart, redisEnd),
       postgresCpuByApplication: Object.fromEntries(
         [...new Set([...Object.keys(pgPids.byApplication), ...Object.keys(pgPidsAfter.byApplication)])].map((name) => [
           name,
@@ -251,6 +273,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     };
   } finally {
     client.close();
+    redis.disconnect();
     await db.end();
     await Promise.all([api, ...workers].map((service) => service.stop()));
   }

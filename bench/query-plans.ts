@@ -57,6 +57,11 @@ async function load(client: pg.Client): Promise<void> {
      FROM generate_series(1, $1) AS i`,
     [transactionCount, walletCount],
   );
+  // Each wallet's last refno, as the apply path keeps it (the latest-applied lookup starts there).
+  await client.query(`
+    UPDATE wallets w SET last_refno = t.last_refno
+    FROM (SELECT wallet_id, max(refno) AS last_refno FROM transactions WHERE refno IS NOT NULL GROUP BY wallet_id) t
+    WHERE w.id = t.wallet_id`);
   // The journal rows their reservations would have written, 32 transactions each.
   await client.query(`
     INSERT INTO outbox (kind, wallet_ids, seqs, labels, created)

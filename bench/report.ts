@@ -77,7 +77,7 @@ const round = (value: number | null, digits = 0) => (value === null ? '-' : valu
 
 export function describePhase(phase: PhaseResult): string {
   const lines = [
-    `${phase.scenario} / ${phase.mode}${phase.history > 0 ? ' (steady state)' : ''}: ${phase.count} transactions, ${phase.wallets} wallet(s), concurrency ${phase.concurrency}, ${phase.workers} worker(s)`,
+    `${phase.scenario} / ${phase.mode}${phase.history > 0 ? ' (steady state)' : ''}: ${phase.count} transactions, ${phase.wallets} wallet(s), concurrency ${phase.concurrency}, ${phase.workers} worker(s)${phase.queueShards > 1 ? `, ${phase.queueShards} queue shards` : ''}`,
     `  posted ${round(phase.postedPerSecond)}/s in ${round(phase.postSeconds, 2)} s; POST latency p50 ${round(phase.latencyMs.p50, 1)} ms, p99 ${round(phase.latencyMs.p99, 1)} ms, mean ${round(phase.latencyMs.mean, 1)} ms, max ${round(phase.latencyMs.max, 1)} ms`,
   ];
   if (phase.mode !== 'backlog') {
@@ -106,6 +106,7 @@ export function describePhase(phase: PhaseResult): string {
     `  Postgres CPU per transaction by client: ${Object.entries(phase.postgresCpuByApplication)
       .map(([name, seconds]) => `${name} ${round((seconds * 1000) / phase.count, 3)} ms`)
       .join(', ')}`,
+    `  per transaction: API ${round((phase.processCpuSeconds.api * 1000) / phase.count, 3)} ms, worker(s) ${round((phase.processCpuSeconds.workers * 1000) / phase.count, 3)} ms CPU; Redis ${round((phase.redis.cpuSeconds * 1000) / phase.count, 3)} ms CPU, ${round(phase.redis.commands / phase.count, 2)} commands (${phase.redis.connectedClients} clients connected at the end)`,
     `  cpu while posting (${round(phase.cpu.posting.wallSeconds, 2)} s): ${formatCpu(phase.cpu.posting)}`,
     `  cpu while draining (${round(phase.cpu.drain.wallSeconds, 2)} s): ${formatCpu(phase.cpu.drain)}`,
   );
@@ -293,6 +294,33 @@ export function costTable(comparisons: CostComparison[]): string {
   return [
     'Cost per transaction on the Postgres primary (WAL from pg_walinspect, CPU from /proc):',
     table(['figure', 'reference', 'service', 'ratio', 'goal'], rows),
+  ].join('\n');
+}
+
+/**
+ * What each transaction costs every part, per phase: the inputs of a capacity model
+ * (docs/scaling.md). Postgres is the backends serving the bench database; Redis is the whole server.
+ */
+export function modelInputsTable(phases: PhaseResult[]): string {
+  const perTransactionMs = (seconds: number, phase: PhaseResult) => round((seconds * 1000) / phase.count, 3);
+  const rows = phases.map((phase) => {
+    const postgresSeconds = Object.values(phase.postgresCpuByApplication).reduce((sum, seconds) => sum + seconds, 0);
+    return [
+      `${phase.scenario} / ${phase.mode}${phase.history > 0 ? ' (steady)' : ''}${phase.queueShards > 1 ? `, ${phase.queueShards} shards` : ''}`,
+      perTransactionMs(phase.processCpuSeconds.api, phase),
+      perTransactionMs(phase.processCpuSeconds.workers, phase),
+      perTransactionMs(postgresSeconds, phase),
+      perTransactionMs(phase.redis.cpuSeconds, phase),
+      round(phase.redis.commands / phase.count, 2),
+      phase.redis.byCommand
+        .slice(0, 4)
+        .map((entry) => `${entry.command} ${round(entry.calls / phase.count, 2)}`)
+        .join(', '),
+    ];
+  });
+  return [
+    "CPU ms and Redis commands per transaction, by part (a capacity model's inputs; Redis counters are the whole server's):",
+    table(['phase', 'API ms', 'worker ms', 'Postgres ms', 'Redis ms', 'Redis cmds', 'most called'], rows),
   ].join('\n');
 }
 

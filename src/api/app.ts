@@ -7,7 +7,7 @@ import type { ApplyQueue } from '../shared/infra/queue.js';
 import type { HealthChecks } from '../shared/infra/health.js';
 import { httpMetrics } from '../shared/telemetry/http-metrics.js';
 import { RateLimiter } from '../shared/auth/rate-limit.js';
-import type { Redis } from '../shared/infra/redis.js';
+import type { RedisClient } from '../shared/infra/redis.js';
 import { ApiKeyVerifier, authenticate, rateLimit } from './auth.js';
 import { docsRoutes } from './docs-page.js';
 import { accessLog } from './middleware/access-log.js';
@@ -40,8 +40,10 @@ export interface AppDeps {
     | 'DEFAULT_CURRENCY'
   >;
   pool: DatabasePool;
+  /** Where listings and searches read (DATABASE_READ_URL's replica); default `pool`. */
+  readPool?: DatabasePool;
   /** For the rate limiter (a fail-fast connection). */
-  redis: Redis;
+  redis: RedisClient;
   queue: ApplyQueue;
   finalization: FinalizationListener;
   logger: Logger;
@@ -101,7 +103,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(noOptions);
   app.use(jsonBody(deps.config.BODY_LIMIT));
 
-  app.use(lookupRoutes(deps));
+  app.use(lookupRoutes({ pool: deps.pool, readPool: deps.readPool ?? deps.pool }));
   app.use(walletRoutes(deps));
   app.use(
     transactionRoutes({

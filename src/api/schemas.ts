@@ -187,10 +187,10 @@ const page = <T extends z.ZodTypeAny>(item: T) =>
   z
     .object({
       items: z.array(item),
-      nextCursor: z
-        .string()
-        .nullable()
-        .openapi({ description: 'Give it as `cursor` to read the next page; null on the last page.' }),
+      nextCursor: z.string().nullable().openapi({
+        description:
+          'Give it as `cursor` to read the next page; null on the last page. A filtered page reads a bounded part of the ledger, so it can hold fewer items than `limit` (even none) and still have a next page: read on until this is null.',
+      }),
     })
     .strict();
 export const walletPageResponse = page(walletResponse).openapi('WalletPage');

@@ -1,14 +1,19 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Config } from '../shared/infra/config.js';
-import { createDatabasePool } from '../shared/infra/db.js';
+import { createDatabasePool, createReadPool, readReplicaLagSeconds } from '../shared/infra/db.js';
 import { FinalizationListener, finalizationChannel } from '../shared/apply/finalization-notices.js';
 import type { Logger } from '../shared/infra/logger.js';
-import { createApplyQueue } from '../shared/infra/queue.js';
+import { createApplyQueue, queueLayout } from '../shared/infra/queue.js';
 import { createFailFastRedis, createRedis } from '../shared/infra/redis.js';
 import { HealthChecks } from '../shared/infra/health.js';
 import { readOutboxBacklog } from '../shared/events/outbox-repository.js';
-import { registerDatabasePool, registerOutbox, registerQueueDepth } from '../shared/telemetry/metrics.js';
+import {
+  registerDatabasePool,
+  registerOutbox,
+  registerQueueDepth,
+  registerReplicaLag,
+} from '../shared/telemetry/metrics.js';
 import { closeRedis, settleWithin } from '../shared/infra/shutdown.js';
 import { createApp } from './app.js';
 
@@ -55,19 +60,35 @@ function trackConnections(server: Server) {
 
 export async function startApi(config: Config, logger: Logger): Promise<RunningApi> {
   const pool = await createDatabasePool(config, 'wallet-api');
+  const readPool = await createReadPool(config, 'wallet-api-read');
   const redis = createFailFastRedis(config, 'wallet-api', logger);
   const subscriber = createRedis(config, 'wallet-api-finalized', logger);
-  const queue = createApplyQueue(redis, config.QUEUE_PREFIX);
+  const queue = createApplyQueue(redis, config.QUEUE_PREFIX, queueLayout(config));
   const finalization = new FinalizationListener(subscriber, finalizationChannel(config.QUEUE_PREFIX));
   await finalization.start();
 
   const health = new HealthChecks({ databaseUrl: config.DATABASE_URL, redis, logger });
   const unregisterMetrics = [
     registerDatabasePool('api', pool),
-    registerQueueDepth(queue),
+    ...(readPool
+      ? [
+          registerDatabasePool('api-read', readPool),
+          registerReplicaLag('api-read', () => readReplicaLagSeconds(readPool)),
+        ]
+      : []),
+    ...queue.shards.map((shard) => registerQueueDepth(shard)),
     registerOutbox(() => readOutboxBacklog(pool)),
   ];
-  const app = createApp({ health, config, pool, redis, queue, finalization, logger });
+  const app = createApp({
+    health,
+    config,
+    pool,
+    ...(readPool ? { readPool } : {}),
+    redis,
+    queue,
+    finalization,
+    logger,
+  });
   let stopping = false;
   const server = createServer((req, res) => {
     // While stopping, every answer closes its connection, so keep-alive clients move elsewhere.
@@ -108,6 +129,7 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
       await closeRedis(subscriber);
       await closeRedis(redis);
       await pool.end();
+      await readPool?.end();
       logger.info('api stopped');
     },
   };

@@ -4,13 +4,13 @@ import { WalletApplyGroups, applyPendingTransactions } from '../shared/apply/app
 import { announceFinalized } from '../shared/apply/finalization-notices.js';
 import type { Logger } from '../shared/infra/logger.js';
 import { enqueueApply, enqueueApplyMany, type ApplyJobData, type ApplyQueue } from '../shared/infra/queue.js';
-import type { Redis } from '../shared/infra/redis.js';
+import type { RedisClient } from '../shared/infra/redis.js';
 import { recordApplied, recordApplyJob, recordVoided } from '../shared/telemetry/metrics.js';
 import { SpanKind, inSpan, traceFinalized } from '../shared/telemetry/tracing.js';
 
 export interface ApplyProcessorDeps {
   pool: DatabasePool;
-  redis: Redis;
+  redis: RedisClient;
   queuePrefix: string;
   batchSize: number;
   logger: Logger;

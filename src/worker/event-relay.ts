@@ -6,12 +6,13 @@ import type { Logger } from '../shared/infra/logger.js';
 import { relayOutbox } from '../shared/events/outbox-relay.js';
 import { deleteOldEvents, findSubscriptionsWithBacklog } from '../shared/events/outbox-repository.js';
 import {
-  WEBHOOK_QUEUE_NAME,
   createWebhookQueue,
+  queueLayout,
+  webhookQueueName,
   enqueueWebhookDelivery,
   type WebhookJobData,
 } from '../shared/infra/queue.js';
-import { createFailFastRedis, createRedis, type Redis } from '../shared/infra/redis.js';
+import { createFailFastRedis, createRedis, type RedisClient } from '../shared/infra/redis.js';
 import { registerEventStreamLag } from '../shared/telemetry/metrics.js';
 import { closeRedis, settleWithin } from '../shared/infra/shutdown.js';
 import { deliverPendingWebhooks } from '../shared/events/webhooks.js';
@@ -32,7 +33,7 @@ export interface RunningRelay {
  */
 export function startEventRelay(deps: {
   pool: DatabasePool;
-  redis: Redis;
+  redis: RedisClient;
   config: Config;
   logger: Logger;
 }): RunningRelay {
@@ -41,11 +42,12 @@ export function startEventRelay(deps: {
   const streamConnection = createFailFastRedis(config, 'wallet-relay', logger);
   const publisher = new EventStreamPublisher(streamConnection, config.QUEUE_PREFIX, config.EVENT_STREAM_MAX_LENGTH);
   const unregisterLag = registerEventStreamLag(() => publisher.slowestGroupLag());
-  const webhookQueue = createWebhookQueue(redis, config.QUEUE_PREFIX);
+  const layout = queueLayout(config);
+  const webhookQueue = createWebhookQueue(redis, config.QUEUE_PREFIX, layout);
   const deliveryConnection = createRedis(config, 'wallet-webhooks', logger);
 
   const deliveries = new Worker<WebhookJobData>(
-    WEBHOOK_QUEUE_NAME,
+    webhookQueueName(layout),
     async (job) => {
       await deliverPendingWebhooks(pool, job.data.subscriptionId, {
         timeoutMs: config.WEBHOOK_TIMEOUT_MS,

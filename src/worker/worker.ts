@@ -2,7 +2,14 @@ import { Worker } from 'bullmq';
 import type { Config } from '../shared/infra/config.js';
 import { createDatabasePool } from '../shared/infra/db.js';
 import type { Logger } from '../shared/infra/logger.js';
-import { APPLY_QUEUE_NAME, createApplyQueue, createWebhookQueue, type ApplyJobData } from '../shared/infra/queue.js';
+import {
+  applyShardName,
+  createApplyQueue,
+  createWebhookQueue,
+  queueLayout,
+  type ApplyJobData,
+} from '../shared/infra/queue.js';
+import { servedShards } from '../shared/infra/config.js';
 import { createFailFastRedis, createRedis } from '../shared/infra/redis.js';
 import { sweepStalePending, type SweepCursor } from '../shared/apply/sweep-stale-pending.js';
 import { HealthChecks } from '../shared/infra/health.js';
@@ -24,14 +31,13 @@ export interface RunningWorker {
 export async function startWorker(config: Config, logger: Logger): Promise<RunningWorker> {
   const pool = await createDatabasePool(config, 'wallet-worker');
   const redis = createRedis(config, 'wallet-worker', logger);
-  const queue = createApplyQueue(redis, config.QUEUE_PREFIX);
+  const layout = queueLayout(config);
+  const queue = createApplyQueue(redis, config.QUEUE_PREFIX, layout);
   const jobsConnection = createRedis(config, 'wallet-worker-jobs', logger);
   // Probes and scrapes must fail fast while Redis is away; the worker's own connections wait instead.
   const opsRedis = createFailFastRedis(config, 'wallet-worker-ops', logger);
-  const metricsQueues = [
-    createApplyQueue(opsRedis, config.QUEUE_PREFIX),
-    createWebhookQueue(opsRedis, config.QUEUE_PREFIX),
-  ];
+  const metricsApplyQueue = createApplyQueue(opsRedis, config.QUEUE_PREFIX, layout);
+  const metricsQueues = [...metricsApplyQueue.shards, createWebhookQueue(opsRedis, config.QUEUE_PREFIX, layout)];
   const unregisterMetrics = [
     registerDatabasePool('worker', pool),
     ...metricsQueues.map((metricsQueue) => registerQueueDepth(metricsQueue)),
@@ -39,34 +45,39 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   ];
 
   let closing = false;
-  const worker = new Worker<ApplyJobData>(
-    APPLY_QUEUE_NAME,
-    createApplyProcessor({
-      pool,
-      redis,
-      queuePrefix: config.QUEUE_PREFIX,
-      batchSize: config.APPLY_BATCH_SIZE,
-      logger,
-      queue,
-      isClosing: () => closing,
-    }),
-    {
+  // One processor for every shard: the wallets of all the jobs this process holds share its apply groups.
+  const processor = createApplyProcessor({
+    pool,
+    redis,
+    queuePrefix: config.QUEUE_PREFIX,
+    batchSize: config.APPLY_BATCH_SIZE,
+    logger,
+    queue,
+    isClosing: () => closing,
+  });
+  const shards = servedShards(config);
+  // WORKER_CONCURRENCY is the process's: split over the shards it serves (wallets spread evenly over shards).
+  const concurrency = Math.max(1, Math.ceil(config.WORKER_CONCURRENCY / shards.length));
+  // One BullMQ worker per shard served; each blocks on a connection of its own (BullMQ duplicates jobsConnection).
+  const workers = shards.map((shard) => {
+    const worker = new Worker<ApplyJobData>(applyShardName(shard, layout), processor, {
       connection: jobsConnection,
       prefix: config.QUEUE_PREFIX,
-      concurrency: config.WORKER_CONCURRENCY,
+      concurrency,
       lockDuration: config.WORKER_LOCK_DURATION_MS,
       stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
       // A job that stalls twice (its worker died twice) fails; the sweeper then enqueues the wallet again.
       maxStalledCount: 2,
-    },
-  );
-  worker.on('failed', (job, error) => {
-    logger.warn(
-      { walletId: job?.data.walletId, jobId: job?.id, attempts: job?.attemptsMade, err: error },
-      'apply job failed',
-    );
+    });
+    worker.on('failed', (job, error) => {
+      logger.warn(
+        { walletId: job?.data.walletId, jobId: job?.id, shard, attempts: job?.attemptsMade, err: error },
+        'apply job failed',
+      );
+    });
+    worker.on('error', (error) => logger.error({ err: error, shard }, 'worker error'));
+    return worker;
   });
-  worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
   const relay = startEventRelay({ pool, redis, config, logger });
 
   const sweepCursor: SweepCursor = { afterWalletId: 0 };
@@ -92,7 +103,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     },
   );
 
-  await worker.waitUntilReady();
+  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
   const ops = await startOpsServer(
     {
       port: config.METRICS_PORT,
@@ -103,7 +114,14 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   );
   // `port` is the ops port (/metrics, /healthz, /readyz).
   logger.info(
-    { concurrency: config.WORKER_CONCURRENCY, queuePrefix: config.QUEUE_PREFIX, port: ops.port },
+    {
+      concurrency: config.WORKER_CONCURRENCY,
+      queuePrefix: config.QUEUE_PREFIX,
+      shards: config.QUEUE_SHARDS,
+      shardsServed: shards,
+      redis: layout.cluster ? 'cluster' : 'single',
+      port: ops.port,
+    },
     'worker started',
   );
 
@@ -112,7 +130,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     async close() {
       closing = true;
       await stopSweeper();
-      await worker.close();
+      await Promise.all(workers.map((worker) => worker.close()));
       await relay.close();
       await ops.close();
       for (const unregister of unregisterMetrics) unregister();

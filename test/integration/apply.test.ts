@@ -158,11 +158,15 @@ describe('the per-wallet queue', () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(runs.filter((id) => id === 1)).toHaveLength(2);
       expect(maxRunning).toBe(2); // wallet 1 and wallet 2 together, never wallet 1 twice
-      expect(await queue.getJobCounts('waiting', 'active', 'delayed')).toEqual({ waiting: 0, active: 0, delayed: 0 });
+      expect(await queue.shards[0]!.getJobCounts('waiting', 'active', 'delayed')).toEqual({
+        waiting: 0,
+        active: 0,
+        delayed: 0,
+      });
     } finally {
       release();
       await worker.close();
-      await queue.obliterate({ force: true });
+      await queue.shards[0]!.obliterate({ force: true });
       await queue.close();
       await Promise.all([connection.quit(), workerConnection.quit()]);
     }

@@ -36,9 +36,13 @@ interface Run {
   output: () => string;
 }
 
-/** `wallet <role>` with a pseudo-terminal as stdin, stdout and stderr (`script -e` passes its exit code on). */
+/**
+ * `wallet <role>` with a pseudo-terminal as stdin, stdout and stderr (`script -e` passes its exit code on).
+ * `exec`: script runs the command through $SHELL, and dash (/bin/sh, what CI has) stays as the
+ * parent, so Ctrl-C would kill the shell (exit 130) instead of reaching only the service.
+ */
 function inTerminal(role: string, extraEnv: Record<string, string> = {}): Run {
-  const command = [process.execPath, '--import', 'tsx', path.join(ROOT, 'src/cli.ts'), role].map(quote).join(' ');
+  const command = `exec ${[process.execPath, '--import', 'tsx', path.join(ROOT, 'src/cli.ts'), role].map(quote).join(' ')}`;
   return track(spawn('script', ['-qfec', command, '/dev/null'], { cwd: ROOT, env: serviceEnv(extraEnv) }));
 }
 

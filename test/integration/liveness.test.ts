@@ -52,14 +52,14 @@ const statusOf = (walletId: number) =>
     SELECT status FROM transactions WHERE wallet_id = ${walletId}
   `);
 
-const dedupKey = (walletId: number) => queue.toKey(`de:${walletDeduplicationId(walletId)}`);
+const dedupKey = (walletId: number) => queue.shards[0]!.toKey(`de:${walletDeduplicationId(walletId)}`);
 
 /** Adds the wallet's job, then takes it out of the wait list: a job hash that is in no list. */
 async function strandJob(walletId: number): Promise<string> {
   await enqueueApply(queue, walletId);
   const jobId = await redis.get(dedupKey(walletId));
   expect(jobId).not.toBeNull();
-  expect(await redis.lrem(queue.toKey('wait'), 0, jobId!)).toBe(1);
+  expect(await redis.lrem(queue.shards[0]!.toKey('wait'), 0, jobId!)).toBe(1);
   return jobId!;
 }
 
@@ -71,24 +71,24 @@ describe('a wallet whose deduplication key names a job that cannot move', () => 
 
     const active = await walletWithPendingDeposit();
     const jobId = await strandJob(active);
-    await redis.lpush(queue.toKey('active'), jobId);
-    await redis.set(queue.toKey(`${jobId}:lock`), 'some-worker-token', 'PX', 60_000);
+    await redis.lpush(queue.shards[0]!.toKey('active'), jobId);
+    await redis.set(queue.shards[0]!.toKey(`${jobId}:lock`), 'some-worker-token', 'PX', 60_000);
     expect(await releaseStuckWallet(redis, queue, active)).toBe(false);
 
     // Losing the lock (the worker died and the lock expired) makes it stuck.
-    await redis.del(queue.toKey(`${jobId}:lock`));
+    await redis.del(queue.shards[0]!.toKey(`${jobId}:lock`));
     expect(await releaseStuckWallet(redis, queue, active)).toBe(true);
     expect(await redis.exists(dedupKey(active))).toBe(0);
 
-    await redis.del(queue.toKey('wait'), queue.toKey('active'));
+    await redis.del(queue.shards[0]!.toKey('wait'), queue.shards[0]!.toKey('active'));
   });
 
   it('When the job hash exists but sits in no list, then the sweeper releases the wallet and its transaction is applied', async () => {
     const walletId = await walletWithPendingDeposit();
     const jobId = await strandJob(walletId);
     // The state BullMQ cannot leave by itself: key → existing job hash, in no list, no lock.
-    expect(await redis.exists(queue.toKey(jobId))).toBe(1);
-    expect(await redis.exists(queue.toKey(`${jobId}:lock`))).toBe(0);
+    expect(await redis.exists(queue.shards[0]!.toKey(jobId))).toBe(1);
+    expect(await redis.exists(queue.shards[0]!.toKey(`${jobId}:lock`))).toBe(0);
 
     const worker = spawnWorker(env);
     workers.push(worker);

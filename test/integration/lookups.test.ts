@@ -271,6 +271,21 @@ describe('listings that filter a large ledger', () => {
     expect(applied.fingerprints).toEqual(['bulk-24000', 'bulk-12000', 'bulk-5']);
   });
 
+  it('When a wallet’s latest applied transaction lies behind more than a thousand later rejections, then GET latest still finds it', async () => {
+    const latest = await get(`/wallets/${bulkWallet}/transactions/latest`);
+    expect(latest.status).toBe(200);
+    expect(latest.body).toMatchObject({ refno: 25000, fingerprint: 'bulk-25000' });
+    // 1,200 overdrawing withdrawals, rejected against refno 25000: past the newest rows it walks first.
+    await env.pool.query(sql.unsafe`
+      INSERT INTO transactions (wallet_id, amount, fingerprint, labels, status, reason, oldbalance, after_refno, finalized)
+      SELECT ${bulkWallet}, -100000.00, 'bulk-rejected-' || i, '{}', 'rejected', 'insufficient_funds', 25000, 25000, now()
+      FROM generate_series(1, 1200) AS i ORDER BY i
+    `);
+    const behind = await get(`/wallets/${bulkWallet}/transactions/latest`);
+    expect(behind.status).toBe(200);
+    expect(behind.body).toMatchObject({ refno: 25000, fingerprint: 'bulk-25000', newbalance: 25000 });
+  });
+
   it('When all wallets’ transactions are listed unfiltered, then the pages walk the journal newest first without skipping a row', async () => {
     const first = await get('/transactions?limit=500');
     expect(first.body.items).toHaveLength(500);

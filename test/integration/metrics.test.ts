@@ -122,7 +122,7 @@ describe('Prometheus metrics', () => {
     const queue = createApplyQueue(connection, env.config.QUEUE_PREFIX);
     try {
       // Delayed by an hour for a wallet that does not exist: nothing takes it during the test.
-      const job = await queue.add('apply', { walletId: 999_999_999 }, { delay: 3_600_000 });
+      const job = await queue.shards[0]!.add('apply', { walletId: 999_999_999 }, { delay: 3_600_000 });
       const samples = await scrape(api.url);
       expect(sampleValue(samples, 'wallet_queue_jobs', { queue: APPLY_QUEUE_NAME, state: 'delayed' })).toBe(1);
       for (const state of ['waiting', 'active', 'failed']) {

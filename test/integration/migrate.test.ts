@@ -333,36 +333,48 @@ describe.concurrent('migrations', () => {
     expect(await tablesOf(url)).toContain('migration_fine');
   });
 
-  it('When a database from before currencies (006) is migrated, then its wallets get DEFAULT_CURRENCY, keep every value, and no table is rewritten', async ({
-    expect,
-  }) => {
-    const url = newDatabaseUrl();
-    const before006 = (await listMigrationFiles()).filter((name) => name < '006');
-    await createDatabaseIfMissing(url);
-    await migrate(url, await migrationsDir(before006));
-    const files = `SELECT relname, relfilenode FROM pg_class WHERE relname IN ('wallets', 'transactions') ORDER BY 1`;
-    const before = await withClient(url, async (client) => {
-      await client.query(`
+  it.for([
+    { code: 'USD', minorUnits: 2 },
+    { code: 'JPY', minorUnits: 0 },
+  ])(
+    'When a database from before currencies (006) is migrated with DEFAULT_CURRENCY=$code, then its wallets get it, keep every value and their 2 digits, and no table is rewritten',
+    async (defaultCurrency, { expect }) => {
+      const url = newDatabaseUrl();
+      const before006 = (await listMigrationFiles()).filter((name) => name < '006');
+      await createDatabaseIfMissing(url);
+      await migrate(url, await migrationsDir(before006));
+      const files = `SELECT relname, relfilenode FROM pg_class WHERE relname IN ('wallets', 'transactions') ORDER BY 1`;
+      const before = await withClient(url, async (client) => {
+        await client.query(`
         INSERT INTO wallets (id, external_id, balance, last_refno, version) OVERRIDING SYSTEM VALUE VALUES (7, 'old', 12.50, 1, 1);
         INSERT INTO transactions (wallet_id, amount, fingerprint, status, refno, oldbalance, newbalance, finalized)
         VALUES (7, 12.50, 'old-1', 'applied', 1, 0, 12.50, now());
       `);
-      return (await client.query(files)).rows;
-    });
-    await migrate(url, undefined, { defaultCurrency: { code: 'USD', minorUnits: 2 } });
-    await withClient(url, async (client) => {
-      expect((await client.query(files)).rows).toEqual(before);
-      expect((await client.query(`SELECT currency, minor_units, balance::text FROM wallets`)).rows).toEqual([
-        { currency: 'USD', minor_units: 2, balance: '12.50' },
-      ]);
-      expect((await client.query(`SELECT amount::text, newbalance::text FROM transactions`)).rows).toEqual([
-        { amount: '12.50', newbalance: '12.50' },
-      ]);
-      // A row written by hand gets the currency the deployment had at migration.
-      await client.query(`INSERT INTO wallets (external_id) VALUES ('new')`);
-      expect(
-        (await client.query(`SELECT currency, balance::text FROM wallets WHERE external_id = 'new'`)).rows,
-      ).toEqual([{ currency: 'USD', balance: '0.00' }]);
-    });
-  });
+        return (await client.query(files)).rows;
+      });
+      await migrate(url, undefined, { defaultCurrency });
+      await withClient(url, async (client) => {
+        expect((await client.query(files)).rows).toEqual(before);
+        // Their cents were theirs before: 2 digits stay their rule, whatever the currency's own.
+        expect((await client.query(`SELECT currency, minor_units, balance::text FROM wallets`)).rows).toEqual([
+          { currency: defaultCurrency.code, minor_units: 2, balance: '12.50' },
+        ]);
+        const pool = await createDatabasePool(loadConfig({ DATABASE_URL: url, DB_POOL_SIZE: '1' }));
+        try {
+          expect((await auditLedger(pool, {})).violations).toEqual([]);
+        } finally {
+          await pool.end();
+        }
+        expect((await client.query(`SELECT amount::text, newbalance::text FROM transactions`)).rows).toEqual([
+          { amount: '12.50', newbalance: '12.50' },
+        ]);
+        // A row written by hand gets the currency the deployment had at migration.
+        await client.query(`INSERT INTO wallets (external_id) VALUES ('new')`);
+        expect(
+          (await client.query(`SELECT currency, minor_units, balance::text FROM wallets WHERE external_id = 'new'`))
+            .rows,
+        ).toEqual([{ currency: defaultCurrency.code, minor_units: defaultCurrency.minorUnits, balance: '0.00' }]);
+      });
+    },
+  );
 });

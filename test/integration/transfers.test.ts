@@ -375,6 +375,53 @@ describe('transfer metrics', () => {
   });
 });
 
+describe('transfers at the edges of a currency', () => {
+  it('When two wallets of one code keep different minor units (one from before currencies), then an amount that fits only the source is 400 and nothing is reserved', async () => {
+    const from = await walletWith(10, 'BHD');
+    const to = await walletWith(null, 'BHD');
+    // What migration 006 leaves for a wallet that existed before currencies: 2 digits.
+    await env.pool.query(sql.unsafe`UPDATE wallets SET minor_units = 2 WHERE id = ${to}`);
+    const before = await counts();
+    const refused = await transfer({ from, to, amount: '1.005', fingerprint: `edge-precision-${from}` });
+    expect(refused.status).toBe(400);
+    expect(refused.body.invalidParams).toEqual([expect.objectContaining({ name: 'amount' })]);
+    expect(await counts()).toEqual(before);
+    expect((await transfer({ from, to, amount: '1.01', fingerprint: `edge-fits-${from}` })).status).toBe(201);
+    expect((await auditLedger(env.pool, { walletId: to })).violations).toEqual([]);
+  });
+
+  it('When a credit takes a wallet past its balance cap, then it is applied (the money left the source), a deposit past the cap is still refused, and the audit allows exactly that', async () => {
+    const from = await walletWith(100);
+    const to = await walletWith(null);
+    // Ten below the EUR cap (9,999,999,999,999.99), as one applied deposit.
+    await env.pool.query(sql.unsafe`
+      WITH deposit AS (
+        INSERT INTO transactions (wallet_id, amount, fingerprint, labels, status, refno, oldbalance, newbalance, finalized)
+        VALUES (${to}, 9999999999989.99, ${`edge-near-cap-${to}`}, '{}', 'applied', 1, 0, 9999999999989.99, now())
+      )
+      UPDATE wallets SET balance = 9999999999989.99, last_refno = 1, version = version + 1 WHERE id = ${to}
+    `);
+    const credited = await transfer({ from, to, amount: '50', fingerprint: `edge-cap-${from}` });
+    expect(credited.body.status).toBe('completed');
+    expect(await balanceOf(to)).toBe(10000000000039.99);
+    const deposit = await request(api.url, 'POST', `/wallets/${to}/transactions`, {
+      json: { amount: '1', fingerprint: `edge-over-cap-${to}` },
+      headers: wait,
+    });
+    expect(deposit.body).toMatchObject({ status: 'rejected', reason: 'balance_limit_exceeded' });
+    expect((await auditLedger(env.pool, { walletId: to })).violations).toEqual([]);
+    // Only a transfer's credit may do it: the same rise by a plain deposit is reported.
+    await env.pool.query(
+      sql.unsafe`UPDATE transactions SET transfer_id = NULL WHERE wallet_id = ${to} AND amount = 50`,
+    );
+    expect((await auditLedger(env.pool, { walletId: to })).violations.map((v) => v.rule)).toContain('balance-in-range');
+    await env.pool.query(sql.unsafe`
+      UPDATE transactions t SET transfer_id = tr.id FROM transfers tr
+      WHERE t.wallet_id = ${to} AND t.amount = 50 AND tr.to_wallet = ${to}
+    `);
+  });
+});
+
 describe('many concurrent transfers in a ring of wallets', () => {
   it('When hundreds of transfers run both ways between a few wallets from many clients, then every one ends completed or rejected, money is conserved, no balance goes negative, and the audit finds nothing', async () => {
     const ring = await Promise.all(Array.from({ length: 5 }, () => walletWith(200)));

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createPool, sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
@@ -11,7 +10,7 @@ import { createApiKey } from '../../src/shared/auth/api-key-repository.js';
 import { SCOPES } from '../../src/shared/auth/api-keys.js';
 import { loadConfig, type Config } from '../../src/shared/infra/config.js';
 import { createDatabasePool } from '../../src/shared/infra/db.js';
-import { deleteKeysWithPrefix } from '../../src/shared/infra/redis.js';
+import { connectRedis, deleteKeysWithPrefix } from '../../src/shared/infra/redis.js';
 import { createDatabaseIfMissing, dropDatabase, migrate } from '../../src/shared/infra/migrate.js';
 import { useApiKey } from './http.js';
 
@@ -35,15 +34,27 @@ export interface TestEnv {
   destroy(): Promise<void>;
 }
 
-export async function createTestEnv(name: string, overrides: Record<string, string> = {}): Promise<TestEnv> {
+export async function createTestEnv(
+  name: string,
+  overrides: Record<string, string> = {},
+  servers: {
+    /** The Postgres to create the database on (default TEST_DATABASE_URL's). */
+    databaseUrl?: string;
+    /** A streaming replica of it: DATABASE_READ_URL then names the same database there. */
+    replicaUrl?: string;
+  } = {},
+): Promise<TestEnv> {
   const suffix = `${name}_${randomBytes(4).toString('hex')}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
-  const url = new URL(BASE_DATABASE_URL);
+  const url = new URL(servers.databaseUrl ?? BASE_DATABASE_URL);
   url.pathname = `/wallet_test_${suffix}`;
   const databaseUrl = url.toString();
+  const replica = servers.replicaUrl === undefined ? undefined : new URL(servers.replicaUrl);
+  if (replica) replica.pathname = url.pathname;
   await createDatabaseIfMissing(databaseUrl);
   await migrate(databaseUrl);
   const env: Record<string, string> = {
     DATABASE_URL: databaseUrl,
+    ...(replica ? { DATABASE_READ_URL: replica.toString() } : {}),
     REDIS_URL,
     QUEUE_PREFIX: `test_${suffix}`,
     LOG_LEVEL: 'silent',
@@ -72,16 +83,17 @@ export async function createTestEnv(name: string, overrides: Record<string, stri
     apiKey,
     async destroy() {
       await pool.end();
-      await deleteQueueKeys(config.QUEUE_PREFIX);
+      await deleteQueueKeys(config);
       await dropDatabase(databaseUrl);
     },
   };
 }
 
-async function deleteQueueKeys(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
+/** Every key of the env's prefix, on its Redis (one server or a cluster: REDIS_URL may be overridden). */
+async function deleteQueueKeys(config: Config): Promise<void> {
+  const redis = connectRedis(config, {});
   try {
-    await deleteKeysWithPrefix(redis, prefix);
+    await deleteKeysWithPrefix(redis, config.QUEUE_PREFIX);
   } finally {
     redis.disconnect();
   }

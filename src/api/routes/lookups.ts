@@ -41,6 +41,8 @@ const badRequest = {
 };
 /** When `/wallets/by-external-id/{externalId}` was deprecated (2026-12-01), as RFC 9745 writes it. */
 const DEPRECATED_SINCE = '@1796083200';
+/** Paths still answered but left out of the OpenAPI document: each is deprecated, with a successor. */
+export const UNDOCUMENTED_DEPRECATED_PATHS = ['/wallets/by-external-id/:externalId'] as const;
 
 const json = (schema: z.ZodTypeAny) => ({ 'application/json': { schema } });
 
@@ -122,20 +124,25 @@ function pageResponse<T, R>(page: Page<T>, toResponse: (item: T) => R) {
   return { items: page.items.map(toResponse), nextCursor: page.nextCursor };
 }
 
-/** Lookups by the client's own keys, listings and label searches. */
-export function lookupRoutes(deps: { pool: DatabasePool }): Router {
+/**
+ * Lookups by the client's own keys, listings and label searches. Listings, searches and the
+ * wallet lookup by externalId read `readPool` (a replica, when DATABASE_READ_URL is set: they may
+ * lag); the transaction lookup by fingerprint reads the primary, because a client that retries a
+ * post asks it to learn whether its own write landed.
+ */
+export function lookupRoutes(deps: { pool: DatabasePool; readPool: DatabasePool }): Router {
   const router = Router();
 
   const sendWalletByExternalId: RequestHandler = async (req, res) => {
     const { externalId } = parseRequest(externalIdParams, req.params, 'path');
-    sendJson(res, 200, toWalletResponse(await getWalletByExternalId(deps.pool, externalId)));
+    sendJson(res, 200, toWalletResponse(await getWalletByExternalId(deps.readPool, externalId)));
   };
   route(router, lookupOperations.getWalletByExternalId, sendWalletByExternalId);
   // The path clients used before it moved: still answered, marked deprecated (RFC 9745) with its
   // successor, and left out of the OpenAPI document (it is the ambiguous one).
   route(
     router,
-    { ...lookupOperations.getWalletByExternalId, path: '/wallets/by-external-id/:externalId' },
+    { ...lookupOperations.getWalletByExternalId, path: UNDOCUMENTED_DEPRECATED_PATHS[0] },
     (req, res, next) => {
       res.set('Deprecation', DEPRECATED_SINCE);
       const successor = req.path.replace('/wallets/by-external-id/', '/wallets-by-external-id/');
@@ -152,18 +159,20 @@ export function lookupRoutes(deps: { pool: DatabasePool }): Router {
 
   route(router, lookupOperations.listWallets, async (req, res) => {
     const page = parseListQuery(walletListQuery, req.query);
-    sendJson(res, 200, pageResponse(await searchWallets(deps.pool, page), toWalletResponse));
+    sendJson(res, 200, pageResponse(await searchWallets(deps.readPool, page), toWalletResponse));
   });
 
   route(router, lookupOperations.listTransactions, async (req, res) => {
     const page = parseListQuery(transactionListQuery, req.query);
-    sendJson(res, 200, pageResponse(await searchTransactions(deps.pool, page), toTransactionResponse));
+    // Pending ones are found through the unlogged markers, which a replica cannot read.
+    const db = page.status === 'pending' ? deps.pool : deps.readPool;
+    sendJson(res, 200, pageResponse(await searchTransactions(db, page), toTransactionResponse));
   });
 
   route(router, lookupOperations.listWalletTransactions, async (req, res) => {
     const { id } = parseRequest(walletParams, req.params, 'path');
     const page = parseListQuery(transactionListQuery, req.query);
-    sendJson(res, 200, pageResponse(await listWalletTransactions(deps.pool, id, page), toTransactionResponse));
+    sendJson(res, 200, pageResponse(await listWalletTransactions(deps.readPool, id, page), toTransactionResponse));
   });
 
   return router;

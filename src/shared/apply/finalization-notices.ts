@@ -1,4 +1,4 @@
-import type { Redis } from '../infra/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 
 /**
  * Workers announce "wallet W has newly final transactions" on a Redis channel after they commit;
@@ -9,7 +9,7 @@ export function finalizationChannel(prefix: string): string {
   return `${prefix}:finalized`;
 }
 
-export async function announceFinalized(redis: Redis, prefix: string, walletId: number): Promise<void> {
+export async function announceFinalized(redis: RedisClient, prefix: string, walletId: number): Promise<void> {
   await redis.publish(finalizationChannel(prefix), String(walletId));
 }
 
@@ -20,7 +20,7 @@ export class FinalizationListener {
   private readonly closing = new AbortController();
 
   constructor(
-    private readonly subscriber: Redis,
+    private readonly subscriber: RedisClient,
     private readonly channel: string,
     /** How often a waiter re-checks without news (tests stretch it to see the notices alone at work). */
     private readonly recheckIntervalMs = RECHECK_INTERVAL_MS,

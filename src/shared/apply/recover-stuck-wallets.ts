@@ -1,6 +1,6 @@
 /** apply: frees a wallet whose deduplication key points at a job that will never run. */
 import { walletDeduplicationId, type ApplyQueue } from '../infra/queue.js';
-import type { Redis } from '../infra/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 
 /**
  * BullMQ drops every add of a wallet while the wallet's deduplication key (`de:wallet:W`, no
@@ -41,22 +41,24 @@ return 1
 /**
  * Removes the wallet's deduplication key if the job it names cannot move any more, so that the
  * next enqueue creates a fresh job. `redis` is a connection to the queue's Redis (the queue only
- * names the keys). Returns whether it removed one.
+ * names the keys; the wallet's shard holds them). Returns whether it removed one.
  */
-export async function releaseStuckWallet(redis: Redis, queue: ApplyQueue, walletId: number): Promise<boolean> {
+export async function releaseStuckWallet(redis: RedisClient, queue: ApplyQueue, walletId: number): Promise<boolean> {
   const deduplicationId = walletDeduplicationId(walletId);
+  // The wallet's own shard: every key below shares its hash tag (one cluster slot).
+  const shard = queue.forWallet(walletId);
   const removed = await redis.eval(
     RELEASE_IF_STUCK,
     8,
-    queue.toKey(`de:${deduplicationId}`),
-    queue.toKey(`dn:${deduplicationId}`),
-    queue.toKey('wait'),
-    queue.toKey('paused'),
-    queue.toKey('active'),
-    queue.toKey('delayed'),
-    queue.toKey('prioritized'),
-    queue.toKey('waiting-children'),
-    queue.toKey(''),
+    shard.toKey(`de:${deduplicationId}`),
+    shard.toKey(`dn:${deduplicationId}`),
+    shard.toKey('wait'),
+    shard.toKey('paused'),
+    shard.toKey('active'),
+    shard.toKey('delayed'),
+    shard.toKey('prioritized'),
+    shard.toKey('waiting-children'),
+    shard.toKey(''),
   );
   return removed === 1;
 }

@@ -1,6 +1,6 @@
 import type { DatabasePool } from 'slonik';
 import { enqueueApply, type ApplyQueue } from '../infra/queue.js';
-import type { Redis } from '../infra/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 import { findWalletsWithStalePending } from '../transactions/transaction-repository.js';
 import { releaseStuckWallet } from './recover-stuck-wallets.js';
 import { advancePendingFloor, ensurePendingMarkers, vacuumPendingMarkers } from './pending-markers.js';
@@ -34,7 +34,7 @@ export interface SweepResult {
  * whose job is already queued costs nothing.
  */
 export async function sweepStalePending(
-  deps: { db: DatabasePool; queue: ApplyQueue; redis: Redis },
+  deps: { db: DatabasePool; queue: ApplyQueue; redis: RedisClient },
   staleAfterMs: number,
   cursor: SweepCursor = { afterWalletId: 0 },
 ): Promise<SweepResult> {

@@ -1,6 +1,6 @@
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import type { Redis } from '../infra/redis.js';
+import type { RedisClient } from '../infra/redis.js';
 
 /**
  * The event stream checked against the ledger, after the relay has caught up: every transaction
@@ -40,7 +40,7 @@ const streamEventSchema = z.object({
 });
 
 /** Every event in the stream, oldest first, read in pages. */
-export async function readStream(redis: Redis, stream: string): Promise<StreamEvent[]> {
+export async function readStream(redis: RedisClient, stream: string): Promise<StreamEvent[]> {
   const events: StreamEvent[] = [];
   let from = '-';
   for (;;) {
@@ -76,7 +76,11 @@ const decidedSchema = z.object({
   isReversal: z.boolean(),
 });
 
-export async function auditEventStream(pool: DatabasePool, redis: Redis, stream: string): Promise<EventViolation[]> {
+export async function auditEventStream(
+  pool: DatabasePool,
+  redis: RedisClient,
+  stream: string,
+): Promise<EventViolation[]> {
   const events = await readStream(redis, stream);
   const transactions = await pool.any(sql.type(decidedSchema)`
     SELECT transaction_id(wallet_id, seq)::text AS id, wallet_id AS "walletId", status, refno,

@@ -23,7 +23,7 @@ export const LEDGER_RULES = [
   'refnos-contiguous',
   /** each applied row: oldbalance + amount = newbalance, and oldbalance is the previous newbalance (0 first). */
   'chain',
-  /** no balance is ever below zero, nor above the ledger's limit. */
+  /** no balance is ever below zero, and none is raised past its currency's cap but by a transfer's credit. */
   'balance-in-range',
   /** every amount has at most the fractional digits of its wallet's currency. */
   'amount-precision',
@@ -172,10 +172,14 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
       WHERE oldbalance + amount <> newbalance OR oldbalance <> coalesce(previous_newbalance, 0)
       UNION ALL
       SELECT 'balance-in-range', id, NULL, NULL, format('balance %s', balance)
-      FROM wallet_totals WHERE balance < 0 OR balance > max_balance
+      FROM wallet_totals WHERE balance < 0
       UNION ALL
+      -- Past the cap only by a transfer's credit (never rejected: the money left the source already);
+      -- anything else that raises a balance past it breaks the rule. Withdrawals may follow.
       SELECT 'balance-in-range', a.wallet_id, a.refno, a.id::text, format('newbalance %s', a.newbalance)
-      FROM applied a JOIN cap c USING (wallet_id) WHERE a.newbalance < 0 OR a.newbalance > c.max_balance
+      FROM applied a JOIN cap c USING (wallet_id)
+      WHERE a.newbalance < 0
+         OR (a.newbalance > c.max_balance AND a.amount > 0 AND a.transfer_id IS NULL)
       UNION ALL
       SELECT 'amount-precision', t.wallet_id, t.refno, t.id::text,
              format('amount %s has more than the %s fractional digits of its currency', t.amount, c.minor_units)

@@ -1,4 +1,4 @@
-import type { Redis } from '../infra/redis.js';
+import { isCluster, type RedisClient } from '../infra/redis.js';
 import type { Logger } from '../infra/logger.js';
 import { GroupCommitter, type ItemResult } from '../infra/group-commit.js';
 
@@ -55,8 +55,13 @@ export interface RateLimiterOptions {
   now?: () => number;
 }
 
+/** A client that knows the script defined in the constructor. */
+type TokenBucketCommand = {
+  walletTokenBucket(key: string, rate: number, burst: number, want: number, ...now: number[]): Promise<unknown>;
+};
+
 /** A pipeline that knows the script defined in the constructor. */
-type TokenBucketPipeline = ReturnType<Redis['pipeline']> & {
+type TokenBucketPipeline = ReturnType<RedisClient['pipeline']> & {
   walletTokenBucket(key: string, rate: number, burst: number, want: number, ...now: number[]): TokenBucketPipeline;
 };
 
@@ -66,12 +71,12 @@ type TokenBucketPipeline = ReturnType<Redis['pipeline']> & {
  * 500, for want of a counter would be worse than briefly not limiting.
  */
 export class RateLimiter {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly groups: GroupCommitter<string, RateLimitDecision | null>;
   private lastWarning = 0;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly options: RateLimiterOptions,
     private readonly logger: Logger,
   ) {
@@ -106,19 +111,16 @@ export class RateLimiter {
   private async takeGroup(callers: readonly string[]): Promise<ItemResult<RateLimitDecision | null>[]> {
     const wanted = new Map<string, number>();
     for (const caller of callers) wanted.set(caller, (wanted.get(caller) ?? 0) + 1);
-    const pipeline = this.redis.pipeline() as TokenBucketPipeline;
-    for (const [caller, want] of wanted) {
-      pipeline.walletTokenBucket(
-        `${this.options.prefix}:ratelimit:${caller}`,
-        this.options.perSecond,
-        this.options.burst,
-        want,
-        ...(this.options.now ? [this.options.now()] : []),
-      );
-    }
+    const args = [...wanted].map(([caller, want]): [string, number, number, number, ...number[]] => [
+      `${this.options.prefix}:ratelimit:${caller}`,
+      this.options.perSecond,
+      this.options.burst,
+      want,
+      ...(this.options.now ? [this.options.now()] : []),
+    ]);
     let replies: [Error | null, unknown][] | null;
     try {
-      replies = await pipeline.exec();
+      replies = await this.runScripts(args);
     } catch (error) {
       replies = null;
       this.warn(error);
@@ -150,6 +152,32 @@ export class RateLimiter {
         },
       };
     });
+  }
+
+  /**
+   * One script run per bucket. On one Redis, one pipeline; on a cluster, each bucket is a key of
+   * its own slot (a pipeline must stay within one), so the runs go out side by side instead.
+   */
+  private async runScripts(
+    runs: readonly [string, number, number, number, ...number[]][],
+  ): Promise<[Error | null, unknown][] | null> {
+    if (isCluster(this.redis)) {
+      const cluster = this.redis as RedisClient & TokenBucketCommand;
+      return Promise.all(
+        runs.map((run) =>
+          cluster.walletTokenBucket(...run).then(
+            (reply): [Error | null, unknown] => [null, reply],
+            (error: unknown): [Error | null, unknown] => [
+              error instanceof Error ? error : new Error(String(error)),
+              null,
+            ],
+          ),
+        ),
+      );
+    }
+    const pipeline = this.redis.pipeline() as TokenBucketPipeline;
+    for (const run of runs) pipeline.walletTokenBucket(...run);
+    return pipeline.exec();
   }
 
   private warn(error: unknown): void {

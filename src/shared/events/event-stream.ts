@@ -1,4 +1,4 @@
-import type { Redis } from '../infra/redis.js';
+import { isCluster, type RedisClient } from '../infra/redis.js';
 import { toCloudEvent, type OutboxEvent } from './cloud-events.js';
 
 /**
@@ -76,14 +76,20 @@ export function eventStreamKey(prefix: string): string {
 
 export class EventStreamPublisher {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly maxLength = 100_000,
   ) {}
 
-  /** The pre-005 relay's set of ids published but not yet marked (read only; it expires by itself). */
+  /**
+   * The pre-005 relay's set of ids published but not yet marked (read only; it expires by itself).
+   * The script's two keys must share a slot on a cluster: there it is `{<prefix>:events}:inflight`,
+   * which hashes as the stream's own name. No pre-005 relay ever ran on a cluster (the service
+   * did not start on one before the queue shards), so that set is always empty there.
+   */
   private get legacyInflightKey(): string {
-    return `${this.prefix}:events:inflight`;
+    const stream = eventStreamKey(this.prefix);
+    return isCluster(this.redis) ? `{${stream}}:inflight` : `${stream}:inflight`;
   }
 
   /**

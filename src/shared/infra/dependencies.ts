@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { Redis } from 'ioredis';
 import type { Config } from './config.js';
+import { connectRedis, isCluster } from './redis.js';
 import { within } from './time-limit.js';
 
 /**
@@ -46,7 +46,9 @@ export function maskUrl(url: string): string {
     if (parsed.password) parsed.password = '***';
     return parsed.toString();
   } catch {
-    return '(not a URL)';
+    // `redis+cluster://user:secret@a:1,b:2` is no WHATWG URL (several hosts): mask by hand.
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return '(not a URL)';
+    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:)[^@/]*@/i, '$1***@');
   }
 }
 
@@ -92,42 +94,62 @@ async function askPostgres(databaseUrl: string): Promise<void> {
   }
 }
 
-async function askRedis(redisUrl: string): Promise<void> {
-  const redis = new Redis(redisUrl, {
-    lazyConnect: true,
-    connectTimeout: ATTEMPT_TIMEOUT_MS,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
+type RedisSettings = Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>;
+type DependencySettings = Pick<Config, 'DATABASE_URL'> & RedisSettings;
+
+/** One server answers PING; a cluster answers PING and says `cluster_state:ok` (every slot served). */
+async function askRedis(config: RedisSettings): Promise<void> {
+  const redis = connectRedis(
+    config,
+    {
+      lazyConnect: true,
+      connectTimeout: ATTEMPT_TIMEOUT_MS,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    },
+    { clusterRetryStrategy: () => null },
+  );
   // `connect()` rejects with "Connection is closed."; the socket's own error says why.
   let socketError: Error | undefined;
   redis.on('error', (error: Error) => (socketError ??= error));
   try {
     await redis.connect();
     await redis.ping();
+    if (isCluster(redis)) {
+      const info = await redis.cluster('INFO');
+      if (!/^cluster_state:ok/m.test(info)) throw new Error('the cluster is not ok (cluster_state:fail)');
+    }
   } catch (error) {
     if (/NOAUTH|WRONGPASS|invalid password/i.test(String((error as Error).message))) {
       throw new Refused((error as Error).message);
     }
+    // ioredis Cluster reports a node it cannot reach only as "Connection is closed.".
+    if (isCluster(redis) && redis.status !== 'ready')
+      throw new Error('no node of the cluster answered', { cause: error });
     throw socketError ?? error;
   } finally {
     redis.disconnect();
   }
 }
 
-const ASK: Record<Dependency, (config: Pick<Config, 'DATABASE_URL' | 'REDIS_URL'>) => Promise<void>> = {
+const ASK: Record<Dependency, (config: DependencySettings) => Promise<void>> = {
   Postgres: (config) => askPostgres(config.DATABASE_URL),
-  Redis: (config) => askRedis(config.REDIS_URL),
+  Redis: (config) => askRedis(config),
 };
 
 /** Asks one dependency until it answers or `deadline` passes; null once it answered. */
 async function reach(
   dependency: Dependency,
-  config: Pick<Config, 'DATABASE_URL' | 'REDIS_URL'>,
+  config: DependencySettings,
   deadline: number,
 ): Promise<UnreachableDependency | null> {
-  const url = maskUrl(dependency === 'Postgres' ? config.DATABASE_URL : config.REDIS_URL);
+  const url =
+    dependency === 'Postgres'
+      ? maskUrl(config.DATABASE_URL)
+      : config.REDIS_CLUSTER_NODES !== undefined
+        ? `cluster nodes ${config.REDIS_CLUSTER_NODES}`
+        : maskUrl(config.REDIS_URL);
   for (;;) {
     try {
       await within(ASK[dependency](config), ATTEMPT_TIMEOUT_MS + 500, () => new Error('no answer within 1 s'));
@@ -150,7 +172,7 @@ async function reach(
  * `waitMs` passes (0: once), then throws DependenciesUnreachableError naming every one that did not.
  */
 export async function waitForDependencies(
-  config: Pick<Config, 'DATABASE_URL' | 'REDIS_URL'>,
+  config: DependencySettings,
   dependencies: readonly Dependency[],
   waitMs: number,
 ): Promise<void> {

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Logger } from './logger.js';
 import { pendingMigrations } from './migrate.js';
-import type { Redis } from './redis.js';
+import type { RedisClient } from './redis.js';
 import { within } from './time-limit.js';
 
 /**
@@ -21,7 +21,7 @@ export interface Readiness {
 export interface HealthDeps {
   databaseUrl: string;
   /** A connection whose commands fail fast while Redis is away (see createFailFastRedis). */
-  redis: Redis;
+  redis: RedisClient;
   logger: Logger;
   /** Longest wait for each dependency; default 1000 ms. */
   timeoutMs?: number;

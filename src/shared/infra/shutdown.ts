@@ -1,4 +1,4 @@
-import type { Redis } from './redis.js';
+import type { RedisClient } from './redis.js';
 
 /** Closing steps that talk to a dependency must not hang a shutdown while that dependency is away. */
 const STEP_TIMEOUT_MS = 2000;
@@ -23,6 +23,6 @@ export async function settleWithin(step: Promise<unknown>, ms = STEP_TIMEOUT_MS)
 }
 
 /** QUIT politely; if Redis does not answer in time, drop the connection. */
-export async function closeRedis(redis: Redis, ms = STEP_TIMEOUT_MS): Promise<void> {
+export async function closeRedis(redis: RedisClient, ms = STEP_TIMEOUT_MS): Promise<void> {
   if (!(await settleWithin(redis.quit(), ms))) redis.disconnect();
 }

@@ -276,6 +276,38 @@ export function registerDatabasePool(name: string, pool: DatabasePool): () => vo
   };
 }
 
+/** Reads how far a replica pool trails its primary at scrape time (null: not a replica). */
+type ReplicaLagReader = () => Promise<number | null>;
+const replicaLagReaders = new Map<string, ReplicaLagReader>();
+
+new Gauge({
+  name: 'wallet_db_replica_lag_seconds',
+  help: 'How far the read replica (DATABASE_READ_URL) trails the primary: 0 when it has replayed all WAL it received, else the age of the last transaction it replayed. Absent without a replica.',
+  labelNames: ['pool'] as const,
+  registers: [registry],
+  async collect() {
+    this.reset();
+    await Promise.all(
+      [...replicaLagReaders].map(async ([pool, read]) => {
+        try {
+          const lag = await withTimeout(read(), 'replica lag');
+          if (lag !== null) this.set({ pool }, lag);
+        } catch {
+          collectErrors.inc({ source: 'replica' });
+        }
+      }),
+    );
+  },
+});
+
+/** Reports the replica lag of pool `name` at every scrape until the returned function is called. */
+export function registerReplicaLag(name: string, read: ReplicaLagReader): () => void {
+  replicaLagReaders.set(name, read);
+  return () => {
+    if (replicaLagReaders.get(name) === read) replicaLagReaders.delete(name);
+  };
+}
+
 /** Reads the outbox backlog (events after the relay's cursor) at scrape time; null when not registered. */
 type OutboxReader = () => Promise<{ backlog: number; oldestAgeSeconds: number }>;
 let readOutbox: OutboxReader | null = null;

@@ -77,7 +77,10 @@ export async function checkTransfer(currencies: WalletCurrencies, request: Trans
       'currency-mismatch',
     );
   }
+  // One code can carry different minor units (wallets from before currencies keep 2 digits), and
+  // the credit leg is never checked again: the amount must fit both wallets.
   checkAmountPrecision(request.amount, from);
+  checkAmountPrecision(request.amount, to);
   return from;
 }
 
