@@ -19,6 +19,7 @@ import {
   costTable,
   describePhase,
   modelInputsTable,
+  transferTable,
   summarize,
   summaryTable,
   walByTypeTables,
@@ -43,6 +44,22 @@ function scenarios(options: BenchOptions): Scenario[] {
       seedAmount: '1000000.00',
       count: options.hotCount,
       mix: { withdrawalShare: 0.15, rejectShare: 0.005, rejectAmount: '-100000000.00' },
+    },
+    {
+      // Transfers of 1.00..20.00 between random pairs: each wallet's seed covers its debits.
+      name: 'transfers',
+      wallets: options.wallets,
+      seedAmount: '1000.00',
+      count: options.transferCount,
+      mix: { withdrawalShare: 0, rejectShare: 0, rejectAmount: '0', transfers: 'random-pairs' },
+    },
+    {
+      // One house wallet paying out to the others (the original's prize pool).
+      name: 'hot-source',
+      wallets: options.wallets,
+      seedAmount: '1000000.00',
+      count: options.transferCount,
+      mix: { withdrawalShare: 0, rejectShare: 0, rejectAmount: '0', transfers: 'from-first' },
     },
   ];
 }
@@ -214,6 +231,8 @@ async function main(): Promise<void> {
     console.log(`\n${summaryTable(summaries)}`);
     const costs = costComparisons(compared);
     console.log(`\n${costTable(costs)}`);
+    const transfers = transferTable(compared);
+    if (transfers) console.log(`\n${transfers}`);
     console.log(`\n${modelInputsTable(phases)}`);
     console.log(`\n${walByTypeTables(compared)}`);
     console.log(

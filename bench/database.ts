@@ -129,6 +129,54 @@ export async function measuredOutcome(db: pg.Client): Promise<MeasuredOutcome> {
 }
 
 /**
+ * Outcome of the service's measured transfers (fingerprints m-*): completed once both legs are
+ * applied, rejected with their debit; finalized when the last of their legs was.
+ */
+export async function measuredTransferOutcome(db: pg.Client): Promise<MeasuredOutcome> {
+  const result = await db.query<Record<string, string>>(`
+    SELECT count(*) AS count,
+           count(*) FILTER (WHERE d.status = 'applied' AND c.status = 'applied') AS applied,
+           count(*) FILTER (WHERE d.status = 'rejected') AS rejected,
+           count(*) FILTER (WHERE d.status = 'pending' OR (d.status = 'applied' AND c.status IS DISTINCT FROM 'applied')) AS pending,
+           (extract(epoch FROM min(d.finalized)) * 1000)::text AS first_finalized,
+           (extract(epoch FROM max(greatest(d.finalized, c.finalized))) * 1000)::text AS last_finalized
+      FROM transfers tr
+      JOIN transactions d ON d.wallet_id = tr.from_wallet AND d.seq = tr.debit_seq
+      LEFT JOIN transactions c ON c.wallet_id = tr.to_wallet AND c.seq = tr.credit_seq
+     WHERE tr.fingerprint LIKE 'm-%'`);
+  const row = result.rows[0]!;
+  return {
+    count: Number(row.count),
+    applied: Number(row.applied),
+    rejected: Number(row.rejected),
+    pending: Number(row.pending),
+    mustRejectNotRejected: 0,
+    firstFinalizedAt: Number(row.first_finalized),
+    lastFinalizedAt: Number(row.last_finalized),
+  };
+}
+
+/** The reference's transfers: each applied one wrote its two legs, m-<i>:debit and m-<i>:credit. */
+export async function measuredReferenceTransferOutcome(db: pg.Client, count: number): Promise<MeasuredOutcome> {
+  const result = await db.query<Record<string, string>>(`
+    SELECT count(*) FILTER (WHERE fingerprint LIKE '%:debit') AS applied,
+           (extract(epoch FROM min(created)) * 1000)::text AS first_finalized,
+           (extract(epoch FROM max(created)) * 1000)::text AS last_finalized
+      FROM transactions
+     WHERE fingerprint LIKE 'm-%'`);
+  const row = result.rows[0]!;
+  return {
+    count,
+    applied: Number(row.applied),
+    rejected: count - Number(row.applied),
+    pending: 0,
+    mustRejectNotRejected: 0,
+    firstFinalizedAt: Number(row.first_finalized),
+    lastFinalizedAt: Number(row.last_finalized),
+  };
+}
+
+/**
  * Outcome of the reference's measured transactions: it stores only applied ones (fingerprints
  * m-*), and a rejection answered 422 at once; `rejected` is what the load counted.
  */

@@ -4,6 +4,8 @@ import { runConcurrently, type HttpClient } from './http.js';
 
 export interface PlannedTransaction {
   walletId: number;
+  /** A transfer from `walletId` to this wallet (POST /transfers) instead of a transaction of `walletId`. */
+  to?: number;
   amount: string;
   fingerprint: string;
   /** A withdrawal far beyond any balance the scenario can reach: the service has to reject it. */
@@ -42,6 +44,8 @@ export interface LoadMix {
   /** Share of withdrawals of `rejectAmount`, which no balance in the scenario can cover. */
   rejectShare: number;
   rejectAmount: string;
+  /** Transfers instead of transactions: between random pairs, or from the first wallet (a house wallet) to the others. */
+  transfers?: 'random-pairs' | 'from-first';
 }
 
 /** Deposits of 1.00..50.00, some small withdrawals and a few that must be rejected, over `walletIds` uniformly. */
@@ -51,6 +55,7 @@ export function planTransactions(
   mix: LoadMix,
   random: () => number,
 ): PlannedTransaction[] {
+  if (mix.transfers) return planTransfers(walletIds, count, mix.transfers, random);
   return Array.from({ length: count }, (_, index) => {
     const walletId = walletIds[Math.floor(random() * walletIds.length)]!;
     const roll = random();
@@ -61,6 +66,28 @@ export function planTransactions(
         ? randomAmount(random, 100, 2000, -1n)
         : randomAmount(random, 100, 5000, 1n);
     return { walletId, amount, fingerprint: `m-${index}${mustReject ? '-x' : ''}`, mustReject };
+  });
+}
+
+/** Transfers of 1.00..20.00, fingerprints m-<index>; the seed deposits cover every one. */
+function planTransfers(
+  walletIds: readonly number[],
+  count: number,
+  shape: 'random-pairs' | 'from-first',
+  random: () => number,
+): PlannedTransaction[] {
+  const pick = () => walletIds[Math.floor(random() * walletIds.length)]!;
+  return Array.from({ length: count }, (_, index) => {
+    const from = shape === 'from-first' ? walletIds[0]! : pick();
+    let to = pick();
+    while (to === from) to = pick();
+    return {
+      walletId: from,
+      to,
+      amount: randomAmount(random, 100, 2000, 1n),
+      fingerprint: `m-${index}`,
+      mustReject: false,
+    };
   });
 }
 
@@ -133,11 +160,20 @@ export async function postTransactions(
   await runConcurrently(planned.length, concurrency, async (index) => {
     const tx = planned[index]!;
     const t0 = performance.now();
-    const response = await client.request('POST', `/wallets/${tx.walletId}/transactions`, {
-      amount: tx.amount,
-      fingerprint: tx.fingerprint,
-      labels: { bench: 'load' },
-    });
+    const response =
+      tx.to === undefined
+        ? await client.request('POST', `/wallets/${tx.walletId}/transactions`, {
+            amount: tx.amount,
+            fingerprint: tx.fingerprint,
+            labels: { bench: 'load' },
+          })
+        : await client.request('POST', '/transfers', {
+            from: tx.walletId,
+            to: tx.to,
+            amount: tx.amount,
+            fingerprint: tx.fingerprint,
+            labels: { bench: 'load' },
+          });
     latenciesMs[index] = performance.now() - t0;
     expectStatus('POST transaction', accepted, response);
     onAnswered(++answered);

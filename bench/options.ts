@@ -4,6 +4,8 @@ export interface BenchOptions {
   concurrency: number;
   uniformCount: number;
   hotCount: number;
+  /** Transfers of each transfer scenario. */
+  transferCount: number;
   wallets: number;
   workers: number;
   pgbenchSeconds: number;
@@ -30,6 +32,7 @@ const HELP = `Usage: npm run bench -- [flags]
   --concurrency N       HTTP requests in flight while posting (default 64; env BENCH_CONCURRENCY)
   --uniform-count N     transactions of the uniform scenario (default 20000; env BENCH_UNIFORM_COUNT)
   --hot-count N         transactions of the hot-wallet scenario (default 5000; env BENCH_HOT_COUNT)
+  --transfer-count N    transfers of the transfers and hot-source scenarios (default 10000; env BENCH_TRANSFER_COUNT)
   --wallets N           wallets of the uniform scenario (default 1000; env BENCH_WALLETS)
   --workers N           worker processes (default 1; env BENCH_WORKERS)
   --pgbench-seconds N   duration of each pgbench ceiling run (default 15; env BENCH_PGBENCH_SECONDS)
@@ -43,7 +46,7 @@ const HELP = `Usage: npm run bench -- [flags]
   --seed N              seed of the pseudo-random load (default 1)
   --history N           steady state: transactions already in the tables before the window of the
                         steady-state phases (default 1000000, quick 20000; 0 skips them; env BENCH_HISTORY)
-  --scenarios a,b       only these scenarios (uniform, hot)
+  --scenarios a,b       only these scenarios (uniform, hot, transfers, hot-source)
   --modes a,b           only these phases (reference, end-to-end, start, backlog, reference-steady, end-to-end-steady)
   --queue-shards a,b    run the service's phases once per QUEUE_SHARDS value (default 1); the first is the one
                         compared with the reference (env BENCH_QUEUE_SHARDS)
@@ -79,6 +82,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       concurrency: { type: 'string' },
       'uniform-count': { type: 'string' },
       'hot-count': { type: 'string' },
+      'transfer-count': { type: 'string' },
       wallets: { type: 'string' },
       workers: { type: 'string' },
       'pgbench-seconds': { type: 'string' },
@@ -112,6 +116,11 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       quick ? 2000 : 20_000,
     ),
     hotCount: positiveInteger('--hot-count', values['hot-count'] ?? env.BENCH_HOT_COUNT, quick ? 500 : 5000),
+    transferCount: positiveInteger(
+      '--transfer-count',
+      values['transfer-count'] ?? env.BENCH_TRANSFER_COUNT,
+      quick ? 1000 : 10_000,
+    ),
     wallets: positiveInteger('--wallets', values.wallets ?? env.BENCH_WALLETS, quick ? 100 : 1000),
     workers: positiveInteger('--workers', values.workers ?? env.BENCH_WORKERS, 1),
     pgbenchSeconds: positiveInteger(

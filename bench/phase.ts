@@ -6,6 +6,8 @@ import {
   freshDatabase,
   measuredOutcome,
   measuredReferenceOutcome,
+  measuredReferenceTransferOutcome,
+  measuredTransferOutcome,
   postgresPids,
   preloadHistory,
   waitUntilFinal,
@@ -31,7 +33,7 @@ import {
 import { childProcesses, freePort, startService, waitForApi, type Runtime, type ServiceProcess } from './service.js';
 
 export interface Scenario {
-  name: 'uniform' | 'hot';
+  name: 'uniform' | 'hot' | 'transfers' | 'hot-source';
   wallets: number;
   /** Deposit every wallet gets before the measured load. */
   seedAmount: string;
@@ -200,8 +202,13 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     const walUsage = await wal.end();
     const pgPidsAfter = await postgresPids(db, database);
 
+    const transfers = scenario.mix.transfers !== undefined;
     const outcome =
-      design === 'service' ? await measuredOutcome(db) : await measuredReferenceOutcome(db, planned.length);
+      design === 'service'
+        ? await (transfers ? measuredTransferOutcome(db) : measuredOutcome(db))
+        : await (transfers
+            ? measuredReferenceTransferOutcome(db, planned.length)
+            : measuredReferenceOutcome(db, planned.length));
     const ledger = await checkLedger(db, setup.databaseUrl, design);
 
     // `wallet start` runs the API and the worker as its children: count each where it belongs.

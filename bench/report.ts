@@ -4,7 +4,7 @@ import type { PhaseResult, Scenario } from './phase.js';
 import { perTransaction } from './wal.js';
 
 /** Applied/s over the synchronous reference's, per scenario; the issue's targets. */
-export const TARGETS: Record<Scenario['name'], number> = { uniform: 2.0, hot: 10 };
+export const TARGETS: Record<'uniform' | 'hot', number> = { uniform: 2.0, hot: 10 };
 /** Backlog apply rate over the uniform pgbench ceiling. */
 export const BACKLOG_TARGET = 3;
 /** Uniform, end to end: POST latency (ms) and service CPU per transaction (ms). */
@@ -172,7 +172,7 @@ export function summaryTable(summaries: ScenarioSummary[]): string {
  * index entries per transaction. The goals (issue "Write each transaction once"): uniform, WAL at
  * most 1.5x and Postgres CPU at most 0.5x the reference's; hot wallet, both below the reference's.
  */
-export const COST_GOALS: Record<Scenario['name'], { wal: number; cpu: number }> = {
+export const COST_GOALS: Record<'uniform' | 'hot', { wal: number; cpu: number }> = {
   uniform: { wal: 1.5, cpu: 0.5 },
   hot: { wal: 1.0, cpu: 1.0 },
 };
@@ -293,6 +293,66 @@ export function costTable(comparisons: CostComparison[]): string {
   });
   return [
     'Cost per transaction on the Postgres primary (WAL from pg_walinspect, CPU from /proc):',
+    table(['figure', 'reference', 'service', 'ratio', 'goal'], rows),
+  ].join('\n');
+}
+
+/**
+ * Transfers beside the reference doing both legs in one database transaction (both rows locked in
+ * id order): applied/s and what each transfer costs the primary. The hot source (one house wallet
+ * paying the others) must beat the reference by at least the margin the hot wallet does.
+ */
+export function transferTable(phases: PhaseResult[]): string {
+  const fresh = (scenario: Scenario['name'], mode: PhaseResult['mode']) =>
+    phases.find((phase) => phase.scenario === scenario && phase.mode === mode && phase.history === 0);
+  const margin = (scenario: Scenario['name']) => {
+    const [reference, service] = [fresh(scenario, 'reference'), fresh(scenario, 'end-to-end')];
+    return reference && service ? service.appliedPerSecond / reference.appliedPerSecond : null;
+  };
+  const rows = (['transfers', 'hot-source'] as const).flatMap((scenario) => {
+    const [reference, service] = [fresh(scenario, 'reference'), fresh(scenario, 'end-to-end')];
+    if (!reference || !service) return [];
+    const [referenceCost, serviceCost] = [designCost(reference), designCost(service)];
+    const ratio = margin(scenario)!;
+    const hot = margin('hot');
+    const goal =
+      scenario === 'hot-source' && hot !== null
+        ? `>= hot wallet's ${round(hot, 2)}x: ${ratio >= hot ? 'met' : `MISSED by ${((1 - ratio / hot) * 100).toFixed(0)} %`}`
+        : '';
+    return [
+      [
+        `${scenario}: applied/s`,
+        round(reference.appliedPerSecond),
+        round(service.appliedPerSecond),
+        `${round(ratio, 2)}x`,
+        goal,
+      ],
+      [
+        `${scenario}: WAL bytes per transfer`,
+        round(referenceCost.walBytes),
+        round(serviceCost.walBytes),
+        `${round(serviceCost.walBytes / referenceCost.walBytes, 2)}x`,
+        '',
+      ],
+      [
+        `${scenario}: Postgres CPU ms per transfer`,
+        round(referenceCost.postgresCpuMs, 3),
+        round(serviceCost.postgresCpuMs, 3),
+        `${round(serviceCost.postgresCpuMs / referenceCost.postgresCpuMs, 2)}x`,
+        '',
+      ],
+      [
+        `${scenario}: outcome`,
+        `${reference.outcome.applied} completed`,
+        `${service.outcome.applied} completed, ${service.outcome.rejected} rejected, ${service.outcome.pending} pending`,
+        '',
+        '',
+      ],
+    ];
+  });
+  if (rows.length === 0) return '';
+  return [
+    'Transfers, fresh tables (reference: both legs in one database transaction):',
     table(['figure', 'reference', 'service', 'ratio', 'goal'], rows),
   ].join('\n');
 }

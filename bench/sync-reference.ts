@@ -2,7 +2,9 @@
  * The synchronous design this service replaces, as a yardstick for `npm run bench` (not part of
  * the product): each POST is one database transaction that reads the wallet (row-locked), checks
  * the balance, writes it and inserts the applied row, then answers 201; an overdraft stores
- * nothing and answers 422. Its own tables, the original's design (bench/reference-schema.sql), in
+ * nothing and answers 422. A transfer is one database transaction too: both wallets locked in id
+ * order, the source's balance checked, both rows written (fingerprints <fp>:debit and <fp>:credit),
+ * both balances updated. Its own tables, the original's design (bench/reference-schema.sql), in
  * a database of its own; same Postgres and connection count (DB_POOL_SIZE) as the service; no queue.
  *
  *   node --import tsx bench/sync-reference.ts     (PORT, DATABASE_URL, DB_POOL_SIZE from the environment)
@@ -82,12 +84,73 @@ async function postTransaction(walletId: number, body: Record<string, unknown>):
   }
 }
 
+async function postTransfer(body: Record<string, unknown>): Promise<[number, unknown]> {
+  const amount = decimalToUnits(String(body.amount));
+  const [from, to] = [Number(body.from), Number(body.to)];
+  if (amount === null || amount <= 0n || from === to) return [400, { detail: 'bad transfer' }];
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const locked = await client.query<{ id: string; balance: string; last_refno: string }>(
+      'SELECT id, balance, last_refno FROM wallets WHERE id = ANY($1) ORDER BY id FOR UPDATE',
+      [[from, to]],
+    );
+    const wallets = new Map(locked.rows.map((row) => [Number(row.id), row]));
+    const [source, destination] = [wallets.get(from), wallets.get(to)];
+    if (!source || !destination) {
+      await client.query('ROLLBACK');
+      return [404, { detail: 'no such wallet' }];
+    }
+    const sourceBalance = decimalToUnits(source.balance)!;
+    if (sourceBalance - amount < 0n) {
+      await client.query('ROLLBACK');
+      return [422, { status: 'rejected', reason: 'insufficient_funds' }];
+    }
+    const legs = [
+      { walletId: from, row: source, amount: -amount, suffix: 'debit' },
+      { walletId: to, row: destination, amount, suffix: 'credit' },
+    ];
+    for (const leg of legs) {
+      const oldBalance = decimalToUnits(leg.row.balance)!;
+      const newBalance = oldBalance + leg.amount;
+      const refno = Number(leg.row.last_refno) + 1;
+      await client.query('UPDATE wallets SET balance = $2, last_refno = $3, version = version + 1 WHERE id = $1', [
+        leg.walletId,
+        unitsToDecimal(newBalance),
+        refno,
+      ]);
+      await client.query(
+        `INSERT INTO transactions (wallet_id, amount, fingerprint, labels, refno, oldbalance, newbalance)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [
+          leg.walletId,
+          unitsToDecimal(leg.amount),
+          `${String(body.fingerprint)}:${leg.suffix}`,
+          JSON.stringify(body.labels ?? {}),
+          refno,
+          unitsToDecimal(oldBalance),
+          unitsToDecimal(newBalance),
+        ],
+      );
+    }
+    await client.query('COMMIT');
+    return [201, { status: 'completed' }];
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    if ((error as { code?: string }).code === '23505') return [409, { detail: 'fingerprint used' }];
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
 const server = createServer((req, res) => {
   const path = (req.url ?? '').split('?')[0] ?? '';
   const transaction = /^\/wallets\/(\d+)\/transactions$/.exec(path);
   const answer = async (): Promise<[number, unknown]> => {
     if (req.method === 'POST' && path === '/wallets') return createWallet(await readJson(req));
     if (req.method === 'POST' && transaction) return postTransaction(Number(transaction[1]), await readJson(req));
+    if (req.method === 'POST' && path === '/transfers') return postTransfer(await readJson(req));
     return [404, { detail: 'not found' }];
   };
   answer().then(
