@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyPendingTransactions } from '../../src/shared/apply/apply-pending-transactions.js';
 import { LEDGER_RULES, auditLedger, type LedgerRule } from '../../src/shared/audit/ledger-audit.js';
 import { insertPendingTransaction } from '../../src/shared/transactions/transaction-repository.js';
-import { insertTransfer } from '../../src/shared/transfers/transfer-repository.js';
+import { insertTransfers } from '../../src/shared/transfers/transfer-repository.js';
 import { insertWallet } from '../../src/shared/wallets/wallet-repository.js';
 import { ROOT, createTestEnv, type TestEnv } from '../support/test-env.js';
 
@@ -42,16 +42,9 @@ const query = (text: ReturnType<typeof sql.unsafe>) => env.pool.query(text);
 /** A completed transfer of `amount` from the wallet to a new one: both legs applied. */
 async function transferOut(from: number, amount: string): Promise<void> {
   const to = await walletWith([]);
-  await insertTransfer(env.pool, {
-    fingerprint: randomUUID(),
-    from,
-    to,
-    amount,
-    currency: 'EUR',
-    labels: {},
-    description: null,
-    traceContext: null,
-  });
+  await insertTransfers(env.pool, [
+    { fingerprint: randomUUID(), from, to, amount, currency: 'EUR', labels: {}, description: null, traceContext: null },
+  ]);
   await applyPendingTransactions(env.pool, from, { batchSize: 10 });
   await applyPendingTransactions(env.pool, to, { batchSize: 10 });
 }

@@ -11,7 +11,7 @@ import {
   isTransferFinal,
   listWalletTransfers,
   requestTransferVoid,
-  reserveTransfer,
+  TransferReserver,
 } from '../../shared/transfers/transfers.js';
 import { findWalletTransaction } from '../../shared/transactions/transaction-repository.js';
 import { WalletCurrencies } from '../../shared/wallets/wallets.js';
@@ -186,6 +186,7 @@ function sendTransfer(res: Response, status: number, transfer: TransferRow): voi
 export function transferRoutes(deps: TransferRouteDeps): Router {
   const router = Router();
   const currencies = new WalletCurrencies(deps.pool);
+  const reserver = new TransferReserver({ db: deps.pool, queue: deps.queue, currencies });
 
   /**
    * Waits for the outcome: first for the source wallet's news (the debit decided), then, once the
@@ -207,7 +208,7 @@ export function transferRoutes(deps: TransferRouteDeps): Router {
 
   route(router, transferOperations.postTransfer, requireJsonBody, async (req, res) => {
     const body = parseRequest(createTransferBody, req.body, 'body');
-    const { transfer, enqueued } = await reserveTransfer({ db: deps.pool, queue: deps.queue, currencies }, body);
+    const { transfer, enqueued } = await reserver.reserve(body);
     if (!enqueued) {
       (res.locals.log ?? deps.logger).warn(
         { walletId: transfer.from, transferId: transfer.id },

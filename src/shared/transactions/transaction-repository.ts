@@ -46,7 +46,7 @@ const transactionColumns = sql.fragment`
  * reserved transactions in reservation order (the relay makes each a TransactionCreated event; it
  * is also the journal that lists and label searches read), with their distinct label sets.
  */
-const reservationBookkeeping = sql.fragment`
+export const reservationBookkeeping = sql.fragment`
   marked AS (
     INSERT INTO pending_reservations (wallet_id, first_seq, last_seq)
     SELECT wallet_id, min(seq), max(seq) FROM reserved GROUP BY wallet_id

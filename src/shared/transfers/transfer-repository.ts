@@ -1,5 +1,6 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
+import { reservationBookkeeping } from '../transactions/transaction-repository.js';
 
 /**
  * Data access for the transfers table (migration 007). A transfer's state is read from its legs,
@@ -62,40 +63,66 @@ export interface NewTransfer {
 }
 
 /**
- * Reserves a transfer and its debit leg (a pending transaction of `from` for -amount, with its
- * marker and its outbox row) in one statement. Null when the fingerprint is taken. The leg's seq
- * is drawn first, so the transfer row names it from the start and is never updated for it.
+ * Reserves a group of transfers in one statement, as transactions are reserved in groups: their
+ * transfer rows, their debit legs, one marker per source wallet and one outbox row for all. A
+ * transfer whose fingerprint is taken (or repeated in the group) reserves nothing and has no row
+ * in the result; the others come back with their position in `group`.
  */
-export async function insertTransfer(db: CommonQueryMethods, transfer: NewTransfer): Promise<TransferRow | null> {
-  return db.maybeOne(sql.type(transferRowSchema)`
-    WITH fresh AS MATERIALIZED (
-      SELECT gen_random_uuid() AS id, nextval(pg_get_serial_sequence('transactions', 'seq')) AS seq
+export async function insertTransfers(
+  db: CommonQueryMethods,
+  group: readonly NewTransfer[],
+): Promise<readonly (TransferRow & { ordinal: number })[]> {
+  const tuples = group.map((transfer, index) => [
+    index,
+    transfer.fingerprint,
+    transfer.from,
+    transfer.to,
+    transfer.amount,
+    transfer.currency,
+    JSON.stringify(transfer.labels),
+    transfer.description,
+    transfer.traceContext,
+  ]);
+  return db.any(sql.type(transferRowSchema.extend({ ordinal: z.number() }))`
+    WITH input AS (
+      SELECT * FROM ${sql.unnest(tuples, ['int4', 'text', 'int8', 'int8', 'numeric', 'text', 'jsonb', 'text', 'text'])}
+        AS i (ordinal, fingerprint, from_wallet, to_wallet, amount, currency, labels, description, trace_context)
+    ), first_of_each AS (
+      SELECT DISTINCT ON (i.fingerprint) i.* FROM input i
+      WHERE NOT EXISTS (SELECT 1 FROM transfers t WHERE t.fingerprint = i.fingerprint)
+      ORDER BY i.fingerprint, i.ordinal
+    ), fresh AS MATERIALIZED (
+      -- The legs' seqs drawn in request order, so each transfer row names its debit from the start.
+      SELECT f.*, gen_random_uuid() AS id, nextval(pg_get_serial_sequence('transactions', 'seq')) AS seq
+      FROM (SELECT * FROM first_of_each ORDER BY ordinal) f
     ), tr AS (
       INSERT INTO transfers (id, fingerprint, from_wallet, to_wallet, amount, currency, labels, description, debit_seq)
-      SELECT id, ${transfer.fingerprint}, ${transfer.from}, ${transfer.to}, ${transfer.amount}::numeric,
-             ${transfer.currency}, ${sql.jsonb(transfer.labels)}, ${transfer.description}, seq
-      FROM fresh
+      SELECT id, fingerprint, from_wallet, to_wallet, amount, currency, labels, description, seq FROM fresh ORDER BY ordinal
       ON CONFLICT (fingerprint) DO NOTHING
       RETURNING *
     ), reserved AS (
       INSERT INTO transactions (wallet_id, seq, amount, fingerprint, labels, description, trace_context, transfer_id)
       OVERRIDING SYSTEM VALUE
-      SELECT from_wallet, debit_seq, -amount, 'transfer:' || id || ':debit', labels, description,
-             ${transfer.traceContext}, id
-      FROM tr
+      SELECT tr.from_wallet, tr.debit_seq, -tr.amount, 'transfer:' || tr.id || ':debit', tr.labels, tr.description,
+             f.trace_context, tr.id
+      FROM tr JOIN fresh f USING (id)
       RETURNING *
-    ), marked AS (
-      INSERT INTO pending_reservations (wallet_id, first_seq, last_seq) SELECT wallet_id, seq, seq FROM reserved
-    ), announced AS (
-      INSERT INTO outbox (kind, wallet_ids, seqs, labels)
-      SELECT 'transactions_reserved', ARRAY[wallet_id], ARRAY[seq],
-             CASE WHEN labels <> '{}'::jsonb THEN jsonb_build_array(labels) END
-      FROM reserved
-    )
+    ), ${reservationBookkeeping}
     SELECT tr.id, tr.seq, tr.fingerprint, tr.from_wallet AS "from", tr.to_wallet AS "to",
            tr.amount::text AS amount, tr.currency, tr.labels, tr.description, 'pending' AS status, NULL AS reason,
-           transaction_id(d.wallet_id, d.seq) AS "debitId", NULL AS "creditId", NULL::bigint AS "creditSeq", tr.created
-    FROM tr JOIN reserved d ON d.transfer_id = tr.id
+           transaction_id(d.wallet_id, d.seq) AS "debitId", NULL AS "creditId", NULL::bigint AS "creditSeq", tr.created,
+           f.ordinal
+    FROM tr JOIN reserved d ON d.transfer_id = tr.id JOIN fresh f ON f.id = tr.id
+  `);
+}
+
+/** The transfers holding any of `fingerprints`. */
+export async function findTransfersByFingerprints(
+  db: CommonQueryMethods,
+  fingerprints: readonly string[],
+): Promise<readonly TransferRow[]> {
+  return db.any(sql.type(transferRowSchema)`
+    SELECT ${transferColumns} FROM transfers tr ${withLegs} WHERE tr.fingerprint = ANY(${sql.array(fingerprints, 'text')})
   `);
 }
 

@@ -9,11 +9,15 @@ import { unitsToDecimal, decimalToUnits, type Units } from '../ledger/money.js';
 import { recordTransferRequested } from '../telemetry/metrics.js';
 import { currentTraceparent, inSpan } from '../telemetry/tracing.js';
 import type { WalletCurrencies } from '../wallets/wallets.js';
+import { GroupCommitter, type ItemResult } from '../infra/group-commit.js';
+import { RESERVATION_GROUPS } from '../transactions/transactions.js';
 import {
   findTransferByFingerprint,
   findTransferById,
+  findTransfersByFingerprints,
   findWalletTransfers,
-  insertTransfer,
+  insertTransfers,
+  type NewTransfer,
   type TransferRow,
 } from './transfer-repository.js';
 
@@ -85,40 +89,93 @@ export async function checkTransfer(currencies: WalletCurrencies, request: Trans
 }
 
 /**
- * Reserves the transfer with its debit leg, then nudges the source wallet's queue (through the
+ * Reserves transfers with their debit legs, in groups as transactions are (one statement, one
+ * commit and one outbox row per group), then nudges each source wallet's queue (through the
  * per-wallet enqueue, like every transaction). The worker applies the debit with the overdraft
  * rule; the statement that applies it reserves the credit leg and the worker enqueues the
- * destination. Traced as `wallet.transfer`.
+ * destination. Each request is traced as `wallet.transfer`.
  */
-export function reserveTransfer(
-  deps: { db: CommonQueryMethods; queue: ApplyQueue; currencies: WalletCurrencies },
-  request: TransferRequest,
-): Promise<TransferReservation> {
-  const attributes = { 'wallet.transfer.from': request.from, 'wallet.transfer.to': request.to };
-  return inSpan('wallet.transfer', { attributes }, async (span) => {
-    const currency = await checkTransfer(deps.currencies, request);
-    const reserved = await insertTransfer(deps.db, {
-      ...request,
-      amount: unitsToDecimal(request.amount),
-      currency: currency.code,
-      traceContext: currentTraceparent(),
+export class TransferReserver {
+  private readonly groups: GroupCommitter<NewTransfer, TransferRow>;
+
+  constructor(private readonly deps: { db: CommonQueryMethods; queue: ApplyQueue; currencies: WalletCurrencies }) {
+    this.groups = new GroupCommitter((group) => this.reserveGroup(group), RESERVATION_GROUPS);
+  }
+
+  reserve(request: TransferRequest): Promise<TransferReservation> {
+    const attributes = { 'wallet.transfer.from': request.from, 'wallet.transfer.to': request.to };
+    return inSpan('wallet.transfer', { attributes }, async (span) => {
+      const currency = await checkTransfer(this.deps.currencies, request);
+      const reserved = await this.groups.submit({
+        fingerprint: request.fingerprint,
+        from: request.from,
+        to: request.to,
+        amount: unitsToDecimal(request.amount),
+        currency: currency.code,
+        labels: request.labels,
+        description: request.description,
+        traceContext: currentTraceparent(),
+      });
+      span.setAttribute('wallet.transfer.id', reserved.id);
+      recordTransferRequested();
+      const enqueued = await enqueueApply(this.deps.queue, request.from).then(
+        () => true,
+        () => false,
+      );
+      return { transfer: reserved, enqueued };
     });
-    if (!reserved) {
-      const existing = await findTransferByFingerprint(deps.db, request.fingerprint);
-      // Transfers are never deleted: a taken fingerprint has its transfer.
-      if (!existing) throw new Error(`transfer fingerprint ${request.fingerprint} conflicted but is missing`);
-      throw isTransferReplay(existing, request)
-        ? new DuplicateTransferFingerprintError(existing)
-        : new TransferFingerprintReusedError();
+  }
+
+  private async reserveGroup(group: readonly NewTransfer[]): Promise<ItemResult<TransferRow>[]> {
+    const reserved = await insertTransfers(this.deps.db, group);
+    const byPosition = new Map(reserved.map(({ ordinal, ...row }) => [ordinal, row]));
+    const refused = group.filter((_, index) => !byPosition.has(index));
+    // Committed: from here on a failure must not fail the group (its reserved requests would be
+    // retried alone and meet their own fingerprints). Only the refused ones wait for the lookup.
+    let holders = new Map<string, TransferRow>();
+    let lookupFailure: unknown = null;
+    if (refused.length > 0) {
+      try {
+        const rows = await findTransfersByFingerprints(
+          this.deps.db,
+          refused.map((transfer) => transfer.fingerprint),
+        );
+        holders = new Map(rows.map((row) => [row.fingerprint, row]));
+      } catch (error) {
+        lookupFailure = error;
+      }
     }
-    span.setAttribute('wallet.transfer.id', reserved.id);
-    recordTransferRequested();
-    const enqueued = await enqueueApply(deps.queue, request.from).then(
-      () => true,
-      () => false,
-    );
-    return { transfer: reserved, enqueued };
-  });
+    return group.map((transfer, index): ItemResult<TransferRow> => {
+      const row = byPosition.get(index);
+      if (row) return { ok: true, value: row };
+      if (lookupFailure !== null) return { ok: false, error: lookupFailure };
+      const existing = holders.get(transfer.fingerprint);
+      // Transfers are never deleted: a taken fingerprint has its transfer.
+      if (!existing)
+        return {
+          ok: false,
+          error: new Error(`transfer fingerprint ${transfer.fingerprint} conflicted but is missing`),
+        };
+      return {
+        ok: false,
+        error: isTransferReplay(existing, transferRequestOf(transfer))
+          ? new DuplicateTransferFingerprintError(existing)
+          : new TransferFingerprintReusedError(),
+      };
+    });
+  }
+}
+
+/** The request a reservation row was made from, to judge a replay by. */
+function transferRequestOf(transfer: NewTransfer): TransferRequest {
+  return {
+    from: transfer.from,
+    to: transfer.to,
+    amount: decimalToUnits(transfer.amount)!,
+    fingerprint: transfer.fingerprint,
+    labels: transfer.labels,
+    description: transfer.description,
+  };
 }
 
 /** A transfer's fingerprint taken by a different request: nothing about it is disclosed. */
