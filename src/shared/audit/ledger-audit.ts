@@ -232,8 +232,9 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
           THEN format('decided at %s, after refno %s (%s): it saw a stale balance', r.finalized, next.refno,
                       next.finalized)
         WHEN r.reason = 'insufficient_funds' AND r.oldbalance - coalesce(r.seen_held, 0) + r.amount >= 0
-          THEN format('available balance %s (balance %s, held %s) covers amount %s',
-                      r.oldbalance - coalesce(r.seen_held, 0), r.oldbalance, coalesce(r.seen_held, 0), r.amount)
+          THEN CASE WHEN coalesce(r.seen_held, 0) = 0 THEN format('balance %s covers amount %s', r.oldbalance, r.amount)
+               ELSE format('available balance %s (balance %s, held %s) covers amount %s',
+                           r.oldbalance - r.seen_held, r.oldbalance, r.seen_held, r.amount) END
         WHEN r.reason = 'balance_limit_exceeded' AND r.oldbalance + r.amount <= c.max_balance
           THEN format('balance %s + amount %s is within the limit', r.oldbalance, r.amount)
         WHEN r.reason = 'not_voidable' AND (voider.refno IS NULL OR voider.refno > r.after_refno)
