@@ -163,12 +163,13 @@ export async function requestCapture(
   id: string,
   request: { amount: Units | null; fingerprint: string | null },
 ): Promise<{ hold: HoldRow; replayed: boolean }> {
+  // Bad input is refused before anything is looked up.
+  if (request.amount !== null && request.amount <= 0n) {
+    throw new ValidationError('the request body is invalid', [{ name: 'amount', reason: 'must be positive' }]);
+  }
   const hold = await getHold(deps.db, walletId, id);
   const held = decimalToUnits(hold.amount)!;
   if (request.amount !== null) {
-    if (request.amount <= 0n) {
-      throw new ValidationError('the request body is invalid', [{ name: 'amount', reason: 'must be positive' }]);
-    }
     if (request.amount > held) {
       throw new ValidationError('the request body is invalid', [
         { name: 'amount', reason: `must be at most the held amount, ${hold.amount}` },
