@@ -20,6 +20,7 @@ import { errorHandler, notFoundRoute } from './problem.js';
 import { lookupRoutes } from './routes/lookups.js';
 import { transactionRoutes } from './routes/transactions.js';
 import { transferRoutes } from './routes/transfers.js';
+import { holdRoutes } from './routes/holds.js';
 import { walletRoutes } from './routes/wallets.js';
 import { webhookRoutes } from './routes/webhooks.js';
 
@@ -28,6 +29,8 @@ export interface AppDeps {
     Config,
     | 'BODY_LIMIT'
     | 'MAX_PREFER_WAIT_S'
+    | 'HOLD_DEFAULT_EXPIRY_SECONDS'
+    | 'HOLD_MAX_EXPIRY_SECONDS'
     | 'VOID_WINDOW_HOURS'
     | 'AUTH_DISABLED'
     | 'API_KEY_CACHE_TTL_MS'
@@ -122,6 +125,19 @@ export function createApp(deps: AppDeps): Express {
       queue: deps.queue,
       finalization: deps.finalization,
       maxPreferWaitSeconds: deps.config.MAX_PREFER_WAIT_S,
+    }),
+  );
+  app.use(
+    holdRoutes({
+      logger: deps.logger,
+      pool: deps.pool,
+      queue: deps.queue,
+      finalization: deps.finalization,
+      maxPreferWaitSeconds: deps.config.MAX_PREFER_WAIT_S,
+      settings: {
+        defaultExpirySeconds: deps.config.HOLD_DEFAULT_EXPIRY_SECONDS,
+        maxExpirySeconds: deps.config.HOLD_MAX_EXPIRY_SECONDS,
+      },
     }),
   );
   app.use(webhookRoutes({ pool: deps.pool, allowPrivateTargets: deps.config.WEBHOOK_ALLOW_PRIVATE_TARGETS }));

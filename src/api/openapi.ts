@@ -4,6 +4,7 @@ import { SECURITY_SCHEME } from './operation.js';
 import { registerLookupPaths } from './routes/lookups.js';
 import { registerTransactionPaths } from './routes/transactions.js';
 import { registerTransferPaths } from './routes/transfers.js';
+import { registerHoldPaths } from './routes/holds.js';
 import { registerWalletPaths } from './routes/wallets.js';
 import { registerWebhookPaths } from './routes/webhooks.js';
 
@@ -18,6 +19,7 @@ export const pathRegistrars: ReadonlyArray<(registry: OpenAPIRegistry) => void> 
   registerWalletPaths,
   registerTransactionPaths,
   registerTransferPaths,
+  registerHoldPaths,
   registerLookupPaths,
   registerWebhookPaths,
 ];

@@ -22,6 +22,11 @@ import {
   TransferVoidExistsError,
 } from '../shared/transfers/transfers.js';
 import {
+  DuplicateHoldFingerprintError,
+  HoldFingerprintReusedError,
+  HoldNotActiveError,
+} from '../shared/holds/holds.js';
+import {
   ConflictError,
   NotFoundError,
   RuleViolationError,
@@ -30,7 +35,7 @@ import {
 } from '../shared/domain/errors.js';
 import type { Logger } from '../shared/infra/logger.js';
 import { sendJson } from './json-response.js';
-import { toTransactionResponse, toTransferResponse, toWalletResponse } from './schemas.js';
+import { toHoldResponse, toTransactionResponse, toTransferResponse, toWalletResponse } from './schemas.js';
 
 /** RFC 9457 problem details; `type` names one of the problems listed in README.md. */
 export interface Problem {
@@ -163,7 +168,19 @@ export function toProblem(error: unknown, viewer: Viewer = { scopes: [] }): Prob
       transfer: toTransferResponse(error.transfer),
     });
   }
-  if (error instanceof FingerprintReusedError || error instanceof TransferFingerprintReusedError) {
+  if (error instanceof DuplicateHoldFingerprintError) {
+    return problem(409, 'duplicate-fingerprint', 'Fingerprint already used', error.message, {
+      hold: toHoldResponse(error.existing),
+    });
+  }
+  if (error instanceof HoldNotActiveError) {
+    return problem(409, 'hold-not-active', 'Hold is not active', error.message, { hold: toHoldResponse(error.hold) });
+  }
+  if (
+    error instanceof FingerprintReusedError ||
+    error instanceof TransferFingerprintReusedError ||
+    error instanceof HoldFingerprintReusedError
+  ) {
     return problem(409, 'fingerprint-reused', 'Fingerprint used by another request', error.message);
   }
   if (error instanceof VoidExistsError) {
@@ -204,6 +221,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       }
       if (error instanceof DuplicateExternalIdError) res.location(`/wallets/${error.existing.id}`);
       if (error instanceof DuplicateTransferFingerprintError) res.location(`/transfers/${error.existing.id}`);
+      if (error instanceof DuplicateHoldFingerprintError) {
+        res.location(`/wallets/${error.existing.walletId}/holds/${error.existing.id}`);
+      }
       if (known.status === 503) {
         res.set('Retry-After', '5');
         log.warn({ err: error, method: req.method, path: req.path }, 'dependency unavailable');

@@ -16,6 +16,7 @@ import {
 } from '../shared/domain/validation.js';
 import type { WalletRow } from '../shared/wallets/wallet-repository.js';
 import type { TransferRow } from '../shared/transfers/transfer-repository.js';
+import type { HoldRow } from '../shared/holds/hold-repository.js';
 import { Decimal } from './json-response.js';
 
 /**
@@ -131,6 +132,11 @@ export const walletResponse = z
     labels: responseLabels,
     created: timestamp,
     balance: money,
+    available: money.openapi({
+      description:
+        'The balance minus the live (active, or captured or released and not yet settled by the queue) holds: what debits, transfers and new holds are decided against.',
+      example: 35.0,
+    }),
     currency: z
       .string()
       .openapi({ description: 'ISO 4217 alphabetic code of every amount of the wallet.', example: 'EUR' }),
@@ -281,6 +287,7 @@ export function toWalletResponse(wallet: WalletRow): WalletResponse {
     labels: wallet.labels,
     created: wallet.created,
     balance: new Decimal(wallet.balance),
+    available: new Decimal(wallet.available),
     currency: wallet.currency,
   };
 }
@@ -442,5 +449,147 @@ export function toTransferResponse(transfer: TransferRow): TransferResponse {
     debit: transfer.debitId,
     ...(transfer.creditId === null ? {} : { credit: transfer.creditId }),
     created: transfer.created,
+  };
+}
+
+/** Holds (docs/design.md, Holds): request and response shapes. */
+
+export const createHoldBody = z
+  .object({
+    amount: amountSchema.openapi({
+      description:
+        "The amount to reserve: a JSON number or a decimal string, > 0, with at most the currency's minor units of fractional digits.",
+      examples: [10.0, '25.00'],
+    }),
+    fingerprint: fingerprintSchema.openapi({
+      description:
+        'Unique among holds: a retry of the same request answers 409 duplicate-fingerprint with the hold it made; another request with a used fingerprint gets 409 fingerprint-reused.',
+      minLength: 1,
+      example: 'HOLD-123',
+    }),
+    expiresInSeconds: z.number().int().min(1).optional().openapi({
+      description:
+        'Seconds until the workers release the hold if it is neither captured nor released; the setting HOLD_DEFAULT_EXPIRY_SECONDS (7 days) when left out, at most HOLD_MAX_EXPIRY_SECONDS (30 days).',
+      example: 3600,
+    }),
+    labels: labels.optional().openapi({ description: `${LABELS_DESCRIPTION} None when left out.` }),
+    description: descriptionSchema.nullable().optional().openapi({ example: 'card authorisation' }),
+  })
+  .strict()
+  .transform((body) => ({
+    ...body,
+    expiresInSeconds: body.expiresInSeconds ?? null,
+    labels: body.labels ?? {},
+    description: body.description ?? null,
+  }))
+  .openapi('CreateHold');
+
+export const captureHoldBody = z
+  .object({
+    amount: amountSchema.optional().openapi({
+      description: 'At most the held amount; the whole hold when left out. The rest is released with the capture.',
+      examples: [7.5],
+    }),
+    fingerprint: transactionFingerprintSchema.optional().openapi({
+      description:
+        'The fingerprint of the capture debit (a transaction of the wallet); `hold:<hold id>:capture` when left out. Must not be used by another transaction.',
+      minLength: 1,
+      example: 'CAPTURE-123',
+    }),
+  })
+  .strict()
+  .transform((body) => ({ amount: body.amount ?? null, fingerprint: body.fingerprint ?? null }))
+  .openapi('CaptureHold');
+
+export const releaseHoldBody = z
+  .object({
+    fingerprint: fingerprintSchema.optional().openapi({
+      description:
+        'Accepted for symmetry with capture; a release is idempotent by the hold itself (a repeat answers 200).',
+      minLength: 1,
+      example: 'RELEASE-123',
+    }),
+  })
+  .strict()
+  .openapi('ReleaseHold');
+
+export const holdParams = walletParams.extend({
+  holdId: uuid.openapi({
+    param: { description: 'The hold id (a UUID).' },
+    example: 'a3e863bf-14de-494a-bd39-d2bd5ac1ed2d',
+  }),
+});
+
+const holdStatus = z.enum(['pending', 'active', 'rejected', 'captured', 'released', 'expired']);
+
+export const holdListQuery = z
+  .object({
+    status: holdStatus.optional().openapi({ description: 'Only holds of this status.' }),
+    limit: z
+      .string()
+      .regex(/^\d{1,3}$/, 'must be an integer from 1 to 500')
+      .transform(Number)
+      .pipe(z.number().min(1, 'must be an integer from 1 to 500').max(500))
+      .default(50)
+      .openapi({ type: 'integer', minimum: 1, maximum: 500, default: 50 }),
+    cursor: z.string().max(20).optional().openapi({ description: "The previous page's nextCursor." }),
+  })
+  .strict();
+
+export const holdResponse = z
+  .object({
+    id: uuid.openapi({ example: 'a3e863bf-14de-494a-bd39-d2bd5ac1ed2d' }),
+    walletId: z.number().int().positive().openapi({ example: 1 }),
+    amount: money,
+    fingerprint: z.string(),
+    labels: responseLabels,
+    description: z.string().nullable(),
+    status: holdStatus.openapi({
+      description:
+        "pending until the wallet's queue decides it; active (its amount counts against `available`) or rejected (`reason`); then exactly one of captured, released or expired.",
+    }),
+    reason: z.string().optional().openapi({ example: 'insufficient_funds' }),
+    expiresAt: timestamp,
+    capturedAmount: money.optional().openapi({ description: 'Once captured: the amount debited.', example: 7.5 }),
+    captureTransactionId: uuid
+      .optional()
+      .openapi({ description: 'Once captured: the debit, a transaction of the wallet with its own refno.' }),
+    held: z.boolean().openapi({
+      description:
+        "True while the hold's amount counts against the wallet's `available`: active, or captured, released or expired until the wallet's queue has taken it out (a capture with its debit).",
+    }),
+    created: timestamp,
+  })
+  .strict()
+  .openapi('Hold');
+export type HoldResponse = z.infer<typeof holdResponse>;
+export const holdPageResponse = page(holdResponse).openapi('HoldPage');
+
+export const duplicateHoldFingerprintProblemResponse = problemResponse
+  .extend({ hold: holdResponse })
+  .openapi('DuplicateHoldFingerprintProblem', {
+    description: '`/problems/duplicate-fingerprint`: a replay of the same hold request; `hold` is the one it made.',
+  });
+
+export const holdProblemResponse = problemResponse.extend({ hold: holdResponse }).openapi('HoldProblem', {
+  description:
+    '`/problems/hold-not-active`: the hold was captured, released or expired already (or is pending, or was rejected); `hold` is the hold as it is and the detail says which.',
+});
+
+export function toHoldResponse(hold: HoldRow): HoldResponse {
+  return {
+    id: hold.id,
+    walletId: hold.walletId,
+    amount: new Decimal(hold.amount),
+    fingerprint: hold.fingerprint,
+    labels: hold.labels,
+    description: hold.description,
+    status: hold.status,
+    ...(hold.reason === null ? {} : { reason: hold.reason }),
+    expiresAt: hold.expiresAt,
+    ...(hold.capturedAmount === null ? {} : { capturedAmount: new Decimal(hold.capturedAmount) }),
+    ...(hold.captureTransactionId === null ? {} : { captureTransactionId: hold.captureTransactionId }),
+    held: hold.status !== 'pending' && hold.status !== 'rejected' && !hold.heldReleased,
+    created: hold.created,
   };
 }

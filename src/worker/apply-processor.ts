@@ -61,7 +61,7 @@ export function createApplyProcessor(deps: ApplyProcessorDeps) {
             'wallet.apply.batches': summary.batches,
             'wallet.apply.conflict_retries': summary.conflictRetries,
           });
-          if (summary.applied + summary.rejected > 0) {
+          if (summary.applied + summary.rejected + summary.holdsDecided > 0) {
             await announceFinalized(deps.redis, deps.queuePrefix, walletId);
           }
           const { applied, rejected, batches, conflictRetries } = summary;

@@ -37,13 +37,14 @@ afterAll(async () => {
   await env?.destroy();
 });
 
-/** A fingerprint of every row of wallets and transactions. */
+/** A fingerprint of every row of wallets, transactions, transfers and holds. */
 const databaseChecksum = () =>
   env.pool.oneFirst(sql.type(z.object({ checksum: z.string() }))`
     SELECT md5(
       coalesce((SELECT string_agg(w::text, ',' ORDER BY w.id) FROM wallets w), '') || '|' ||
       coalesce((SELECT string_agg(t::text, ',' ORDER BY t.seq) FROM transactions t), '') || '|' ||
-      coalesce((SELECT string_agg(tr::text, ',' ORDER BY tr.seq) FROM transfers tr), '')
+      coalesce((SELECT string_agg(tr::text, ',' ORDER BY tr.seq) FROM transfers tr), '') || '|' ||
+      coalesce((SELECT string_agg(h::text, ',' ORDER BY h.seq) FROM holds h), '')
     ) AS checksum
   `);
 
@@ -675,6 +676,87 @@ describe('hostile input', () => {
         fc.integer().map((limit) => ({
           method: 'GET',
           path: `/wallets/${walletId}/transfers?limit=${limit > 0 && limit <= 500 ? -limit : limit}`,
+        })),
+      ),
+    );
+  });
+
+  it('hold bodies and paths', async () => {
+    const valid = () => ({ amount: '10.00', fingerprint: `fuzz-${Math.random().toString(36).slice(2)}` });
+    const postHold = (body: unknown): BadRequest => ({
+      method: 'POST',
+      path: `/wallets/${walletId}/holds`,
+      json: body,
+    });
+    const invalidBody = fc.oneof(
+      fc
+        .oneof(fc.double({ noNaN: true }), fc.string({ maxLength: 12 }), fc.integer({ max: 0 }), notAString)
+        .filter((amount) => !isValidAmount(amount) || Number(amount) <= 0)
+        .map((amount) => ({ ...valid(), amount })),
+      fc.oneof(notAString, fc.constant(''), unstorableText).map((fingerprint) => ({ ...valid(), fingerprint })),
+      fc.constantFrom('amount', 'fingerprint').map((field) => {
+        const body: Record<string, unknown> = valid();
+        delete body[field];
+        return body;
+      }),
+      fc
+        .oneof(
+          fc.integer({ max: 0 }),
+          fc.double().filter((n) => !Number.isInteger(n)),
+          fc.string(),
+          fc.constant(null),
+        )
+        .map((expiresInSeconds) => ({ ...valid(), expiresInSeconds })),
+      fc.string({ minLength: 1, maxLength: 8 }).map((key) => ({ ...valid(), [`x${key}`]: 1 })),
+      fc.oneof(fc.integer(), fc.string(), fc.constant(null)).map((labels) => ({ ...valid(), labels })),
+    );
+    await fuzz('hold bodies', 200, invalidBody.map(postHold), 400);
+    const holdPath = (id: string, action: string) => `/wallets/${walletId}/holds/${id}/${action}`;
+    await fuzz(
+      'capture and release bodies',
+      100,
+      fc.oneof(
+        fc
+          .oneof(fc.double({ noNaN: true }), fc.string({ maxLength: 12 }), fc.integer({ max: 0 }), notAString)
+          .filter((amount) => !isValidAmount(amount) || Number(amount) <= 0)
+          .map((amount) => ({ method: 'POST', path: holdPath(randomUUID(), 'capture'), json: { amount } })),
+        fc
+          .oneof(notAString, fc.constant(''), unstorableText, fc.constant('hold:x'), fc.constant('void:x'))
+          .map((fingerprint) => ({ method: 'POST', path: holdPath(randomUUID(), 'capture'), json: { fingerprint } })),
+        fc
+          .string({ minLength: 1, maxLength: 8 })
+          .map((key) => ({ method: 'POST', path: holdPath(randomUUID(), 'release'), json: { [`x${key}`]: 1 } })),
+      ),
+      400,
+    );
+    await fuzz(
+      'unknown holds',
+      20,
+      fc
+        .constantFrom('capture', 'release')
+        .map((action) => ({ method: 'POST', path: holdPath(randomUUID(), action), json: {} })),
+      404,
+    );
+    await fuzz(
+      'hold wallets',
+      20,
+      fc.constant(null).map(() => ({ method: 'POST', path: `/wallets/${MISSING_WALLET}/holds`, json: valid() })),
+      404,
+    );
+    const segment = fc.string({ minLength: 1, maxLength: 40 }).filter(notDotSegment);
+    await fuzz(
+      'hold paths',
+      150,
+      fc.oneof(
+        segment.map((id) => ({ method: 'GET', path: `/wallets/${walletId}/holds/${encodeURIComponent(id)}` })),
+        segment.map((id) => ({ method: 'GET', path: `/wallets/${encodeURIComponent(id)}/holds` })),
+        segment.map((status) => ({
+          method: 'GET',
+          path: `/wallets/${walletId}/holds?status=${encodeURIComponent(status)}x`,
+        })),
+        segment.map((cursor) => ({
+          method: 'GET',
+          path: `/wallets/${walletId}/holds?cursor=${encodeURIComponent(cursor)}x`,
         })),
       ),
     );

@@ -7,6 +7,7 @@ import { applyPendingTransactions } from '../../src/shared/apply/apply-pending-t
 import { LEDGER_RULES, auditLedger, type LedgerRule } from '../../src/shared/audit/ledger-audit.js';
 import { insertPendingTransaction } from '../../src/shared/transactions/transaction-repository.js';
 import { insertTransfers } from '../../src/shared/transfers/transfer-repository.js';
+import { captureHold, insertHold } from '../../src/shared/holds/hold-repository.js';
 import { insertWallet } from '../../src/shared/wallets/wallet-repository.js';
 import { ROOT, createTestEnv, type TestEnv } from '../support/test-env.js';
 
@@ -47,6 +48,20 @@ async function transferOut(from: number, amount: string): Promise<void> {
   ]);
   await applyPendingTransactions(env.pool, from, { batchSize: 10 });
   await applyPendingTransactions(env.pool, to, { batchSize: 10 });
+}
+
+/** An active hold of `amount` on the wallet (decided by its apply); answers the hold's id. */
+async function holdOn(walletId: number, amount: string): Promise<string> {
+  const hold = await insertHold(env.pool, {
+    walletId,
+    fingerprint: randomUUID(),
+    amount,
+    labels: {},
+    description: null,
+    expiresInSeconds: 3600,
+  });
+  await applyPendingTransactions(env.pool, walletId, { batchSize: 10 });
+  return hold!.id;
 }
 
 /** One way to break a sound wallet per rule (some rules twice), and the rule it must be reported under. */
@@ -190,6 +205,36 @@ const corruptions: {
     corrupt: async (walletId) => {
       await transferOut(walletId, '2.00');
       await query(sql.unsafe`UPDATE transactions SET transfer_id = NULL WHERE wallet_id = ${walletId} AND amount < 0`);
+    },
+  },
+  {
+    rule: 'held-is-sum',
+    what: "a wallet's held no longer counting its active hold: the hold's money can be spent twice",
+    amounts: ['5.00'],
+    corrupt: async (walletId) => {
+      await holdOn(walletId, '2.00');
+      await query(sql.unsafe`UPDATE wallets SET held = 0 WHERE id = ${walletId}`);
+    },
+  },
+  {
+    rule: 'available-in-range',
+    what: 'more held than the balance',
+    amounts: ['5.00'],
+    corrupt: async (walletId) => {
+      const holdId = await holdOn(walletId, '4.00');
+      await query(sql.unsafe`UPDATE holds SET amount = 6 WHERE id = ${holdId}`);
+      await query(sql.unsafe`UPDATE wallets SET held = 6 WHERE id = ${walletId}`);
+    },
+  },
+  {
+    rule: 'hold-capture',
+    what: 'a captured hold whose debit is not its captured amount',
+    amounts: ['5.00'],
+    corrupt: async (walletId) => {
+      const holdId = await holdOn(walletId, '3.00');
+      await captureHold(env.pool, walletId, holdId, { amount: null, fingerprint: randomUUID(), traceContext: null });
+      await applyPendingTransactions(env.pool, walletId, { batchSize: 10 });
+      await query(sql.unsafe`UPDATE holds SET captured_amount = 1 WHERE id = ${holdId}`);
     },
   },
 ];

@@ -118,6 +118,7 @@ describe.concurrent('migrations', () => {
     expect(await pendingMigrations(url)).toEqual([]);
     expect(await tablesOf(url)).toEqual([
       'api_keys',
+      'holds',
       'outbox',
       'outbox_relay_cursor',
       'pending_reservations',

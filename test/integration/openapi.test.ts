@@ -174,6 +174,7 @@ describe('the contract checker', () => {
     labels: {},
     created: '2026-11-25T09:08:13.315Z',
     balance: 0.0,
+    available: 0.0,
     currency: 'EUR',
   };
   const ok = { method: 'GET', path: '/wallets/1', status: 200, contentType: 'application/json' };

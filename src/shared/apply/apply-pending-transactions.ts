@@ -1,6 +1,6 @@
 /** apply: the worker's side: apply each wallet's pending transactions in order, announce finality, sweep strays. */
 import type { DatabasePool } from 'slonik';
-import { applyInOrder, type Outcome } from '../ledger/ledger.js';
+import { decide, decideHold, type HoldOutcome, type Outcome, type WalletLedgerState } from '../ledger/ledger.js';
 import { maxBalance, unitsToDecimal, decimalToUnits } from '../ledger/money.js';
 import { GroupCommitter, type GroupCommitOptions } from '../infra/group-commit.js';
 import {
@@ -33,6 +33,8 @@ export interface ApplySummary {
   batchSizes: number[];
   /** Every transaction this run finalized, for metrics and traces. */
   finalized: FinalizedTransaction[];
+  /** Holds decided (active or rejected) or taken out of `held`. */
+  holdsDecided: number;
   /** Wallets that got the credit leg of a transfer this run debited: to be enqueued. */
   credited: number[];
 }
@@ -55,6 +57,8 @@ export interface FinalizedTransaction {
 
 interface AppliedBatch {
   outcomes: Outcome[];
+  /** Holds this batch decided or took out of `held` (they count toward the batch size). */
+  holdsDecided?: number;
   /** Destination wallets of the credit legs this batch reserved. */
   credited?: readonly number[];
   pending: readonly {
@@ -101,6 +105,7 @@ export async function applyPendingTransactions(
     batchSizes: [],
     finalized: [],
     credited: [],
+    holdsDecided: 0,
   };
   const maxRetries = options.maxConflictRetries ?? 20;
   const alone: ApplyBatch = async (id) => (await applyWalletBatches(pool, [id], options.batchSize)).get(id)!;
@@ -122,15 +127,17 @@ export async function applyPendingTransactions(
     }
     const { batch } = result;
     const { outcomes } = batch;
-    if (outcomes.length === 0) return summary;
+    const decidedCount = outcomes.length + (batch.holdsDecided ?? 0);
+    if (decidedCount === 0) return summary;
     summary.batches += 1;
+    summary.holdsDecided += batch.holdsDecided ?? 0;
     for (const outcome of outcomes) {
       summary[outcome.status] += 1;
       if (outcome.status === 'applied' && outcome.voids) summary.voided += 1;
     }
     recordFinalized(summary, batch, batchStartedAt);
     if (batch.credited) summary.credited.push(...batch.credited);
-    if (outcomes.length < options.batchSize) return summary;
+    if (decidedCount < options.batchSize) return summary;
     if (options.shouldStop?.()) {
       summary.interrupted = true;
       return summary;
@@ -202,29 +209,61 @@ export async function applyWalletBatches(
   const readAt = performance.now();
 
   const staleMarkers: PendingMarker[] = [];
-  const decided = work.flatMap(({ wallet, markers, pending }) => {
+  const decided = work.flatMap(({ wallet, markers, pending: pendingRead, holds }) => {
     // Markers whose transactions were all decided already (none visible as pending): forget them.
-    if (pending.length === 0) {
+    if (pendingRead.length === 0 && holds.length === 0) {
       staleMarkers.push(...markers);
       return [];
     }
-    const { outcomes, state } = applyInOrder(
-      { balance: toUnits(wallet.balance), lastRefno: wallet.lastRefno, maxBalance: maxBalance(wallet.minorUnits) },
-      pending.map((entry) => ({
+    // Transactions and holds share one seq order: decide the oldest `batchSize` of both, in order.
+    const merged = [
+      ...pendingRead.map((entry) => ({ seq: entry.seq, transaction: entry, hold: null })),
+      ...holds.map((entry) => ({ seq: entry.seq, transaction: null, hold: entry })),
+    ]
+      .sort((a, b) => a.seq - b.seq)
+      .slice(0, batchSize);
+    const pending = merged.flatMap((item) => (item.transaction ? [item.transaction] : []));
+    let state: WalletLedgerState = {
+      balance: toUnits(wallet.balance),
+      lastRefno: wallet.lastRefno,
+      maxBalance: maxBalance(wallet.minorUnits),
+      held: toUnits(wallet.held),
+    };
+    const outcomes: Outcome[] = [];
+    const holdOutcomes: HoldOutcome[] = [];
+    for (const item of merged) {
+      if (item.hold) {
+        const decision = decideHold(state, {
+          id: item.hold.id,
+          kind: item.hold.status === 'pending' ? 'hold' : 'hold_release',
+          amount: toUnits(item.hold.amount),
+        });
+        holdOutcomes.push(decision.outcome);
+        state = decision.state;
+        continue;
+      }
+      const entry = item.transaction;
+      const decision = decide(state, {
         id: entry.id,
         amount: toUnits(entry.amount),
         ...(entry.voids ? { voids: { id: entry.voids, stillApplied: entry.originalStillApplied === true } } : {}),
         ...(entry.transferId !== null && !entry.amount.startsWith('-') ? { transferCredit: true } : {}),
-      })),
-    );
+        ...(entry.holdAmount !== null ? { capturesHold: toUnits(entry.holdAmount) } : {}),
+      });
+      outcomes.push(decision.outcome);
+      state = decision.state;
+    }
     // Every visible pending row up to the last one decided is decided now: a marker whose range
-    // ends there is done. A batch shorter than the limit decided all of them.
-    const lastDecidedSeq = pending.length < batchSize ? Number.POSITIVE_INFINITY : pending.at(-1)!.seq;
+    // ends there is done. A batch shorter than the limit decided all of them (the transactions
+    // read stop at the limit too, so a full merged batch ends at or before their last one).
+    const lastDecidedSeq = merged.length < batchSize ? Number.POSITIVE_INFINITY : merged.at(-1)!.seq;
     const decision: WalletDecision = {
       walletId: wallet.id,
       expectedVersion: wallet.version,
       balance: unitsToDecimal(state.balance),
       lastRefno: state.lastRefno,
+      held: unitsToDecimal(state.held ?? 0n),
+      holdOutcomes,
       outcomes,
       seqs: pending.map((entry) => entry.seq),
       coveredMarkers: markers.filter((marker) => marker.lastSeq <= lastDecidedSeq).map((marker) => marker.firstSeq),
@@ -251,6 +290,7 @@ export async function applyWalletBatches(
             won: true,
             batch: {
               outcomes: [...decision.outcomes],
+              holdsDecided: decision.holdOutcomes?.length ?? 0,
               pending,
               readAt,
               credited: credited.filter(({ from }) => from === decision.walletId).map(({ to }) => to),

@@ -1,6 +1,6 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import type { Outcome } from '../ledger/ledger.js';
+import type { HoldOutcome, Outcome } from '../ledger/ledger.js';
 import { unitsToDecimal } from '../ledger/money.js';
 
 /**
@@ -18,6 +18,8 @@ const pendingEntrySchema = z.object({
   traceContext: z.string().nullable(),
   /** For a leg of a transfer: the transfer. */
   transferId: z.string().nullable(),
+  /** For the debit that captures a hold: the hold's whole amount (it leaves `held` as this applies). */
+  holdAmount: z.string().nullable(),
   /** Seconds since it was reserved, by the database clock (for the end-to-end latency metric). */
   ageSeconds: z.number(),
 });
@@ -29,7 +31,17 @@ const walletStateSchema = z.object({
   lastRefno: z.number(),
   version: z.number(),
   minorUnits: z.number(),
+  held: z.string(),
 });
+/** A hold the apply must decide (status pending) or take out of `held` (released or expired). */
+const holdWorkSchema = z.object({
+  id: z.string(),
+  walletId: z.number(),
+  seq: z.number(),
+  amount: z.string(),
+  status: z.enum(['pending', 'released', 'expired']),
+});
+export type HoldWorkRow = z.infer<typeof holdWorkSchema>;
 const markerSchema = z.object({ walletId: z.number(), firstSeq: z.number(), lastSeq: z.number() });
 export type PendingMarker = z.infer<typeof markerSchema>;
 
@@ -37,6 +49,7 @@ const pendingWorkSchema = z.object({
   wallets: z.array(walletStateSchema),
   markers: z.array(markerSchema),
   pending: z.array(pendingEntrySchema),
+  holds: z.array(holdWorkSchema),
 });
 
 export interface WalletPendingWork {
@@ -44,6 +57,8 @@ export interface WalletPendingWork {
   markers: PendingMarker[];
   /** The oldest pending transactions (at most the limit), in reservation order. */
   pending: PendingEntryRow[];
+  /** Its holds to decide or to release from `held` (at most the limit), in seq order. */
+  holds: HoldWorkRow[];
 }
 
 /**
@@ -59,7 +74,8 @@ export async function readPendingWork(
   const ids = sql.array(walletIds, 'int8');
   const work = await db.one(sql.prepared('wallet_apply_read', pendingWorkSchema)`
     WITH wallet AS (
-      SELECT id, balance::text AS balance, last_refno AS "lastRefno", version, minor_units AS "minorUnits"
+      SELECT id, balance::text AS balance, last_refno AS "lastRefno", version, minor_units AS "minorUnits",
+             held::text AS held
       FROM wallets WHERE id = ANY(${ids})
     ), marker AS (
       SELECT wallet_id AS "walletId", first_seq AS "firstSeq", last_seq AS "lastSeq"
@@ -70,6 +86,7 @@ export async function readPendingWork(
                t.amount::text AS amount, t.voids,
                original.status = 'applied' AS "originalStillApplied", t.trace_context AS "traceContext",
                t.transfer_id AS "transferId",
+               (SELECT h.amount::text FROM holds h WHERE t.hold_id IS NOT NULL AND h.id = t.hold_id) AS "holdAmount",
                extract(epoch FROM clock_timestamp() - t.created)::float8 AS "ageSeconds"
         FROM transactions t
         LEFT JOIN transactions original
@@ -78,17 +95,28 @@ export async function readPendingWork(
           AND t.seq >= (SELECT min(m."firstSeq") FROM marker m WHERE m."walletId" = w.id)
         ORDER BY t.seq LIMIT ${limitPerWallet}
       ) AS p
+    ), hold AS (
+      -- The partial index holds_to_apply (migration 008): few rows, none for a wallet without holds.
+      SELECT h.* FROM wallet w CROSS JOIN LATERAL (
+        SELECT id, wallet_id AS "walletId", seq, amount::text AS amount, status FROM holds
+        WHERE wallet_id = w.id
+          AND (status = 'pending' OR (status IN ('released', 'expired') AND NOT held_released))
+        ORDER BY seq LIMIT ${limitPerWallet}
+      ) AS h
     )
     SELECT (SELECT coalesce(json_agg(wallet), '[]') FROM wallet) AS wallets,
            (SELECT coalesce(json_agg(marker), '[]') FROM marker) AS markers,
-           (SELECT coalesce(json_agg(pending ORDER BY "walletId", seq), '[]') FROM pending) AS pending
+           (SELECT coalesce(json_agg(pending ORDER BY "walletId", seq), '[]') FROM pending) AS pending,
+           (SELECT coalesce(json_agg(hold ORDER BY "walletId", seq), '[]') FROM hold) AS holds
   `);
   const markers = Map.groupBy(work.markers, (marker) => marker.walletId);
   const pending = Map.groupBy(work.pending, (entry) => entry.walletId);
+  const holds = Map.groupBy(work.holds, (entry) => entry.walletId);
   return work.wallets.map((wallet) => ({
     wallet,
     markers: markers.get(wallet.id) ?? [],
     pending: pending.get(wallet.id) ?? [],
+    holds: holds.get(wallet.id) ?? [],
   }));
 }
 
@@ -101,6 +129,10 @@ export interface WalletDecision {
   expectedVersion: number;
   balance: string;
   lastRefno: number;
+  /** The sum of live holds after this batch (left out: unchanged). */
+  held?: string;
+  /** Hold decisions of this batch (new holds decided, released ones taken out of `held`). */
+  holdOutcomes?: readonly HoldOutcome[];
   /** In the order decided; events follow this order. */
   outcomes: readonly Outcome[];
   /** The seq of each outcome's transaction (its key with the wallet id). */
@@ -135,7 +167,22 @@ export async function writeDecisions(
   if (decisions.length === 0 && staleMarkers.length === 0) return { won: new Set(), credited: [] };
   const expected = [...decisions]
     .sort((a, b) => a.walletId - b.walletId)
-    .map((decision) => [decision.walletId, decision.expectedVersion, decision.balance, decision.lastRefno]);
+    .map((decision) => [
+      decision.walletId,
+      decision.expectedVersion,
+      decision.balance,
+      decision.lastRefno,
+      decision.held ?? null,
+    ]);
+  const holdTuples = decisions.flatMap((decision) =>
+    (decision.holdOutcomes ?? []).map((outcome) => [
+      outcome.id,
+      decision.walletId,
+      outcome.status,
+      outcome.status === 'rejected' ? outcome.reason : null,
+      outcome.status === 'settled' ? null : unitsToDecimal(outcome.seenAvailable),
+    ]),
+  );
   const outcomes = decisions.flatMap((decision) =>
     decision.outcomes.map((outcome, index) => ({ decision, outcome, seq: decision.seqs[index]! })),
   );
@@ -151,6 +198,7 @@ export async function writeDecisions(
           unitsToDecimal(outcome.oldBalance),
           unitsToDecimal(outcome.newBalance),
           null,
+          null,
         ]
       : [
           seq,
@@ -162,6 +210,7 @@ export async function writeDecisions(
           unitsToDecimal(outcome.seenBalance),
           null,
           outcome.afterRefno,
+          outcome.seenHeld === undefined ? null : unitsToDecimal(outcome.seenHeld),
         ],
   );
   const covered = decisions.flatMap((decision) =>
@@ -177,27 +226,51 @@ export async function writeDecisions(
     }),
   )`
     WITH expected AS (
-      SELECT * FROM ${sql.unnest(expected, ['int8', 'int8', 'numeric', 'int8'])} AS e (id, version, balance, last_refno)
+      SELECT * FROM ${sql.unnest(expected, ['int8', 'int8', 'numeric', 'int8', 'numeric'])} AS e (id, version, balance, last_refno, held)
     ), locked AS MATERIALIZED (
       SELECT id FROM expected WHERE pg_try_advisory_xact_lock(id)
     ), won AS (
-      UPDATE wallets w SET balance = e.balance, last_refno = e.last_refno, version = w.version + 1
+      UPDATE wallets w SET balance = e.balance, last_refno = e.last_refno, held = coalesce(e.held, w.held), version = w.version + 1
       FROM expected e
       WHERE w.id = e.id AND w.version = e.version AND w.id IN (SELECT id FROM locked)
       RETURNING w.id
     ), outcome AS (
-      SELECT * FROM ${sql.unnest(outcomeTuples, ['int8', 'int8', 'int4', 'text', 'text', 'int8', 'numeric', 'numeric', 'int8'])}
-        AS o (seq, wallet_id, ordinal, status, reason, refno, oldbalance, newbalance, after_refno)
+      SELECT * FROM ${sql.unnest(outcomeTuples, ['int8', 'int8', 'int4', 'text', 'text', 'int8', 'numeric', 'numeric', 'int8', 'numeric'])}
+        AS o (seq, wallet_id, ordinal, status, reason, refno, oldbalance, newbalance, after_refno, seen_held)
       WHERE o.wallet_id IN (SELECT id FROM won)
     ), recorded AS (
       UPDATE transactions t
       SET status = o.status, reason = o.reason, refno = o.refno, oldbalance = o.oldbalance,
-          newbalance = o.newbalance, after_refno = o.after_refno, finalized = now(),
+          newbalance = o.newbalance, after_refno = o.after_refno, seen_held = o.seen_held, finalized = now(),
           void_key = CASE WHEN o.status = 'rejected' THEN NULL ELSE t.void_key END
       FROM outcome o
       WHERE t.wallet_id = o.wallet_id AND t.seq = o.seq AND t.status = 'pending'
       RETURNING t.wallet_id, coalesce(t.id, transaction_id(t.wallet_id, t.seq)) AS id, t.voids, t.status,
-                t.transfer_id
+                t.transfer_id, t.hold_id
+    ), hold_outcome AS (
+      SELECT * FROM ${sql.unnest(holdTuples, ['uuid', 'int8', 'text', 'text', 'numeric'])}
+        AS o (id, wallet_id, status, reason, seen_available)
+      WHERE o.wallet_id IN (SELECT id FROM won)
+    ), hold_decided AS (
+      -- New holds decided (active or rejected), and released or expired ones out of held.
+      UPDATE holds h
+      SET status = CASE WHEN o.status = 'settled' THEN h.status ELSE o.status END,
+          reason = CASE WHEN o.status = 'settled' THEN h.reason ELSE o.reason END,
+          seen_available = CASE WHEN o.status = 'settled' THEN h.seen_available ELSE o.seen_available END,
+          decided = CASE WHEN o.status = 'settled' THEN h.decided ELSE now() END,
+          held_released = (o.status = 'settled'),
+          settled = CASE WHEN o.status = 'settled' THEN now() END
+      FROM hold_outcome o
+      WHERE h.id = o.id AND h.wallet_id = o.wallet_id AND NOT h.held_released
+        AND CASE WHEN o.status = 'settled' THEN h.status IN ('released', 'expired') ELSE h.status = 'pending' END
+      RETURNING h.id
+    ), capture_settled AS (
+      -- Applied captures: their hold leaves held with the debit.
+      UPDATE holds h SET held_released = true, settled = now()
+      FROM recorded r
+      WHERE r.hold_id IS NOT NULL AND r.status = 'applied' AND h.id = r.hold_id
+        AND h.status = 'captured' AND NOT h.held_released
+      RETURNING h.id
     ), debited AS MATERIALIZED (
       -- Applied debit legs of transfers: each gets its credit leg in this statement, so in the
       -- database transaction that applied it (a rejected debit gets none, ever).
@@ -264,8 +337,10 @@ export async function writeDecisions(
       CASE WHEN (SELECT count(*) FROM recorded) = (SELECT count(*) FROM outcome)
              AND (SELECT count(*) FROM voided) = (SELECT count(*) FROM recorded WHERE voids IS NOT NULL AND status = 'applied')
              AND (SELECT count(*) FROM credit_linked) = (SELECT count(*) FROM debited)
+             AND (SELECT count(*) FROM hold_decided) = (SELECT count(*) FROM hold_outcome)
+             AND (SELECT count(*) FROM capture_settled) = (SELECT count(*) FROM recorded WHERE hold_id IS NOT NULL AND status = 'applied')
         THEN true
-        ELSE wallet_assertion_failed('a pending transaction, a voided original or a transfer was decided meanwhile')
+        ELSE wallet_assertion_failed('a pending transaction, a voided original, a transfer or a hold was decided meanwhile')
       END AS consistent
   `);
   return { won: new Set(result.won), credited: result.credited };

@@ -3,6 +3,8 @@ import { enqueueApply, type ApplyQueue } from '../infra/queue.js';
 import type { RedisClient } from '../infra/redis.js';
 import { findWalletsWithStalePending } from '../transactions/transaction-repository.js';
 import { releaseStuckWallet } from './recover-stuck-wallets.js';
+import { findWalletsWithStaleHoldWork } from '../holds/hold-repository.js';
+import { expireDueHolds } from '../holds/holds.js';
 import { advancePendingFloor, ensurePendingMarkers, vacuumPendingMarkers } from './pending-markers.js';
 
 const WALLETS_PER_SWEEP = 1000;
@@ -24,6 +26,8 @@ export interface SweepResult {
   released: number;
   /** Pending markers written back after Postgres had lost them (a crash empties their unlogged table). */
   markersRestored: number | null;
+  /** Active holds past their expiry that this pass expired (each exactly once: a conditional update). */
+  holdsExpired: number;
 }
 
 /**
@@ -45,13 +49,29 @@ export async function sweepStalePending(
   if (cursor.passes % VACUUM_EVERY_PASSES === 0) await vacuumPendingMarkers(deps.db);
   // Rebuilt markers are new: their transactions count as stale at once.
   const olderThanMs = markers.rebuilt ? -1 : staleAfterMs;
-  const walletIds = await findWalletsWithStalePending(deps.db, olderThanMs, WALLETS_PER_SWEEP, cursor.afterWalletId);
+  // Holds past their expiry: expired once each, their wallets enqueued to take them out of held.
+  const holdsExpired = await expireDueHolds(deps, WALLETS_PER_SWEEP);
+  const pendingWallets = await findWalletsWithStalePending(
+    deps.db,
+    olderThanMs,
+    WALLETS_PER_SWEEP,
+    cursor.afterWalletId,
+  );
+  // Holds have no markers: a wallet whose hold work (a hold to decide, a release to settle) waits
+  // longer than the threshold is enqueued too.
+  const holdWallets = await findWalletsWithStaleHoldWork(deps.db, staleAfterMs, WALLETS_PER_SWEEP);
+  const walletIds = [...pendingWallets, ...holdWallets.filter((id) => !pendingWallets.includes(id))];
   let released = 0;
   for (const walletId of walletIds) {
     if (await releaseStuckWallet(deps.redis, deps.queue, walletId)) released += 1;
     await enqueueApply(deps.queue, walletId);
     // Advanced per wallet, so a pass that fails halfway resumes after the last wallet it served.
-    cursor.afterWalletId = walletId;
+    if (pendingWallets.includes(walletId)) cursor.afterWalletId = walletId;
   }
-  return { enqueued: walletIds.length, released, markersRestored: markers.rebuilt ? markers.restored : null };
+  return {
+    enqueued: walletIds.length,
+    released,
+    markersRestored: markers.rebuilt ? markers.restored : null,
+    holdsExpired,
+  };
 }

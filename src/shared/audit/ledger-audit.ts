@@ -47,6 +47,16 @@ export const LEDGER_RULES = [
   'rejection-deserved',
   /** a voided original is voided by an applied reversal of the opposite amount, and only then. */
   'void-consistent',
+  /** the wallet's held is the sum of its live holds (decided active, not yet taken out by a capture, release or expiry). */
+  'held-is-sum',
+  /** no available balance (balance minus held) is below zero. */
+  'available-in-range',
+  /**
+   * a captured hold has exactly one debit (its capture: -captured amount, at most the hold's
+   * amount, never rejected), a hold taken out of held by its capture has that debit applied, and
+   * no other hold, nor any other transaction, names a capture.
+   */
+  'hold-capture',
 ] as const;
 export type LedgerRule = (typeof LEDGER_RULES)[number];
 
@@ -81,6 +91,8 @@ const violationSchema = z.object({
 export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}): Promise<AuditReport> {
   const ofWallet = options.walletId === undefined ? sql.fragment`true` : sql.fragment`wallet_id = ${options.walletId}`;
   const ofThisWallet = options.walletId === undefined ? sql.fragment`true` : sql.fragment`w.id = ${options.walletId}`;
+  const ofHoldWallet =
+    options.walletId === undefined ? sql.fragment`true` : sql.fragment`h.wallet_id = ${options.walletId}`;
   const ofTransfer =
     options.walletId === undefined
       ? sql.fragment`true`
@@ -112,7 +124,7 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
     const violations = await db.any(sql.type(violationSchema)`
       WITH tx AS (
         SELECT wallet_id, seq, coalesce(id, transaction_id(wallet_id, seq)) AS id, amount, status, reason, refno,
-               oldbalance, newbalance, after_refno, voids, voided_by, finalized, transfer_id
+               oldbalance, newbalance, after_refno, voids, voided_by, finalized, transfer_id, hold_id, seen_held
         FROM transactions WHERE ${ofWallet}
       ), cap AS (
         SELECT id AS wallet_id, minor_units,
@@ -143,6 +155,18 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
         SELECT *, row_number() OVER w AS position, lag(newbalance) OVER w AS previous_newbalance
         FROM tx WHERE status IN ('applied', 'voided')
         WINDOW w AS (PARTITION BY wallet_id ORDER BY refno)
+      ), hold_totals AS (
+        SELECT w.id, w.balance, w.held,
+               (SELECT coalesce(sum(h.amount), 0) FROM holds h
+                WHERE h.wallet_id = w.id AND h.status IN ('active', 'captured', 'released', 'expired')
+                  AND NOT h.held_released) AS live
+        FROM wallets w WHERE ${ofThisWallet}
+      ), hold_captures AS (
+        SELECT h.id, h.wallet_id, h.amount, h.status, h.captured_amount, h.capture_seq, h.held_released,
+               (SELECT count(*) FROM tx t WHERE t.hold_id = h.id) AS debits,
+               d.amount AS debit_amount, d.status AS debit_status, d.hold_id AS debit_hold
+        FROM holds h LEFT JOIN tx d ON d.wallet_id = h.wallet_id AND d.seq = h.capture_seq
+        WHERE ${ofHoldWallet}
       ), wallet_totals AS (
         SELECT w.id, w.balance, w.last_refno, c.max_balance,
                coalesce(sum(a.amount), 0) AS total, count(a.refno) AS n, max(a.refno) AS max_refno
@@ -207,8 +231,10 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
         WHEN next.finalized < r.finalized
           THEN format('decided at %s, after refno %s (%s): it saw a stale balance', r.finalized, next.refno,
                       next.finalized)
-        WHEN r.reason = 'insufficient_funds' AND r.oldbalance + r.amount >= 0
-          THEN format('balance %s covers amount %s', r.oldbalance, r.amount)
+        WHEN r.reason = 'insufficient_funds' AND r.oldbalance - coalesce(r.seen_held, 0) + r.amount >= 0
+          THEN CASE WHEN coalesce(r.seen_held, 0) = 0 THEN format('balance %s covers amount %s', r.oldbalance, r.amount)
+               ELSE format('available balance %s (balance %s, held %s) covers amount %s',
+                           r.oldbalance - r.seen_held, r.oldbalance, r.seen_held, r.amount) END
         WHEN r.reason = 'balance_limit_exceeded' AND r.oldbalance + r.amount <= c.max_balance
           THEN format('balance %s + amount %s is within the limit', r.oldbalance, r.amount)
         WHEN r.reason = 'not_voidable' AND (voider.refno IS NULL OR voider.refno > r.after_refno)
@@ -259,6 +285,34 @@ export async function auditLedger(pool: DatabasePool, options: AuditOptions = {}
         OR (tr.to_wallet = t.wallet_id AND t.voids = transaction_id(tr.to_wallet, tr.credit_seq) AND t.amount = -tr.amount)
         OR (tr.from_wallet = t.wallet_id AND t.voids = transaction_id(tr.from_wallet, tr.debit_seq) AND t.amount = tr.amount),
         false)
+      UNION ALL
+      SELECT 'held-is-sum', id, NULL, NULL, format('held %s, live holds sum to %s', held, live)
+      FROM hold_totals WHERE held <> live
+      UNION ALL
+      SELECT 'available-in-range', id, NULL, NULL, format('balance %s minus held %s is below zero', balance, held)
+      FROM hold_totals WHERE balance - held < 0
+      UNION ALL
+      SELECT 'hold-capture', c.wallet_id, NULL, c.id::text, judged.problem
+      FROM hold_captures c CROSS JOIN LATERAL (SELECT CASE
+        WHEN c.status <> 'captured' AND c.debits > 0 THEN format('%s, but %s transaction(s) capture it', c.status, c.debits)
+        WHEN c.status <> 'captured' THEN NULL
+        WHEN c.debits <> 1 THEN format('captured, with %s debits', c.debits)
+        WHEN c.debit_hold IS DISTINCT FROM c.id THEN 'captured, but its capture_seq is not its debit'
+        WHEN c.captured_amount IS NULL OR c.captured_amount > c.amount
+          THEN format('captured %s of a hold of %s', c.captured_amount, c.amount)
+        WHEN c.debit_amount <> -c.captured_amount
+          THEN format('a debit of %s for a capture of %s', c.debit_amount, c.captured_amount)
+        WHEN c.debit_status = 'rejected' THEN 'its capture debit was rejected'
+        WHEN c.held_released AND c.debit_status NOT IN ('applied', 'voided')
+          THEN format('out of held, but its debit is %s', c.debit_status)
+        WHEN NOT c.held_released AND c.debit_status IN ('applied', 'voided')
+          THEN 'its debit was applied, but it still counts in held'
+      END AS problem) AS judged
+      WHERE judged.problem IS NOT NULL
+      UNION ALL
+      SELECT 'hold-capture', t.wallet_id, t.refno, t.id::text, format('names hold %s, which it does not capture', t.hold_id)
+      FROM tx t LEFT JOIN holds h ON h.id = t.hold_id
+      WHERE t.hold_id IS NOT NULL AND NOT coalesce(h.wallet_id = t.wallet_id AND h.capture_seq = t.seq, false)
       UNION ALL
       SELECT 'money-conserved', 0, NULL, NULL,
              format('%s: balances %s + transfer credits in flight %s, but deposits minus withdrawals %s',

@@ -53,10 +53,15 @@ export const RESERVED_FINGERPRINT_REASON = `must not start with "${VOID_FINGERPR
 export const TRANSFER_FINGERPRINT_PREFIX = 'transfer:';
 export const RESERVED_TRANSFER_FINGERPRINT_REASON = `must not start with "${TRANSFER_FINGERPRINT_PREFIX}" (reserved for the legs of transfers)`;
 
+/** `hold:<hold id>:capture` is the default fingerprint of a hold's capture debit. */
+export const HOLD_FINGERPRINT_PREFIX = 'hold:';
+export const RESERVED_HOLD_FINGERPRINT_REASON = `must not start with "${HOLD_FINGERPRINT_PREFIX}" (reserved for captures of holds)`;
+
 /** The fingerprint of a plain (non-void) transaction. */
 export const transactionFingerprintSchema = fingerprintSchema
   .refine((fingerprint) => !fingerprint.startsWith(VOID_FINGERPRINT_PREFIX), RESERVED_FINGERPRINT_REASON)
-  .refine((fingerprint) => !fingerprint.startsWith(TRANSFER_FINGERPRINT_PREFIX), RESERVED_TRANSFER_FINGERPRINT_REASON);
+  .refine((fingerprint) => !fingerprint.startsWith(TRANSFER_FINGERPRINT_PREFIX), RESERVED_TRANSFER_FINGERPRINT_REASON)
+  .refine((fingerprint) => !fingerprint.startsWith(HOLD_FINGERPRINT_PREFIX), RESERVED_HOLD_FINGERPRINT_REASON);
 export const descriptionSchema = storableText(1024);
 
 /**

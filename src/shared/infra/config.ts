@@ -91,6 +91,10 @@ export const configSchema = z
     SWEEP_INTERVAL_MS: integer(5_000, 100),
     /** A pending transaction older than this is re-enqueued by the sweeper. */
     SWEEP_STALE_AFTER_MS: integer(10_000, 0),
+    /** Expiry of a hold that names none (`expiresInSeconds`), in seconds: 7 days. */
+    HOLD_DEFAULT_EXPIRY_SECONDS: integer(7 * 24 * 3600, 1),
+    /** The longest expiry a hold may ask for, in seconds: 30 days. */
+    HOLD_MAX_EXPIRY_SECONDS: integer(30 * 24 * 3600, 1),
     /** Longest `Prefer: wait=N` the API honours, in seconds. */
     MAX_PREFER_WAIT_S: integer(30, 0),
     /** Largest request body, in bytes (given as `16kb`, `1mb` or a number). */

@@ -10,6 +10,13 @@ export interface WalletLedgerState {
   lastRefno: number;
   /** The wallet's balance cap (money.ts maxBalance of its currency); MAX_BALANCE when left out. */
   maxBalance?: Units;
+  /** The sum of the wallet's live holds (0 when left out): `available` is balance minus held. */
+  held?: Units;
+}
+
+/** What the wallet can still spend: its balance minus its live holds. */
+export function availableOf(state: WalletLedgerState): Units {
+  return state.balance - (state.held ?? 0n);
 }
 
 export interface PendingEntry {
@@ -22,6 +29,44 @@ export interface PendingEntry {
    * has left the source already (the balance cap does not hold it back; docs/design.md, Transfers).
    */
   transferCredit?: boolean;
+  /** The debit that captures a hold of this amount: the hold's amount leaves `held` as it applies. */
+  capturesHold?: Units;
+}
+
+/** A new hold of `amount` (positive): active when the available balance covers it. */
+export interface HoldEntry {
+  id: string;
+  kind: 'hold';
+  amount: Units;
+}
+
+/** A released or expired hold of `amount`: its amount leaves `held`. */
+export interface HoldReleaseEntry {
+  id: string;
+  kind: 'hold_release';
+  amount: Units;
+}
+
+export type HoldOutcome =
+  | { id: string; status: 'active'; seenAvailable: Units }
+  | { id: string; status: 'rejected'; reason: 'insufficient_funds'; seenAvailable: Units }
+  | { id: string; status: 'settled' };
+
+/** Decides a new hold against the available balance, or takes a released hold out of `held`. */
+export function decideHold(
+  state: WalletLedgerState,
+  entry: HoldEntry | HoldReleaseEntry,
+): { outcome: HoldOutcome; state: WalletLedgerState } {
+  const held = state.held ?? 0n;
+  if (entry.kind === 'hold_release') {
+    if (entry.amount > held) throw new Error(`hold ${entry.id} releases more than the wallet holds`);
+    return { outcome: { id: entry.id, status: 'settled' }, state: { ...state, held: held - entry.amount } };
+  }
+  const seenAvailable = availableOf(state);
+  if (entry.amount <= 0n || seenAvailable - entry.amount < 0n) {
+    return { outcome: { id: entry.id, status: 'rejected', reason: 'insufficient_funds', seenAvailable }, state };
+  }
+  return { outcome: { id: entry.id, status: 'active', seenAvailable }, state: { ...state, held: held + entry.amount } };
 }
 
 /**
@@ -31,7 +76,15 @@ export interface PendingEntry {
  */
 export type Outcome =
   | { id: string; status: 'applied'; refno: number; oldBalance: Units; newBalance: Units; voids?: string }
-  | { id: string; status: 'rejected'; reason: RejectionReason; seenBalance: Units; afterRefno: number };
+  | {
+      id: string;
+      status: 'rejected';
+      reason: RejectionReason;
+      seenBalance: Units;
+      afterRefno: number;
+      /** The sum of live holds it saw (the available balance was seenBalance - seenHeld). */
+      seenHeld?: Units;
+    };
 
 export interface LedgerResult {
   outcomes: Outcome[];
@@ -48,12 +101,18 @@ export function decide(state: WalletLedgerState, entry: PendingEntry): { outcome
       reason,
       seenBalance: state.balance,
       afterRefno: state.lastRefno,
+      ...(state.held ? { seenHeld: state.held } : {}),
     } as const,
     state,
   });
   if (entry.voids && !entry.voids.stillApplied) return reject('not_voidable');
   const newBalance = state.balance + entry.amount;
-  if (newBalance < 0n) return reject('insufficient_funds');
+  // A capture spends its own hold: that amount leaves `held` with the debit.
+  const held = (state.held ?? 0n) - (entry.capturesHold ?? 0n);
+  if (held < 0n) throw new Error(`transaction ${entry.id} captures more than the wallet holds`);
+  // Debits are decided against the available balance (balance minus live holds); a credit only
+  // adds to it.
+  if (newBalance < 0n || (entry.amount < 0n && newBalance - held < 0n)) return reject('insufficient_funds');
   if (newBalance > (state.maxBalance ?? MAX_BALANCE) && !entry.transferCredit) return reject('balance_limit_exceeded');
   const refno = state.lastRefno + 1;
   return {
@@ -65,7 +124,12 @@ export function decide(state: WalletLedgerState, entry: PendingEntry): { outcome
       newBalance,
       ...(entry.voids ? { voids: entry.voids.id } : {}),
     },
-    state: { ...state, balance: newBalance, lastRefno: refno },
+    state: {
+      ...state,
+      balance: newBalance,
+      lastRefno: refno,
+      ...(state.held !== undefined || entry.capturesHold ? { held } : {}),
+    },
   };
 }
 

@@ -12,13 +12,15 @@ export const walletRowSchema = z.object({
   externalId: z.string(),
   labels: labelsSchema,
   balance: z.string(),
+  /** Balance minus live holds (migration 008). */
+  available: z.string(),
   currency: z.string(),
   minorUnits: z.number(),
   created: z.string(),
 });
 export type WalletRow = z.infer<typeof walletRowSchema>;
 
-const walletColumns = sql.fragment`id, external_id AS "externalId", labels, balance::text AS balance, currency, minor_units AS "minorUnits", created`;
+const walletColumns = sql.fragment`id, external_id AS "externalId", labels, balance::text AS balance, (balance - held)::text AS available, currency, minor_units AS "minorUnits", created`;
 
 export interface NewWallet {
   externalId: string;
