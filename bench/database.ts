@@ -104,6 +104,21 @@ export interface MeasuredOutcome {
   lastFinalizedAt: number;
 }
 
+/** A measured-outcome query's row: counts and epoch-ms texts, as Postgres returns them. */
+function outcomeOf(row: Record<string, string | null>, count = Number(row.count)): MeasuredOutcome {
+  const applied = Number(row.applied);
+  return {
+    count,
+    applied,
+    // The reference stores no rejection: its rejected are what it did not apply.
+    rejected: row.rejected === undefined ? count - applied : Number(row.rejected),
+    pending: Number(row.pending ?? 0),
+    mustRejectNotRejected: Number(row.must_reject_not_rejected ?? 0),
+    firstFinalizedAt: Number(row.first_finalized),
+    lastFinalizedAt: Number(row.last_finalized),
+  };
+}
+
 /** Outcome of the measured transactions (fingerprints m-*), seeds excluded. */
 export async function measuredOutcome(db: pg.Client): Promise<MeasuredOutcome> {
   const result = await db.query<Record<string, string>>(`
@@ -116,16 +131,7 @@ export async function measuredOutcome(db: pg.Client): Promise<MeasuredOutcome> {
            (extract(epoch FROM max(finalized)) * 1000)::text AS last_finalized
       FROM transactions
      WHERE fingerprint LIKE 'm-%'`);
-  const row = result.rows[0]!;
-  return {
-    count: Number(row.count),
-    applied: Number(row.applied),
-    rejected: Number(row.rejected),
-    pending: Number(row.pending),
-    mustRejectNotRejected: Number(row.must_reject_not_rejected),
-    firstFinalizedAt: Number(row.first_finalized),
-    lastFinalizedAt: Number(row.last_finalized),
-  };
+  return outcomeOf(result.rows[0]!);
 }
 
 /**
@@ -144,60 +150,23 @@ export async function measuredTransferOutcome(db: pg.Client): Promise<MeasuredOu
       JOIN transactions d ON d.wallet_id = tr.from_wallet AND d.seq = tr.debit_seq
       LEFT JOIN transactions c ON c.wallet_id = tr.to_wallet AND c.seq = tr.credit_seq
      WHERE tr.fingerprint LIKE 'm-%'`);
-  const row = result.rows[0]!;
-  return {
-    count: Number(row.count),
-    applied: Number(row.applied),
-    rejected: Number(row.rejected),
-    pending: Number(row.pending),
-    mustRejectNotRejected: 0,
-    firstFinalizedAt: Number(row.first_finalized),
-    lastFinalizedAt: Number(row.last_finalized),
-  };
-}
-
-/** The reference's transfers: each applied one wrote its two legs, m-<i>:debit and m-<i>:credit. */
-export async function measuredReferenceTransferOutcome(db: pg.Client, count: number): Promise<MeasuredOutcome> {
-  const result = await db.query<Record<string, string>>(`
-    SELECT count(*) FILTER (WHERE fingerprint LIKE '%:debit') AS applied,
-           (extract(epoch FROM min(created)) * 1000)::text AS first_finalized,
-           (extract(epoch FROM max(created)) * 1000)::text AS last_finalized
-      FROM transactions
-     WHERE fingerprint LIKE 'm-%'`);
-  const row = result.rows[0]!;
-  return {
-    count,
-    applied: Number(row.applied),
-    rejected: count - Number(row.applied),
-    pending: 0,
-    mustRejectNotRejected: 0,
-    firstFinalizedAt: Number(row.first_finalized),
-    lastFinalizedAt: Number(row.last_finalized),
-  };
+  return outcomeOf(result.rows[0]!);
 }
 
 /**
- * Outcome of the reference's measured transactions: it stores only applied ones (fingerprints
- * m-*), and a rejection answered 422 at once; `rejected` is what the load counted.
+ * Outcome of the reference's measured transactions or transfers: it stores only applied ones
+ * (fingerprints m-*; a transfer's two legs m-<i>:debit and m-<i>:credit, counted once by its
+ * debit), and a rejection answered 422 at once; `rejected` is what the load did not get applied.
  */
 export async function measuredReferenceOutcome(db: pg.Client, count: number): Promise<MeasuredOutcome> {
   const result = await db.query<Record<string, string>>(`
-    SELECT count(*) AS applied,
-           count(*) FILTER (WHERE fingerprint LIKE '%-x') AS must_reject_applied,
+    SELECT count(*) FILTER (WHERE fingerprint NOT LIKE '%:credit') AS applied,
+           count(*) FILTER (WHERE fingerprint LIKE '%-x') AS must_reject_not_rejected,
            (extract(epoch FROM min(created)) * 1000)::text AS first_finalized,
            (extract(epoch FROM max(created)) * 1000)::text AS last_finalized
       FROM transactions
      WHERE fingerprint LIKE 'm-%'`);
-  const row = result.rows[0]!;
-  return {
-    count,
-    applied: Number(row.applied),
-    rejected: count - Number(row.applied),
-    pending: 0,
-    mustRejectNotRejected: Number(row.must_reject_applied),
-    firstFinalizedAt: Number(row.first_finalized),
-    lastFinalizedAt: Number(row.last_finalized),
-  };
+  return outcomeOf(result.rows[0]!, count);
 }
 
 export interface LedgerCheck {

@@ -6,7 +6,6 @@ import {
   freshDatabase,
   measuredOutcome,
   measuredReferenceOutcome,
-  measuredReferenceTransferOutcome,
   measuredTransferOutcome,
   postgresPids,
   preloadHistory,
@@ -206,9 +205,7 @@ export async function runPhase(setup: PhaseSetup): Promise<PhaseResult> {
     const outcome =
       design === 'service'
         ? await (transfers ? measuredTransferOutcome(db) : measuredOutcome(db))
-        : await (transfers
-            ? measuredReferenceTransferOutcome(db, planned.length)
-            : measuredReferenceOutcome(db, planned.length));
+        : await measuredReferenceOutcome(db, planned.length);
     const ledger = await checkLedger(db, setup.databaseUrl, design);
 
     // `wallet start` runs the API and the worker as its children: count each where it belongs.
