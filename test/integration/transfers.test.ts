@@ -422,6 +422,31 @@ describe('transfers at the edges of a currency', () => {
   });
 });
 
+const nothingPending = async () =>
+  (await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM transactions WHERE status = 'pending'
+  `)) === 0;
+
+/** Audits money conservation in a loop until stopped; stop() gives every violation it saw. */
+function watchConservation(): { stop(): Promise<string[]> } {
+  let watching = true;
+  const observed: string[] = [];
+  const loop = (async () => {
+    while (watching) {
+      const report = await auditLedger(env.pool, {});
+      observed.push(...report.violations.filter((v) => v.rule === 'money-conserved').map((v) => v.detail));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  return {
+    async stop() {
+      watching = false;
+      await loop;
+      return observed;
+    },
+  };
+}
+
 describe('many concurrent transfers in a ring of wallets', () => {
   it('When hundreds of transfers run both ways between a few wallets from many clients, then every one ends completed or rejected, money is conserved, no balance goes negative, and the audit finds nothing', async () => {
     const ring = await Promise.all(Array.from({ length: 5 }, () => walletWith(200)));
@@ -436,15 +461,7 @@ describe('many concurrent transfers in a ring of wallets', () => {
     const answers: number[] = [];
     // While they run, an observer checks that money is never created: balances + credits in
     // flight never exceed what was deposited.
-    let observing = true;
-    const observed: string[] = [];
-    const observer = (async () => {
-      while (observing) {
-        const report = await auditLedger(env.pool, {});
-        observed.push(...report.violations.filter((v) => v.rule === 'money-conserved').map((v) => v.detail));
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    })();
+    const observer = watchConservation();
     await Promise.all(
       Array.from({ length: 16 }, async () => {
         for (let next = queue.shift(); next; next = queue.shift()) {
@@ -453,19 +470,8 @@ describe('many concurrent transfers in a ring of wallets', () => {
       }),
     );
     expect(answers.every((status) => status === 202)).toBe(true);
-    await waitUntil(
-      'every transfer is final',
-      async () => {
-        const pending = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
-          SELECT count(*)::int AS n FROM transactions WHERE status = 'pending'
-        `);
-        return pending === 0;
-      },
-      30_000,
-    );
-    observing = false;
-    await observer;
-    expect(observed).toEqual([]);
+    await waitUntil('every transfer is final', nothingPending, 30_000);
+    expect(await observer.stop()).toEqual([]);
 
     const outcomes = await Promise.all(
       transfers.map(
@@ -487,31 +493,13 @@ describe('many concurrent transfers in a ring of wallets', () => {
     // Then a third of the completed ones are voided at once, while the observer watches again:
     // each ends voided or (its destination spent the money) stays completed, and money is conserved.
     const completed = outcomes.filter((outcome) => outcome.status === 'completed').filter((_, i) => i % 3 === 0);
-    observing = true;
-    const watching = (async () => {
-      while (observing) {
-        const report = await auditLedger(env.pool, {});
-        observed.push(...report.violations.filter((v) => v.rule === 'money-conserved').map((v) => v.detail));
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    })();
+    const watching = watchConservation();
     const voids = await Promise.all(
       completed.map((outcome) => request(api.url, 'POST', '/transfer-voids', { json: { transferId: outcome.id } })),
     );
     expect(voids.map((answer) => answer.status).filter((status) => status !== 202)).toEqual([]);
-    await waitUntil(
-      'every void is final',
-      async () => {
-        const pending = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
-          SELECT count(*)::int AS n FROM transactions WHERE status = 'pending'
-        `);
-        return pending === 0;
-      },
-      30_000,
-    );
-    observing = false;
-    await watching;
-    expect(observed).toEqual([]);
+    await waitUntil('every void is final', nothingPending, 30_000);
+    expect(await watching.stop()).toEqual([]);
     const afterVoids = await Promise.all(
       completed.map(
         async (outcome) => (await request(api.url, 'GET', `/transfers/${outcome.id}`)).body.status as string,
