@@ -30,7 +30,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -321,8 +321,8 @@ async function scanPrefix(redis: RedisClient): Promise<string[]> {
 }
 
 /** The cluster script, on the chaos run's own ports. */
-async function redisCluster(command: 'start' | 'stop' | 'status'): Promise<void> {
-  await execFileAsync('bash', [path.join(ROOT, 'ops/redis-cluster.sh'), command], {
+async function redisCluster(...command: ['start' | 'stop' | 'status'] | ['kill' | 'restart', number]): Promise<void> {
+  await execFileAsync('bash', [path.join(ROOT, 'ops/redis-cluster.sh'), ...command.map(String)], {
     env: { ...process.env, REDIS_CLUSTER_PORT_BASE: String(CLUSTER_PORT_BASE) },
     timeout: 60_000,
   });
@@ -345,34 +345,10 @@ async function killClusterMaster(redis: RedisClient): Promise<string | null> {
   const keysBefore = Math.max(...sizes);
   const pid = Number(/^process_id:(\d+)/m.exec(await victim.info('server'))?.[1]);
   const port = Number(victim.options.port);
-  process.kill(pid, 'SIGKILL');
-  while (existsSync(`/proc/${pid}`)) await sleep(20);
+  await redisCluster('kill', port);
   await sleep(2_500); // past cluster-node-timeout: the cluster marks the node failed
-  const dir = path.join(tmpdir(), `wallet-redis-cluster-${CLUSTER_PORT_BASE}`, String(port));
-  await execFileAsync('redis-server', [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--cluster-enabled',
-    'yes',
-    '--cluster-config-file',
-    path.join(dir, 'nodes.conf'),
-    '--cluster-node-timeout',
-    '2000',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--dir',
-    dir,
-    '--daemonize',
-    'yes',
-    '--pidfile',
-    path.join(dir, 'redis.pid'),
-    '--logfile',
-    path.join(dir, 'redis.log'),
-  ]);
+  // The same flags as it was started with; it rejoins with its slots, empty.
+  await redisCluster('restart', port).catch(() => undefined); // waits 10 s for the cluster; we wait longer below
   const deadline = Date.now() + RECOVERY_BOUND_MS;
   while (Date.now() < deadline) {
     try {
