@@ -54,6 +54,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     logger,
     queue,
     isClosing: () => closing,
+    servedShards: servedShards(config),
   });
   const shards = servedShards(config);
   // WORKER_CONCURRENCY is the process's: split over the shards it serves (wallets spread evenly over shards).

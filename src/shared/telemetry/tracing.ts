@@ -146,6 +146,7 @@ export function traceFinalized(applySpan: Span, walletId: number, finalized: rea
 }
 
 export { SpanKind };
+export type { Span };
 
 /** Set by src/instrumentation.ts when it started the SDK: flushes and stops it. */
 const SHUTDOWN_HOOK = Symbol.for('wallet-service.otel.shutdown');
