@@ -155,7 +155,8 @@ async function expireIfDue(deps: HoldDeps, walletId: number, id: string): Promis
  * Captures an active hold: at most its amount (all of it when left out), once; the rest is
  * released with it. The capture is an ordinary debit of the wallet (its own refno), reserved with
  * the flip and applied by the queue, which takes the hold out of `held` in the same statement.
- * A replay (the hold is captured, for the same amount) answers the hold as it is: `replayed`.
+ * A replay (the hold is captured by the same request: see isCaptureReplay) answers the hold as it
+ * is: `replayed`.
  */
 export async function requestCapture(
   deps: HoldDeps,
@@ -195,28 +196,53 @@ export async function requestCapture(
     return { hold: captured, replayed: false };
   }
   const current = await getHold(deps.db, walletId, id);
-  const wanted = request.amount ?? held;
-  if (current.status === 'captured' && decimalToUnits(current.capturedAmount ?? '0') === wanted) {
-    return { hold: current, replayed: true };
-  }
+  if (isCaptureReplay(current, request)) return { hold: current, replayed: true };
   throw new HoldNotActiveError(current, 'capture');
 }
 
-/** Releases an active hold whole; a replay (it is released) answers the hold as it is. */
+/**
+ * Whether the hold's capture answers this request: with a fingerprint, the capture made with it
+ * (an amount, if given, must be the one captured: else the fingerprint was reused); without one,
+ * any capture of the same amount (as before fingerprints were compared).
+ */
+function isCaptureReplay(current: HoldRow, request: { amount: Units | null; fingerprint: string | null }): boolean {
+  if (current.status !== 'captured') return false;
+  const sameAmount =
+    decimalToUnits(current.capturedAmount ?? '0') === (request.amount ?? decimalToUnits(current.amount));
+  if (request.fingerprint === null) return sameAmount;
+  if (current.captureFingerprint !== request.fingerprint) return false;
+  if (request.amount !== null && !sameAmount) throw new FingerprintReusedError();
+  return true;
+}
+
+/**
+ * Releases an active hold whole. A replay answers the hold as it is: with a fingerprint, only the
+ * release made with it (any other release is a 409 that says so); without one, any release. A fingerprint another release
+ * used is refused (fingerprint-reused) and nothing is released.
+ */
 export async function requestRelease(
   deps: HoldDeps,
   walletId: number,
   id: string,
+  request: { fingerprint: string | null } = { fingerprint: null },
 ): Promise<{ hold: HoldRow; replayed: boolean }> {
   await getHold(deps.db, walletId, id);
   await expireIfDue(deps, walletId, id);
-  const released = await releaseHold(deps.db, walletId, id);
+  const released = await releaseHold(deps.db, walletId, id, request).catch((error: unknown) => {
+    if (error instanceof UniqueIntegrityConstraintViolationError) throw new FingerprintReusedError();
+    throw error;
+  });
   if (released) {
     await enqueueApply(deps.queue, walletId).catch(() => undefined);
     return { hold: released, replayed: false };
   }
   const current = await getHold(deps.db, walletId, id);
-  if (current.status === 'released') return { hold: current, replayed: true };
+  if (
+    current.status === 'released' &&
+    (request.fingerprint === null || current.releaseFingerprint === request.fingerprint)
+  ) {
+    return { hold: current, replayed: true };
+  }
   throw new HoldNotActiveError(current, 'release');
 }
 
