@@ -218,6 +218,54 @@ describe('capture and release', () => {
     expect((await getHold(id, made.body.id)).status).toBe('active');
   });
 
+  it('When a release is repeated with its fingerprint, then 200 with the hold; another fingerprint gets 409 hold-not-active; one used by another release, 409 fingerprint-reused and that hold stays active', async () => {
+    const id = await walletWith(100);
+    const first = await hold(id, { amount: 10 });
+    const fingerprint = `rel-${randomUUID()}`;
+    const released = await release(id, first.body.id, { fingerprint });
+    expect(released.status).toBe(202);
+    const replay = await release(id, first.body.id, { fingerprint });
+    expect(replay.status).toBe(200);
+    expect(replay.body).toMatchObject({ id: first.body.id, status: 'released' });
+    const other = await release(id, first.body.id, { fingerprint: `rel-${randomUUID()}` });
+    expect(other.status).toBe(409);
+    expect(other.body.type).toMatch(/hold-not-active$/);
+    expect(other.body.detail).toMatch(/released/);
+    // Without a fingerprint, any repeat after a release is answered as before.
+    expect((await release(id, first.body.id)).status).toBe(200);
+
+    const second = await hold(id, { amount: 20 });
+    const reused = await release(id, second.body.id, { fingerprint });
+    expect(reused.status).toBe(409);
+    expect(reused.body.type).toMatch(/fingerprint-reused$/);
+    expect((await getHold(id, second.body.id)).status).toBe('active');
+    await settled(id, first.body.id);
+    expect(await walletOf(id)).toMatchObject({ balance: 100, available: 80 });
+    await expectAuditClean(id);
+  });
+
+  it('When a capture is repeated with its fingerprint, then 200 with the hold whatever the amount said; another fingerprint or another amount with it gets 409', async () => {
+    const id = await walletWith(100);
+    const made = await hold(id, { amount: 40 });
+    const fingerprint = `cap-${randomUUID()}`;
+    const captured = await capture(id, made.body.id, { amount: 15, fingerprint });
+    expect(captured.status).toBe(202);
+    const replay = await capture(id, made.body.id, { fingerprint });
+    expect(replay.status).toBe(200);
+    expect(replay.body.captureTransactionId).toBe(captured.body.captureTransactionId);
+    expect((await capture(id, made.body.id, { amount: 15, fingerprint })).status).toBe(200);
+    // The same amount under another fingerprint is another request, not a replay.
+    const other = await capture(id, made.body.id, { amount: 15, fingerprint: `cap-${randomUUID()}` });
+    expect(other.status).toBe(409);
+    expect(other.body.type).toMatch(/hold-not-active$/);
+    const changed = await capture(id, made.body.id, { amount: 16, fingerprint });
+    expect(changed.status).toBe(409);
+    expect(changed.body.type).toMatch(/fingerprint-reused$/);
+    await settled(id, made.body.id);
+    expect(await walletOf(id)).toMatchObject({ balance: 85, available: 85 });
+    await expectAuditClean(id);
+  });
+
   it('When capture and release race on one hold, then exactly one wins and the other gets 409', async () => {
     const id = await walletWith(100);
     for (let round = 0; round < 5; round += 1) {
