@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { auditLedger, describeViolation } from '../../src/shared/audit/ledger-audit.js';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
+import { parseMetrics, sampleValue } from '../support/prometheus-text.js';
 import { createTestEnv, silentLogger, startTestApi, waitUntil, type TestEnv } from '../support/test-env.js';
 
 /** Holds (two-phase): decided through the wallet's queue against the available balance. */
@@ -301,6 +302,60 @@ describe('expiry', () => {
     expect(late.body.detail).toMatch(/expired/);
     expect((await release(id, made.body.id)).status).toBe(409);
     await expectAuditClean(id);
+  });
+});
+
+describe('hold metrics', () => {
+  it('When holds are requested, decided, captured, released and expired, then wallet_holds_total counts each outcome once and wallet_holds_expired_total says who expired them', async () => {
+    const scrape = async () => parseMetrics(await (await fetch(`${api.url}/metrics`)).text());
+    const counts = async (): Promise<Record<string, number>> => {
+      const metrics = await scrape();
+      const of = (name: string, labels: Record<string, string>) => sampleValue(metrics, name, labels) ?? 0;
+      return {
+        ...Object.fromEntries(
+          ['requested', 'active', 'rejected', 'captured', 'released', 'expired'].map((outcome) => [
+            outcome,
+            of('wallet_holds_total', { outcome }),
+          ]),
+        ),
+        byWorker: of('wallet_holds_expired_total', { by: 'worker' }),
+        byRequest: of('wallet_holds_expired_total', { by: 'request' }),
+      };
+    };
+    const before = await counts();
+    const id = await walletWith(100);
+    const captured = await hold(id, { amount: 10 });
+    const released = await hold(id, { amount: 10 });
+    expect((await hold(id, { amount: 500 })).status).toBe(422);
+    const swept = await hold(id, { amount: 1, expiresInSeconds: 1 });
+    const late = await hold(id, { amount: 1 });
+    expect((await capture(id, captured.body.id)).status).toBe(202);
+    expect((await release(id, released.body.id)).status).toBe(202);
+    // Past its expiry (moved back just before, so the sweeper has had no chance at it), a capture
+    // finds it due: the request expires it (409 expired).
+    await env.pool.query(
+      sql.unsafe`UPDATE holds SET expires_at = now() - interval '1 second' WHERE id = ${late.body.id}`,
+    );
+    const lateCapture = await capture(id, late.body.id);
+    expect(lateCapture.status).toBe(409);
+    expect(lateCapture.body.detail).toMatch(/expired/);
+    await waitUntil(
+      'the sweeper expired the other',
+      async () => (await getHold(id, swept.body.id)).status === 'expired',
+    );
+    const grown = {
+      requested: 5,
+      active: 4,
+      rejected: 1,
+      captured: 1,
+      released: 1,
+      expired: 2,
+      byWorker: 1,
+      byRequest: 1,
+    };
+    expect(await counts()).toEqual(
+      Object.fromEntries(Object.entries(grown).map(([key, added]) => [key, before[key]! + added])),
+    );
   });
 });
 

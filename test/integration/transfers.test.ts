@@ -439,6 +439,43 @@ describe('transfer metrics', () => {
   });
 });
 
+describe('transfer void metrics', () => {
+  it('When transfer voids are requested, applied and rejected, then wallet_transfer_voids_total counts each outcome once, and no void counts as a completed or rejected transfer', async () => {
+    const count = async (name: string, outcome: string) =>
+      sampleValue(parseMetrics(await (await fetch(`${api.url}/metrics`)).text()), name, { outcome }) ?? 0;
+    const read = async () => ({
+      requested: await count('wallet_transfer_voids_total', 'requested'),
+      voided: await count('wallet_transfer_voids_total', 'voided'),
+      rejected: await count('wallet_transfer_voids_total', 'rejected'),
+      completed: await count('wallet_transfers_total', 'completed'),
+      transfersRejected: await count('wallet_transfers_total', 'rejected'),
+    });
+    const from = await walletWith(100);
+    const to = await walletWith(null);
+    const kept = await transfer({ from, to, amount: 30, fingerprint: `void-metrics-kept-${from}` });
+    const undone = await transfer({ from, to, amount: 10, fingerprint: `void-metrics-undone-${from}` });
+    await request(api.url, 'POST', `/wallets/${to}/transactions`, {
+      json: { amount: -25, fingerprint: `void-metrics-spend-${to}` },
+      headers: wait,
+    });
+    const before = await read();
+    const voidOf = (id: string) =>
+      request(api.url, 'POST', '/transfer-voids', { json: { transferId: id }, headers: wait });
+    expect((await voidOf(kept.body.id)).status).toBe(422);
+    expect((await voidOf(undone.body.id)).status).toBe(201);
+    await waitUntil(
+      'the transfer is voided',
+      async () => (await request(api.url, 'GET', `/transfers/${undone.body.id}`)).body.status === 'voided',
+    );
+    expect(await read()).toEqual({
+      ...before,
+      requested: before.requested + 2,
+      voided: before.voided + 1,
+      rejected: before.rejected + 1,
+    });
+  });
+});
+
 describe('transfers at the edges of a currency', () => {
   it('When two wallets of one code keep different minor units (one from before currencies), then an amount that fits only the source is 400 and nothing is reserved', async () => {
     const from = await walletWith(10, 'BHD');

@@ -5,6 +5,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.
 import { checkAmountPrecision } from '../domain/precision.js';
 import { enqueueApply, enqueueApplyMany, type ApplyQueue } from '../infra/queue.js';
 import { decimalToUnits, unitsToDecimal, type Units } from '../ledger/money.js';
+import { recordHold, recordHoldsExpired } from '../telemetry/metrics.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import type { WalletCurrencies } from '../wallets/wallets.js';
 import {
@@ -132,6 +133,7 @@ export async function requestHold(
       ? new DuplicateHoldFingerprintError(existing)
       : new HoldFingerprintReusedError();
   }
+  recordHold('requested');
   const enqueued = await enqueueApply(deps.queue, request.walletId).then(
     () => true,
     () => false,
@@ -147,7 +149,8 @@ export async function getHold(db: CommonQueryMethods, walletId: number, id: stri
 
 /** Expires the hold if it is active past its expiry (then enqueues its wallet); true if it did. */
 async function expireIfDue(deps: HoldDeps, walletId: number, id: string): Promise<void> {
-  const { walletIds } = await expireHolds(deps.db, { limit: 1, hold: { walletId, id } });
+  const { walletIds, expired } = await expireHolds(deps.db, { limit: 1, hold: { walletId, id } });
+  recordHoldsExpired(expired, 'request');
   if (walletIds.length > 0) await enqueueApply(deps.queue, walletId).catch(() => undefined);
 }
 
@@ -192,6 +195,7 @@ export async function requestCapture(
     throw error;
   });
   if (captured) {
+    recordHold('captured');
     await enqueueApply(deps.queue, walletId).catch(() => undefined);
     return { hold: captured, replayed: false };
   }
@@ -233,6 +237,7 @@ export async function requestRelease(
     throw error;
   });
   if (released) {
+    recordHold('released');
     await enqueueApply(deps.queue, walletId).catch(() => undefined);
     return { hold: released, replayed: false };
   }
@@ -252,6 +257,7 @@ export async function expireDueHolds(
   limit = 1000,
 ): Promise<number> {
   const { walletIds, expired } = await expireHolds(deps.db, { limit });
+  recordHoldsExpired(expired, 'worker');
   if (walletIds.length > 0) await enqueueApplyMany(deps.queue, walletIds);
   return expired;
 }
