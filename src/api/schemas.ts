@@ -492,7 +492,7 @@ export const captureHoldBody = z
     }),
     fingerprint: transactionFingerprintSchema.optional().openapi({
       description:
-        'The fingerprint of the capture debit (a transaction of the wallet); `hold:<hold id>:capture` when left out. Must not be used by another transaction.',
+        'The fingerprint of the capture debit (a transaction of the wallet); `hold:<hold id>:capture` when left out. Must not be used by another transaction. A repeat with the same fingerprint answers 200 with the hold (with another amount: 409 fingerprint-reused); once captured, a capture with another fingerprint gets 409 hold-not-active. Without one, a repeat of the same amount answers 200.',
       minLength: 1,
       example: 'CAPTURE-123',
     }),
@@ -505,7 +505,7 @@ export const releaseHoldBody = z
   .object({
     fingerprint: fingerprintSchema.optional().openapi({
       description:
-        'Accepted for symmetry with capture; a release is idempotent by the hold itself (a repeat answers 200).',
+        'Makes the release idempotent by it: a repeat with the same fingerprint answers 200 with the hold; once released, a release with another fingerprint gets 409 hold-not-active. Unique among releases: one used by another release is 409 fingerprint-reused. Without one, any repeat after a release answers 200.',
       minLength: 1,
       example: 'RELEASE-123',
     }),

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { auditLedger, describeViolation } from '../../src/shared/audit/ledger-audit.js';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
+import { parseMetrics, sampleValue } from '../support/prometheus-text.js';
 import { createTestEnv, silentLogger, startTestApi, waitUntil, type TestEnv } from '../support/test-env.js';
 
 /** Holds (two-phase): decided through the wallet's queue against the available balance. */
@@ -218,6 +219,54 @@ describe('capture and release', () => {
     expect((await getHold(id, made.body.id)).status).toBe('active');
   });
 
+  it('When a release is repeated with its fingerprint, then 200 with the hold; another fingerprint gets 409 hold-not-active; one used by another release, 409 fingerprint-reused and that hold stays active', async () => {
+    const id = await walletWith(100);
+    const first = await hold(id, { amount: 10 });
+    const fingerprint = `rel-${randomUUID()}`;
+    const released = await release(id, first.body.id, { fingerprint });
+    expect(released.status).toBe(202);
+    const replay = await release(id, first.body.id, { fingerprint });
+    expect(replay.status).toBe(200);
+    expect(replay.body).toMatchObject({ id: first.body.id, status: 'released' });
+    const other = await release(id, first.body.id, { fingerprint: `rel-${randomUUID()}` });
+    expect(other.status).toBe(409);
+    expect(other.body.type).toMatch(/hold-not-active$/);
+    expect(other.body.detail).toMatch(/released/);
+    // Without a fingerprint, any repeat after a release is answered as before.
+    expect((await release(id, first.body.id)).status).toBe(200);
+
+    const second = await hold(id, { amount: 20 });
+    const reused = await release(id, second.body.id, { fingerprint });
+    expect(reused.status).toBe(409);
+    expect(reused.body.type).toMatch(/fingerprint-reused$/);
+    expect((await getHold(id, second.body.id)).status).toBe('active');
+    await settled(id, first.body.id);
+    expect(await walletOf(id)).toMatchObject({ balance: 100, available: 80 });
+    await expectAuditClean(id);
+  });
+
+  it('When a capture is repeated with its fingerprint, then 200 with the hold whatever the amount said; another fingerprint or another amount with it gets 409', async () => {
+    const id = await walletWith(100);
+    const made = await hold(id, { amount: 40 });
+    const fingerprint = `cap-${randomUUID()}`;
+    const captured = await capture(id, made.body.id, { amount: 15, fingerprint });
+    expect(captured.status).toBe(202);
+    const replay = await capture(id, made.body.id, { fingerprint });
+    expect(replay.status).toBe(200);
+    expect(replay.body.captureTransactionId).toBe(captured.body.captureTransactionId);
+    expect((await capture(id, made.body.id, { amount: 15, fingerprint })).status).toBe(200);
+    // The same amount under another fingerprint is another request, not a replay.
+    const other = await capture(id, made.body.id, { amount: 15, fingerprint: `cap-${randomUUID()}` });
+    expect(other.status).toBe(409);
+    expect(other.body.type).toMatch(/hold-not-active$/);
+    const changed = await capture(id, made.body.id, { amount: 16, fingerprint });
+    expect(changed.status).toBe(409);
+    expect(changed.body.type).toMatch(/fingerprint-reused$/);
+    await settled(id, made.body.id);
+    expect(await walletOf(id)).toMatchObject({ balance: 85, available: 85 });
+    await expectAuditClean(id);
+  });
+
   it('When capture and release race on one hold, then exactly one wins and the other gets 409', async () => {
     const id = await walletWith(100);
     for (let round = 0; round < 5; round += 1) {
@@ -253,6 +302,60 @@ describe('expiry', () => {
     expect(late.body.detail).toMatch(/expired/);
     expect((await release(id, made.body.id)).status).toBe(409);
     await expectAuditClean(id);
+  });
+});
+
+describe('hold metrics', () => {
+  it('When holds are requested, decided, captured, released and expired, then wallet_holds_total counts each outcome once and wallet_holds_expired_total says who expired them', async () => {
+    const scrape = async () => parseMetrics(await (await fetch(`${api.url}/metrics`)).text());
+    const counts = async (): Promise<Record<string, number>> => {
+      const metrics = await scrape();
+      const of = (name: string, labels: Record<string, string>) => sampleValue(metrics, name, labels) ?? 0;
+      return {
+        ...Object.fromEntries(
+          ['requested', 'active', 'rejected', 'captured', 'released', 'expired'].map((outcome) => [
+            outcome,
+            of('wallet_holds_total', { outcome }),
+          ]),
+        ),
+        byWorker: of('wallet_holds_expired_total', { by: 'worker' }),
+        byRequest: of('wallet_holds_expired_total', { by: 'request' }),
+      };
+    };
+    const before = await counts();
+    const id = await walletWith(100);
+    const captured = await hold(id, { amount: 10 });
+    const released = await hold(id, { amount: 10 });
+    expect((await hold(id, { amount: 500 })).status).toBe(422);
+    const swept = await hold(id, { amount: 1, expiresInSeconds: 1 });
+    const late = await hold(id, { amount: 1 });
+    expect((await capture(id, captured.body.id)).status).toBe(202);
+    expect((await release(id, released.body.id)).status).toBe(202);
+    // Past its expiry (moved back just before, so the sweeper has had no chance at it), a capture
+    // finds it due: the request expires it (409 expired).
+    await env.pool.query(
+      sql.unsafe`UPDATE holds SET expires_at = now() - interval '1 second' WHERE id = ${late.body.id}`,
+    );
+    const lateCapture = await capture(id, late.body.id);
+    expect(lateCapture.status).toBe(409);
+    expect(lateCapture.body.detail).toMatch(/expired/);
+    await waitUntil(
+      'the sweeper expired the other',
+      async () => (await getHold(id, swept.body.id)).status === 'expired',
+    );
+    const grown = {
+      requested: 5,
+      active: 4,
+      rejected: 1,
+      captured: 1,
+      released: 1,
+      expired: 2,
+      byWorker: 1,
+      byRequest: 1,
+    };
+    expect(await counts()).toEqual(
+      Object.fromEntries(Object.entries(grown).map(([key, added]) => [key, before[key]! + added])),
+    );
   });
 });
 

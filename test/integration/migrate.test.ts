@@ -18,7 +18,8 @@ import {
 import { applyWalletBatches } from '../../src/shared/apply/apply-pending-transactions.js';
 import { ensurePendingMarkers } from '../../src/shared/apply/pending-markers.js';
 import { auditLedger } from '../../src/shared/audit/ledger-audit.js';
-import { findEventsAfter, readRelayCursor } from '../../src/shared/events/outbox-repository.js';
+import { findEventsAfter, listOutboxEvents, readRelayCursor } from '../../src/shared/events/outbox-repository.js';
+import { findHoldByFingerprint, releaseHold } from '../../src/shared/holds/hold-repository.js';
 import { getTransactionByFingerprint, listWalletTransactions } from '../../src/shared/transactions/lookups.js';
 import { getLatestApplied, getTransaction } from '../../src/shared/transactions/transactions.js';
 import { getWallet } from '../../src/shared/wallets/wallets.js';
@@ -221,6 +222,55 @@ describe.concurrent('migrations', () => {
         { amount: '2.00', status: 'applied', refno: 2, reason: null, labels: { k: 'v' } },
         { amount: '-9.00', status: 'rejected', refno: null, reason: 'insufficient_funds', labels: {} },
       ]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('When a database with holds and events from before hold events (009) is migrated, then every row stays, its events read as before, and an old active hold released afterwards gets its HoldReleased', async ({
+    expect,
+  }) => {
+    const url = newDatabaseUrl();
+    const files = await listMigrationFiles();
+    const before = files.filter((name) => name < '009');
+    expect(files.filter((name) => name >= '009')).toContain('009_hold_events.sql');
+    await createDatabaseIfMissing(url);
+    await migrate(url, await migrationsDir(before));
+    const counts = `SELECT (SELECT count(*) FROM outbox)::int AS outbox, (SELECT count(*) FROM holds)::int AS holds,
+                           (SELECT count(*) FROM transactions)::int AS transactions`;
+    const written = await withClient(url, async (client) => {
+      await client.query(`
+        WITH w AS (INSERT INTO wallets (id, external_id, balance, last_refno, version, held)
+                   OVERRIDING SYSTEM VALUE VALUES (51, 'holding', 30, 1, 3, 12) RETURNING id)
+        INSERT INTO outbox (kind, wallet_id) SELECT 'wallet_created', id FROM w;
+        INSERT INTO transactions (wallet_id, amount, fingerprint, status, refno, oldbalance, newbalance, finalized)
+        VALUES (51, 30, 'holding-deposit', 'applied', 1, 0, 30, now());
+        INSERT INTO holds (wallet_id, seq, fingerprint, amount, status, expires_at, seen_available, decided)
+        VALUES (51, nextval(pg_get_serial_sequence('transactions', 'seq')), 'old-active', 12, 'active',
+                now() + interval '1 day', 30, now()),
+               (51, nextval(pg_get_serial_sequence('transactions', 'seq')), 'old-rejected', 99, 'rejected',
+                now() + interval '1 day', 18, now());
+      `);
+      return (await client.query(counts)).rows[0];
+    });
+    expect((await migrate(url)).applied).toEqual(files.filter((name) => name >= '009'));
+    expect(await withClient(url, async (client) => (await client.query(counts)).rows[0])).toEqual(written);
+
+    const pool = await createDatabasePool(loadConfig({ DATABASE_URL: url, DB_POOL_SIZE: '1' }));
+    try {
+      const eventsBefore = await listOutboxEvents(pool, { walletId: 51 });
+      expect(eventsBefore.map((event) => event.type)).toEqual(['WalletCreated']);
+      const old = await findHoldByFingerprint(pool, 'old-active');
+      expect(await releaseHold(pool, 51, old!.id, { fingerprint: 'old-release' })).toMatchObject({
+        status: 'released',
+        releaseFingerprint: 'old-release',
+      });
+      const after = await listOutboxEvents(pool, { walletId: 51 });
+      expect(after.map((event) => `${event.type} ${event.subject}`)).toEqual([
+        'WalletCreated 51',
+        `HoldReleased ${old!.id}`,
+      ]);
+      expect(JSON.parse(after[1]!.data)).toMatchObject({ holdId: old!.id, amount: 12, fingerprint: 'old-release' });
     } finally {
       await pool.end();
     }

@@ -135,6 +135,57 @@ describe('trace shape with an in-memory exporter', () => {
     // Its parent is the request that enqueued the job (carried in the job data).
     expect(reserves.map(spanId)).toContain(parentId(coalesced!));
   });
+
+  it("When a transfer completes, then its credit leg's apply, in the destination's job, is in the trace of the request that created the transfer and links to it", async () => {
+    worker ??= await startWorker(env.config, silentLogger);
+    const walletOf = async () =>
+      (await request(api.url, 'POST', '/wallets', { json: { externalId: `trace-${randomUUID()}` } })).body.id as number;
+    const from = await walletOf();
+    const to = await walletOf();
+    const deposit = await request(api.url, 'POST', `/wallets/${from}/transactions`, {
+      json: { amount: 50, fingerprint: `trace-deposit-${randomUUID()}` },
+      headers: { prefer: 'wait=10' },
+    });
+    expect(deposit.status).toBe(201);
+    const made = await request(api.url, 'POST', '/transfers', {
+      json: { from, to, amount: 20, fingerprint: `trace-transfer-${randomUUID()}` },
+      headers: { prefer: 'wait=10' },
+    });
+    expect(made.status).toBe(201);
+    const creditId = made.body.credit as string;
+
+    let spans: ReadableSpan[] = [];
+    const finalizeOf = (id: string) =>
+      spans.find(
+        (span) => span.name === 'wallet.transaction.finalize' && span.attributes['wallet.transaction.id'] === id,
+      );
+    await waitUntil(
+      'the credit leg is finalized in a trace',
+      () => {
+        spans = exporter.getFinishedSpans();
+        return Promise.resolve(finalizeOf(creditId) !== undefined);
+      },
+      10_000,
+    );
+    const transferSpan = spans.find(
+      (span) => span.name === 'wallet.transfer' && span.attributes['wallet.transfer.id'] === made.body.id,
+    )!;
+    expect(transferSpan).toBeDefined();
+    const credit = finalizeOf(creditId)!;
+    expect(traceId(credit)).toBe(traceId(transferSpan));
+    expect(credit.attributes).toMatchObject({ 'wallet.id': to, 'wallet.transaction.status': 'applied' });
+    const debit = finalizeOf(made.body.debit as string)!;
+    expect(traceId(debit)).toBe(traceId(transferSpan));
+    // Both legs' finalize spans are children of the context the debit leg stored at reservation.
+    expect(parentId(credit)).toBe(parentId(debit));
+    // The destination's apply span links to the transfer's request.
+    const destinationApplies = spans.filter(
+      (span) => span.name === 'wallet.apply' && span.attributes['wallet.id'] === to,
+    );
+    expect(destinationApplies.flatMap((span) => span.links).map((link) => link.context.traceId)).toContain(
+      traceId(transferSpan),
+    );
+  });
 });
 
 /** `wallet api|worker` as its own process with src/instrumentation.ts loaded first, as in production. */

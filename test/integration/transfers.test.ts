@@ -353,6 +353,70 @@ describe('transfer events', () => {
   });
 });
 
+describe('transfer void events', () => {
+  const voidTransfer = (id: string) =>
+    request(api.url, 'POST', '/transfer-voids', { json: { transferId: id }, headers: wait });
+  const ofTransfer = async (walletId: number, transferId: string) =>
+    (await listOutboxEvents(env.pool, { walletId })).filter(
+      (event) => event.type.startsWith('TransferVoid') && event.subject === transferId,
+    );
+
+  it('When a completed transfer is voided, then one TransferVoid follows its debit reversal, on the source wallet, with amount and currency', async () => {
+    const from = await walletWith(100);
+    const to = await walletWith(null);
+    const done = await transfer({ from, to, amount: 30, fingerprint: `void-event-${from}` });
+    expect((await voidTransfer(done.body.id)).status).toBe(201);
+    await waitUntil(
+      'the transfer is voided',
+      async () => (await request(api.url, 'GET', `/transfers/${done.body.id}`)).body.status === 'voided',
+    );
+    const debit = await request(api.url, 'GET', `/wallets/${from}/transactions/${done.body.debit}`);
+    const events = await listOutboxEvents(env.pool, { walletId: from });
+    const voided = events.filter((event) => event.type === 'TransferVoid');
+    expect(voided).toHaveLength(1);
+    expect(JSON.parse(voided[0]!.data)).toEqual({
+      transferId: done.body.id,
+      from,
+      to,
+      amount: 30,
+      currency: 'EUR',
+      debitReversal: debit.body.voidedBy,
+    });
+    // After the debit reversal's own events.
+    const reversalVoid = events.findIndex(
+      (event) => event.type === 'TransactionVoid' && event.subject === done.body.debit,
+    );
+    expect(events.indexOf(voided[0]!)).toBeGreaterThan(reversalVoid);
+    expect(await ofTransfer(to, done.body.id)).toEqual([]);
+    const all = await listOutboxEvents(env.pool);
+    expect(new Set(all.map((event) => event.position)).size).toBe(all.length);
+  });
+
+  it('When the void of a transfer is rejected, then TransferVoidRejected says so on the destination and no TransferVoid appears', async () => {
+    const from = await walletWith(100);
+    const to = await walletWith(null);
+    const done = await transfer({ from, to, amount: 30, fingerprint: `void-refused-event-${from}` });
+    await request(api.url, 'POST', `/wallets/${to}/transactions`, {
+      json: { amount: -20, fingerprint: `spend-event-${to}` },
+      headers: wait,
+    });
+    const refused = await voidTransfer(done.body.id);
+    expect(refused.status).toBe(422);
+    const events = await ofTransfer(to, done.body.id);
+    expect(events.map((event) => event.type)).toEqual(['TransferVoidRejected']);
+    expect(JSON.parse(events[0]!.data)).toEqual({
+      transferId: done.body.id,
+      from,
+      to,
+      amount: 30,
+      currency: 'EUR',
+      creditReversal: refused.body.id,
+      reason: 'insufficient_funds',
+    });
+    expect(await ofTransfer(from, done.body.id)).toEqual([]);
+  });
+});
+
 describe('transfer metrics', () => {
   it('When transfers complete and are rejected, then wallet_transfers_total counts each outcome once', async () => {
     const count = async (outcome: string) =>
@@ -372,6 +436,43 @@ describe('transfer metrics', () => {
     expect(await count('requested')).toBe(before.requested + 2);
     expect(await count('completed')).toBe(before.completed + 1);
     expect(await count('rejected')).toBe(before.rejected + 1);
+  });
+});
+
+describe('transfer void metrics', () => {
+  it('When transfer voids are requested, applied and rejected, then wallet_transfer_voids_total counts each outcome once, and no void counts as a completed or rejected transfer', async () => {
+    const count = async (name: string, outcome: string) =>
+      sampleValue(parseMetrics(await (await fetch(`${api.url}/metrics`)).text()), name, { outcome }) ?? 0;
+    const read = async () => ({
+      requested: await count('wallet_transfer_voids_total', 'requested'),
+      voided: await count('wallet_transfer_voids_total', 'voided'),
+      rejected: await count('wallet_transfer_voids_total', 'rejected'),
+      completed: await count('wallet_transfers_total', 'completed'),
+      transfersRejected: await count('wallet_transfers_total', 'rejected'),
+    });
+    const from = await walletWith(100);
+    const to = await walletWith(null);
+    const kept = await transfer({ from, to, amount: 30, fingerprint: `void-metrics-kept-${from}` });
+    const undone = await transfer({ from, to, amount: 10, fingerprint: `void-metrics-undone-${from}` });
+    await request(api.url, 'POST', `/wallets/${to}/transactions`, {
+      json: { amount: -25, fingerprint: `void-metrics-spend-${to}` },
+      headers: wait,
+    });
+    const before = await read();
+    const voidOf = (id: string) =>
+      request(api.url, 'POST', '/transfer-voids', { json: { transferId: id }, headers: wait });
+    expect((await voidOf(kept.body.id)).status).toBe(422);
+    expect((await voidOf(undone.body.id)).status).toBe(201);
+    await waitUntil(
+      'the transfer is voided',
+      async () => (await request(api.url, 'GET', `/transfers/${undone.body.id}`)).body.status === 'voided',
+    );
+    expect(await read()).toEqual({
+      ...before,
+      requested: before.requested + 2,
+      voided: before.voided + 1,
+      rejected: before.rejected + 1,
+    });
   });
 });
 

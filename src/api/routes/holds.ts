@@ -226,8 +226,8 @@ export function holdRoutes(deps: HoldRouteDeps): Router {
 
   route(router, holdOperations.releaseHold, async (req, res) => {
     const { id, holdId } = parseRequest(holdParams, req.params, 'path');
-    parseRequest(releaseHoldBody, req.body ?? {}, 'body');
-    const { hold, replayed } = await requestRelease(holdDeps, id, holdId);
+    const body = parseRequest(releaseHoldBody, req.body ?? {}, 'body');
+    const { hold, replayed } = await requestRelease(holdDeps, id, holdId, { fingerprint: body.fingerprint ?? null });
     sendHold(res, replayed ? 200 : 202, hold);
   });
 

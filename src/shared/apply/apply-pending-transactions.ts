@@ -3,6 +3,7 @@ import type { DatabasePool } from 'slonik';
 import { decide, decideHold, type HoldOutcome, type Outcome, type WalletLedgerState } from '../ledger/ledger.js';
 import { maxBalance, unitsToDecimal, decimalToUnits } from '../ledger/money.js';
 import { GroupCommitter, type GroupCommitOptions } from '../infra/group-commit.js';
+import type { TransferLeg } from '../telemetry/metrics.js';
 import {
   LEDGER_ASSERTION,
   readPendingWork,
@@ -35,6 +36,9 @@ export interface ApplySummary {
   finalized: FinalizedTransaction[];
   /** Holds decided (active or rejected) or taken out of `held`. */
   holdsDecided: number;
+  /** Of those, the holds decided active, and rejected. */
+  holdsActivated: number;
+  holdsRejected: number;
   /** Wallets that got the credit leg of a transfer this run debited: to be enqueued. */
   credited: number[];
 }
@@ -48,8 +52,8 @@ export interface FinalizedTransaction {
   traceContext: string | null;
   /** Seconds from its reservation (`created`, database clock) to the commit that finalized it. */
   latencySeconds: number;
-  /** Which leg of a transfer it is, if it is one. */
-  transferLeg: 'debit' | 'credit' | null;
+  /** Which leg of a transfer it is (or which leg's reversal), if it is one. */
+  transferLeg: TransferLeg | null;
   /** When its batch's database transaction started and committed (epoch ms). */
   batchStartedAt: number;
   committedAt: number;
@@ -59,6 +63,9 @@ interface AppliedBatch {
   outcomes: Outcome[];
   /** Holds this batch decided or took out of `held` (they count toward the batch size). */
   holdsDecided?: number;
+  /** Of those, the ones decided active, and rejected. */
+  holdsActivated?: number;
+  holdsRejected?: number;
   /** Destination wallets of the credit legs this batch reserved. */
   credited?: readonly number[];
   pending: readonly {
@@ -67,6 +74,7 @@ interface AppliedBatch {
     ageSeconds: number;
     transferId?: string | null;
     amount?: string;
+    voids?: string | null;
   }[];
   /** performance.now() when the pending rows were read (their ages are as of then). */
   readAt: number;
@@ -106,6 +114,8 @@ export async function applyPendingTransactions(
     finalized: [],
     credited: [],
     holdsDecided: 0,
+    holdsActivated: 0,
+    holdsRejected: 0,
   };
   const maxRetries = options.maxConflictRetries ?? 20;
   const alone: ApplyBatch = async (id) => (await applyWalletBatches(pool, [id], options.batchSize)).get(id)!;
@@ -131,6 +141,8 @@ export async function applyPendingTransactions(
     if (decidedCount === 0) return summary;
     summary.batches += 1;
     summary.holdsDecided += batch.holdsDecided ?? 0;
+    summary.holdsActivated += batch.holdsActivated ?? 0;
+    summary.holdsRejected += batch.holdsRejected ?? 0;
     for (const outcome of outcomes) {
       summary[outcome.status] += 1;
       if (outcome.status === 'applied' && outcome.voids) summary.voided += 1;
@@ -169,6 +181,13 @@ export class WalletApplyGroups {
   readonly applyBatch: ApplyBatch = (walletId) => this.groups.submit(walletId);
 }
 
+/** A leg is a debit when it takes money; a reversal takes back what its leg moved. */
+function transferLegOf(amount: string, voids: string | null): TransferLeg {
+  const takes = amount.startsWith('-');
+  if (voids === null) return takes ? 'debit' : 'credit';
+  return takes ? 'credit-reversal' : 'debit-reversal';
+}
+
 /** Adds a committed batch's transactions, with their end-to-end latency, to the summary. */
 function recordFinalized(summary: ApplySummary, batch: AppliedBatch, batchStartedAt: number): void {
   const committedAt = Date.now();
@@ -184,7 +203,7 @@ function recordFinalized(summary: ApplySummary, batch: AppliedBatch, batchStarte
       refno: outcome.status === 'applied' ? outcome.refno : null,
       traceContext: entry.traceContext,
       latencySeconds: entry.ageSeconds + sinceRead,
-      transferLeg: entry.transferId ? (entry.amount?.startsWith('-') ? 'debit' : 'credit') : null,
+      transferLeg: entry.transferId ? transferLegOf(entry.amount ?? '', entry.voids ?? null) : null,
       batchStartedAt,
       committedAt,
     });
@@ -291,6 +310,8 @@ export async function applyWalletBatches(
             batch: {
               outcomes: [...decision.outcomes],
               holdsDecided: decision.holdOutcomes?.length ?? 0,
+              holdsActivated: decision.holdOutcomes?.filter((outcome) => outcome.status === 'active').length ?? 0,
+              holdsRejected: decision.holdOutcomes?.filter((outcome) => outcome.status === 'rejected').length ?? 0,
               pending,
               readAt,
               credited: credited.filter(({ from }) => from === decision.walletId).map(({ to }) => to),

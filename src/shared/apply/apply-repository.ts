@@ -246,7 +246,7 @@ export async function writeDecisions(
       FROM outcome o
       WHERE t.wallet_id = o.wallet_id AND t.seq = o.seq AND t.status = 'pending'
       RETURNING t.wallet_id, coalesce(t.id, transaction_id(t.wallet_id, t.seq)) AS id, t.voids, t.status,
-                t.transfer_id, t.hold_id
+                t.transfer_id, t.hold_id, t.trace_context
     ), hold_outcome AS (
       SELECT * FROM ${sql.unnest(holdTuples, ['uuid', 'int8', 'text', 'text', 'numeric'])}
         AS o (id, wallet_id, status, reason, seen_available)
@@ -263,7 +263,7 @@ export async function writeDecisions(
       FROM hold_outcome o
       WHERE h.id = o.id AND h.wallet_id = o.wallet_id AND NOT h.held_released
         AND CASE WHEN o.status = 'settled' THEN h.status IN ('released', 'expired') ELSE h.status = 'pending' END
-      RETURNING h.id
+      RETURNING h.id, h.wallet_id, h.seq, o.status AS outcome
     ), capture_settled AS (
       -- Applied captures: their hold leaves held with the debit.
       UPDATE holds h SET held_released = true, settled = now()
@@ -275,7 +275,8 @@ export async function writeDecisions(
       -- Applied debit legs of transfers: each gets its credit leg in this statement, so in the
       -- database transaction that applied it (a rejected debit gets none, ever).
       -- One primary-key lookup per applied leg; a batch of ordinary transactions reads no transfer.
-      SELECT tr.id, tr.from_wallet, tr.to_wallet, tr.amount, tr.labels, tr.description,
+      -- The credit carries the debit's trace context: its apply is linked to the transfer's request.
+      SELECT tr.id, tr.from_wallet, tr.to_wallet, tr.amount, tr.labels, tr.description, r.trace_context,
              nextval(pg_get_serial_sequence('transactions', 'seq')) AS seq
       FROM recorded r CROSS JOIN LATERAL (
         SELECT * FROM transfers tr WHERE tr.id = r.transfer_id AND tr.from_wallet = r.wallet_id
@@ -285,20 +286,22 @@ export async function writeDecisions(
       -- Applied reversals of credit legs (a transfer's void, credit first): each gets the reversal
       -- of its debit leg, a pending deposit back to the source, in this statement.
       SELECT tr.id, tr.from_wallet, tr.to_wallet, tr.amount, transaction_id(tr.from_wallet, tr.debit_seq) AS debit_id,
-             nextval(pg_get_serial_sequence('transactions', 'seq')) AS seq
+             r.trace_context, nextval(pg_get_serial_sequence('transactions', 'seq')) AS seq
       FROM recorded r CROSS JOIN LATERAL (
         SELECT * FROM transfers tr WHERE tr.id = r.transfer_id AND tr.to_wallet = r.wallet_id
       ) tr
       WHERE r.transfer_id IS NOT NULL AND r.status = 'applied' AND r.voids IS NOT NULL
     ), credited AS (
-      INSERT INTO transactions (wallet_id, seq, amount, fingerprint, labels, description, transfer_id)
+      INSERT INTO transactions (wallet_id, seq, amount, fingerprint, labels, description, transfer_id, trace_context)
       OVERRIDING SYSTEM VALUE
-      SELECT to_wallet, seq, amount, 'transfer:' || id || ':credit', labels, description, id FROM debited
+      SELECT to_wallet, seq, amount, 'transfer:' || id || ':credit', labels, description, id, trace_context FROM debited
       RETURNING wallet_id, seq, labels
     ), returned AS (
-      INSERT INTO transactions (wallet_id, seq, amount, fingerprint, labels, description, voids, void_key, transfer_id)
+      INSERT INTO transactions (wallet_id, seq, amount, fingerprint, labels, description, voids, void_key, transfer_id,
+                                trace_context)
       OVERRIDING SYSTEM VALUE
-      SELECT from_wallet, seq, amount, 'transfer:' || id || ':void-debit', '{}'::jsonb, NULL, debit_id, debit_id, id
+      SELECT from_wallet, seq, amount, 'transfer:' || id || ':void-debit', '{}'::jsonb, NULL, debit_id, debit_id, id,
+             trace_context
       FROM unwound
       RETURNING wallet_id, seq, labels
     ), credit_marked AS (
@@ -325,9 +328,20 @@ export async function writeDecisions(
       WHERE m.wallet_id = k.wallet_id AND m.first_seq = k.first_seq
         AND (k.stale OR k.wallet_id IN (SELECT id FROM won))
     ), announced AS (
-      INSERT INTO outbox (kind, wallet_ids, seqs)
-      SELECT 'transactions_decided', array_agg(o.wallet_id ORDER BY o.ordinal), array_agg(o.seq ORDER BY o.ordinal)
-      FROM outcome o HAVING count(*) > 0
+      -- One row for the decided transactions, and, only when this batch decided holds, one before it
+      -- naming them with what was decided (kind holds_decided, migration 009): their HoldCreated or
+      -- HoldRejected events are built from that record, never from the hold's later status.
+      INSERT INTO outbox (kind, wallet_ids, seqs, outcomes)
+      SELECT kind, wallet_ids, seqs, outcomes FROM (
+        SELECT 1 AS place, 'holds_decided' AS kind, array_agg(d.wallet_id ORDER BY d.wallet_id, d.seq) AS wallet_ids,
+               array_agg(d.seq ORDER BY d.wallet_id, d.seq) AS seqs,
+               array_agg(d.outcome ORDER BY d.wallet_id, d.seq) AS outcomes
+        FROM hold_decided d WHERE d.outcome <> 'settled' HAVING count(*) > 0
+        UNION ALL
+        SELECT 2, 'transactions_decided', array_agg(o.wallet_id ORDER BY o.ordinal), array_agg(o.seq ORDER BY o.ordinal),
+               NULL
+        FROM outcome o HAVING count(*) > 0
+      ) announcement ORDER BY place
     )
     SELECT coalesce((SELECT array_agg(id) FROM won), '{}') AS won,
       (SELECT coalesce(json_agg(moved), '[]') FROM (

@@ -7,8 +7,12 @@ import type { RedisClient } from '../infra/redis.js';
  * reserved has exactly one TransactionCreated, every decided one exactly one BalanceChanged (and
  * a TransactionVoid for an applied reversal) or TransactionRejected, no event id twice, and per
  * wallet the BalanceChanged events follow refno order, each after its TransactionCreated.
- * Transactions reserved before migration 005 (stored ids) are left out: their events may predate
- * the stream. The stream must not have been trimmed past them (EVENT_STREAM_MAX_LENGTH).
+ * Every decided hold has exactly one HoldCreated (HoldRejected if it was rejected), and at most one
+ * settlement event (HoldCaptured, HoldReleased or HoldExpired), exactly the one of its status once
+ * settled, after its HoldCreated (checkHoldEvents).
+ * Transactions reserved before migration 005 (stored ids) and holds made before migration 009 are
+ * left out: their events may predate the stream or were never written. The stream must not have
+ * been trimmed past them (EVENT_STREAM_MAX_LENGTH).
  */
 export interface EventViolation {
   rule: 'event-once' | 'event-order' | 'event-id-unique';
@@ -17,7 +21,7 @@ export interface EventViolation {
   detail: string;
 }
 
-interface StreamEvent {
+export interface StreamEvent {
   id: string;
   type: string;
   walletId: number;
@@ -35,6 +39,7 @@ const streamEventSchema = z.object({
       transactionId: z.string().optional(),
       reversalId: z.string().optional(),
       refno: z.number().optional(),
+      holdId: z.string().optional(),
     })
     .passthrough(),
 });
@@ -54,7 +59,9 @@ export async function readStream(redis: RedisClient, stream: string): Promise<St
             ? parsed.data.reversalId
             : parsed.type === 'WalletCreated'
               ? parsed.data.id
-              : parsed.data.transactionId;
+              : parsed.type.startsWith('Hold')
+                ? parsed.data.holdId
+                : parsed.data.transactionId;
       events.push({
         id: parsed.id,
         type: parsed.type,
@@ -145,6 +152,72 @@ export async function auditEventStream(
       });
     }
     lastRefno.set(event.walletId, Math.max(previous, event.refno));
+  }
+  const holds = await pool.any(sql.type(auditedHoldSchema)`
+    SELECT id, wallet_id AS "walletId", status FROM holds
+    WHERE created >= coalesce((SELECT applied_at FROM schema_migrations WHERE name LIKE '009%'), '-infinity')
+  `);
+  violations.push(...checkHoldEvents(events, holds));
+  return violations;
+}
+
+const auditedHoldSchema = z.object({
+  id: z.string(),
+  walletId: z.number(),
+  status: z.enum(['pending', 'active', 'rejected', 'captured', 'released', 'expired']),
+});
+export type AuditedHold = z.infer<typeof auditedHoldSchema>;
+
+const SETTLEMENT_TYPES = { captured: 'HoldCaptured', released: 'HoldReleased', expired: 'HoldExpired' } as const;
+
+/**
+ * The hold rules over the stream (oldest first): one decision event per decided hold (HoldCreated,
+ * or HoldRejected when rejected), none for a pending one; at most one settlement event per hold,
+ * of its status's type once it is captured, released or expired, and none before its HoldCreated.
+ */
+export function checkHoldEvents(events: readonly StreamEvent[], holds: readonly AuditedHold[]): EventViolation[] {
+  const byHold = new Map<string, { type: string; index: number }[]>();
+  events.forEach((event, index) => {
+    if (!event.type.startsWith('Hold')) return;
+    byHold.set(event.subject, [...(byHold.get(event.subject) ?? []), { type: event.type, index }]);
+  });
+  const violations: EventViolation[] = [];
+  const violation = (rule: EventViolation['rule'], hold: AuditedHold, detail: string) =>
+    violations.push({ rule, walletId: hold.walletId, transactionId: null, detail: `hold ${hold.id}: ${detail}` });
+  for (const hold of holds) {
+    const found = byHold.get(hold.id) ?? [];
+    const count = (type: string) => found.filter((event) => event.type === type).length;
+    const decidedType = hold.status === 'rejected' ? 'HoldRejected' : 'HoldCreated';
+    const otherDecision = hold.status === 'rejected' ? 'HoldCreated' : 'HoldRejected';
+    const expected = hold.status === 'pending' ? 0 : 1;
+    if (count(decidedType) !== expected || count(otherDecision) !== 0) {
+      violation(
+        'event-once',
+        hold,
+        `${count('HoldCreated')} HoldCreated and ${count('HoldRejected')} HoldRejected events (${hold.status})`,
+      );
+    }
+    const settlements = found.filter((event) => Object.values<string>(SETTLEMENT_TYPES).includes(event.type));
+    const settledType =
+      hold.status in SETTLEMENT_TYPES ? SETTLEMENT_TYPES[hold.status as keyof typeof SETTLEMENT_TYPES] : null;
+    if (
+      settlements.length > 1 ||
+      (settledType !== null && (settlements.length !== 1 || settlements[0]!.type !== settledType))
+    ) {
+      violation(
+        'event-once',
+        hold,
+        `settlement events [${settlements.map((event) => event.type).join(', ')}] (${hold.status})`,
+      );
+    } else if (settledType === null && settlements.length > 0) {
+      violation('event-once', hold, `a ${settlements[0]!.type} event while it is ${hold.status}`);
+    }
+    const created = found.find((event) => event.type === 'HoldCreated');
+    for (const settlement of settlements) {
+      if (created === undefined || settlement.index < created.index) {
+        violation('event-order', hold, `${settlement.type} before its HoldCreated`);
+      }
+    }
   }
   return violations;
 }

@@ -10,6 +10,13 @@ export const EVENT_TYPES = [
   'TransferCreated',
   'TransferCompleted',
   'TransferRejected',
+  'TransferVoid',
+  'TransferVoidRejected',
+  'HoldCreated',
+  'HoldRejected',
+  'HoldCaptured',
+  'HoldReleased',
+  'HoldExpired',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -6,8 +6,22 @@ import type { OutboxEvent } from './cloud-events.js';
  * from it. Building them here keeps the JSON work off the Postgres primary. Every field comes
  * from columns that never change once written, so an event reads the same whenever it is built.
  */
+/** What an outbox row can name (the CHECK of migrations 005 and 009). */
+export const OUTBOX_KINDS = [
+  'wallet_created',
+  'transactions_reserved',
+  'transactions_decided',
+  'legacy',
+  'journal',
+  'holds_decided',
+  'holds_settled',
+] as const;
+
+/** What the statement that wrote a holds_* row did to a hold: the type of the event it gets. */
+export type HoldOutcome = 'active' | 'rejected' | 'captured' | 'released' | 'expired';
+
 export interface OutboxItem {
-  kind: 'wallet_created' | 'transactions_reserved' | 'transactions_decided' | 'legacy' | 'journal';
+  kind: (typeof OUTBOX_KINDS)[number];
   xid: string;
   row: number;
   /** The transaction's place in the row (1, 2, ...); null for rows that name no transactions. */
@@ -39,6 +53,29 @@ export interface OutboxItem {
       fingerprint: string;
       created: string;
     } | null;
+  } | null;
+  /**
+   * For rows of kinds holds_*: the hold, by its columns that never change once the row's statement
+   * decided it (its status does: the event's type comes from `outcome`, the row's own record).
+   */
+  hold: {
+    id: string;
+    outcome: HoldOutcome;
+    walletId: number;
+    amount: string;
+    currency: string;
+    fingerprint: string;
+    labels: Record<string, string>;
+    description: string | null;
+    expiresAt: string;
+    created: string;
+    /** When it was decided active or rejected (written once, with the decision). */
+    decided: string;
+    reason: string | null;
+    seenAvailable: string | null;
+    capturedAmount: string | null;
+    captureTransactionId: string | null;
+    releaseFingerprint: string | null;
   } | null;
   legacy: {
     id: number;
@@ -118,6 +155,7 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
         },
       ];
     }
+    if (item.hold && item.ordinal !== null) return [holdEventOf(item, item.hold, at(2 * item.ordinal))];
     if (!t || item.ordinal === null) return [];
     const tr = t.transfer;
     // A debit leg is reserved alone in its row (with its transfer), so ordinal 0 of that row is
@@ -199,6 +237,9 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
             },
           ];
     if (t.status === 'rejected') {
+      // A rejected reversal of a credit leg is a transfer's void refused (the transfer stays
+      // completed); a rejected reversal has no TransactionVoid, so its slot is free.
+      const voidRejected = tr !== null && t.voids !== null && t.walletId === tr.to;
       return [
         {
           ...at(2 * item.ordinal),
@@ -209,6 +250,26 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
           data: json({ walletId: number(t.walletId), transactionId: t.id, amount: number(t.amount), reason: t.reason }),
         },
         ...(isDebit ? transferOutcome('TransferRejected') : []),
+        ...(voidRejected
+          ? [
+              {
+                ...at(outcomeSlot),
+                ...decided,
+                eventId: eventIdOf('TransferVoidRejected', t.id),
+                type: 'TransferVoidRejected',
+                subject: tr.id,
+                data: json({
+                  transferId: tr.id,
+                  from: number(tr.from),
+                  to: number(tr.to),
+                  amount: number(tr.amount),
+                  currency: tr.currency,
+                  creditReversal: t.id,
+                  reason: t.reason,
+                }),
+              },
+            ]
+          : []),
       ];
     }
     const balanceChanged: OutboxEvent = {
@@ -228,6 +289,10 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
     };
     if (t.voids === null)
       return [balanceChanged, ...(tr !== null && !isDebit ? transferOutcome('TransferCompleted') : [])];
+    // The reversal of a debit leg is the last step of a transfer's void (its credit leg was
+    // reversed first): the transfer is voided. Both slots of its ordinal are taken, so its
+    // TransferVoid goes after the row's other events (TRAILING_SLOTS).
+    const transferVoided = tr !== null && t.walletId === tr.from;
     return [
       balanceChanged,
       {
@@ -243,6 +308,96 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
           amount: number(t.amount),
         }),
       },
+      ...(transferVoided
+        ? [
+            {
+              ...at(TRAILING_SLOTS + item.ordinal),
+              ...decided,
+              eventId: eventIdOf('TransferVoid', tr.id),
+              type: 'TransferVoid',
+              subject: tr.id,
+              data: json({
+                transferId: tr.id,
+                from: number(tr.from),
+                to: number(tr.to),
+                amount: number(tr.amount),
+                currency: tr.currency,
+                debitReversal: t.id,
+              }),
+            },
+          ]
+        : []),
     ];
   });
+}
+
+/**
+ * Where events that follow every other event of their row go: slot TRAILING_SLOTS + ordinal. A
+ * row's ordinary slots are 0 .. 2 * (its transactions) + 1, far below; positions stay int4.
+ */
+export const TRAILING_SLOTS = 2 ** 30;
+
+const holdEventTypes = {
+  active: 'HoldCreated',
+  rejected: 'HoldRejected',
+  captured: 'HoldCaptured',
+  released: 'HoldReleased',
+  expired: 'HoldExpired',
+} as const satisfies Record<HoldOutcome, string>;
+
+/** A hold's event, of the type its outbox row recorded (never its current status). */
+function holdEventOf(
+  item: OutboxItem,
+  hold: NonNullable<OutboxItem['hold']>,
+  at: Pick<OutboxEvent, 'position' | 'xid' | 'row' | 'ordinal' | 'legacyId'>,
+): OutboxEvent {
+  const type = holdEventTypes[hold.outcome];
+  const common = {
+    holdId: hold.id,
+    walletId: number(hold.walletId),
+    amount: number(hold.amount),
+    currency: hold.currency,
+  };
+  const data = (() => {
+    switch (hold.outcome) {
+      case 'active':
+        return json({
+          ...common,
+          fingerprint: hold.fingerprint,
+          labels: hold.labels,
+          description: hold.description,
+          status: 'active',
+          expiresAt: hold.expiresAt,
+          created: hold.created,
+        });
+      case 'rejected':
+        return json({
+          ...common,
+          fingerprint: hold.fingerprint,
+          status: 'rejected',
+          reason: hold.reason,
+          available: number(hold.seenAvailable ?? '0'),
+        });
+      case 'captured':
+        return json({
+          ...common,
+          capturedAmount: number(hold.capturedAmount ?? hold.amount),
+          transactionId: hold.captureTransactionId,
+        });
+      case 'released':
+        return json({ ...common, fingerprint: hold.releaseFingerprint });
+      case 'expired':
+        return json({ ...common, expiresAt: hold.expiresAt });
+    }
+  })();
+  return {
+    ...at,
+    eventId: eventIdOf(type, hold.id),
+    walletId: hold.walletId,
+    type,
+    subject: hold.id,
+    data,
+    // A decision's time is the hold's (written once with it); a flip's is its outbox row's.
+    created: hold.outcome === 'active' || hold.outcome === 'rejected' ? hold.decided : item.rowCreated,
+  };
 }

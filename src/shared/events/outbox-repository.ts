@@ -1,7 +1,7 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import type { OutboxEvent } from './cloud-events.js';
-import { eventsOf, positionOf, type OutboxItem } from './outbox-events.js';
+import { OUTBOX_KINDS, eventsOf, positionOf, type OutboxItem } from './outbox-events.js';
 
 /**
  * Data access for the outbox (written once, never updated), the relay's cursor and the webhook
@@ -17,7 +17,7 @@ export interface RelayCursor {
 }
 
 const itemRowSchema = z.object({
-  kind: z.enum(['wallet_created', 'transactions_reserved', 'transactions_decided', 'legacy', 'journal']),
+  kind: z.enum(OUTBOX_KINDS),
   xid: z.string(),
   row: z.number(),
   ordinal: z.number().nullable(),
@@ -48,6 +48,22 @@ const itemRowSchema = z.object({
   transferCurrency: z.string().nullable(),
   transferFingerprint: z.string().nullable(),
   transferCreated: z.string().nullable(),
+  holdId: z.string().nullable(),
+  holdOutcome: z.enum(['active', 'rejected', 'captured', 'released', 'expired']).nullable(),
+  holdWalletId: z.number().nullable(),
+  holdAmount: z.string().nullable(),
+  holdCurrency: z.string().nullable(),
+  holdFingerprint: z.string().nullable(),
+  holdLabels: z.record(z.string(), z.string()).nullable(),
+  holdDescription: z.string().nullable(),
+  holdExpiresAt: z.string().nullable(),
+  holdCreated: z.string().nullable(),
+  holdDecided: z.string().nullable(),
+  holdReason: z.string().nullable(),
+  holdSeenAvailable: z.string().nullable(),
+  holdCapturedAmount: z.string().nullable(),
+  holdCaptureTransactionId: z.string().nullable(),
+  holdReleaseFingerprint: z.string().nullable(),
   legacyId: z.number().nullable(),
   legacyPublished: z.boolean().nullable(),
   legacyEventId: z.string().nullable(),
@@ -73,6 +89,14 @@ const itemsOfRows = sql.fragment`
          tr.id AS "transferId", tr.from_wallet AS "transferFrom", tr.to_wallet AS "transferTo",
          tr.amount::text AS "transferAmount", tr.currency AS "transferCurrency",
          tr.fingerprint AS "transferFingerprint", tr.created AS "transferCreated",
+         h.id AS "holdId", r.outcomes[x.ordinal] AS "holdOutcome", h.wallet_id AS "holdWalletId",
+         h.amount::text AS "holdAmount", hw.currency AS "holdCurrency", h.fingerprint AS "holdFingerprint",
+         h.labels AS "holdLabels", h.description AS "holdDescription", h.expires_at AS "holdExpiresAt",
+         h.created AS "holdCreated", h.decided AS "holdDecided", h.reason AS "holdReason",
+         h.seen_available::text AS "holdSeenAvailable", h.captured_amount::text AS "holdCapturedAmount",
+         CASE WHEN h.capture_seq IS NOT NULL THEN transaction_id(h.wallet_id, h.capture_seq) END
+           AS "holdCaptureTransactionId",
+         h.release_fingerprint AS "holdReleaseFingerprint",
          r.legacy_id AS "legacyId", r.legacy_published AS "legacyPublished", r.event_id AS "legacyEventId",
          r.wallet_id AS "legacyWalletId", r.type AS "legacyType", r.subject AS "legacySubject",
          r.data::text AS "legacyData"
@@ -80,6 +104,9 @@ const itemsOfRows = sql.fragment`
   LEFT JOIN LATERAL unnest(r.wallet_ids, r.seqs) WITH ORDINALITY AS x (wallet_id, seq, ordinal) ON true
   LEFT JOIN transactions t ON t.wallet_id = x.wallet_id AND t.seq = x.seq
   LEFT JOIN transfers tr ON tr.id = t.transfer_id
+  -- Rows of kinds holds_* name holds (migration 009), whose keys no transaction has (one sequence).
+  LEFT JOIN holds h ON r.kind IN ('holds_decided', 'holds_settled') AND h.wallet_id = x.wallet_id AND h.seq = x.seq
+  LEFT JOIN wallets hw ON hw.id = h.wallet_id
   LEFT JOIN wallets w ON r.kind = 'wallet_created' AND w.id = r.wallet_id
   ORDER BY r.xid, r.id, x.ordinal
 `;
@@ -131,6 +158,27 @@ function toItems(rows: readonly z.infer<typeof itemRowSchema>[]): OutboxItem[] {
                     fingerprint: row.transferFingerprint ?? '',
                     created: row.transferCreated ?? '',
                   },
+          },
+    hold:
+      row.holdId === null || row.holdOutcome === null
+        ? null
+        : {
+            id: row.holdId,
+            outcome: row.holdOutcome,
+            walletId: row.holdWalletId ?? 0,
+            amount: row.holdAmount ?? '0',
+            currency: row.holdCurrency ?? '',
+            fingerprint: row.holdFingerprint ?? '',
+            labels: row.holdLabels ?? {},
+            description: row.holdDescription,
+            expiresAt: row.holdExpiresAt ?? '',
+            created: row.holdCreated ?? '',
+            decided: row.holdDecided ?? row.rowCreated,
+            reason: row.holdReason,
+            seenAvailable: row.holdSeenAvailable,
+            capturedAmount: row.holdCapturedAmount,
+            captureTransactionId: row.holdCaptureTransactionId,
+            releaseFingerprint: row.holdReleaseFingerprint,
           },
     legacy:
       row.kind !== 'legacy' || row.legacyId === null

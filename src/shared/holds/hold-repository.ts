@@ -24,6 +24,10 @@ export const holdRowSchema = z.object({
   capturedAmount: z.string().nullable(),
   /** The capture's debit (a transaction of the wallet), once captured. */
   captureTransactionId: z.string().nullable(),
+  /** The capture debit's fingerprint, once captured (a replay of the capture is matched by it). */
+  captureFingerprint: z.string().nullable(),
+  /** The fingerprint the release was made with, if any (a replay of the release is matched by it). */
+  releaseFingerprint: z.string().nullable(),
   /** Whether the wallet's `held` still counts it. */
   heldReleased: z.boolean(),
   created: z.string(),
@@ -35,7 +39,9 @@ const holdColumns = sql.fragment`
   h.id, h.wallet_id AS "walletId", h.seq, h.fingerprint, h.amount::text AS amount, h.status, h.reason,
   h.labels, h.description, h.expires_at AS "expiresAt", h.captured_amount::text AS "capturedAmount",
   CASE WHEN h.capture_seq IS NOT NULL THEN transaction_id(h.wallet_id, h.capture_seq) END AS "captureTransactionId",
-  h.held_released AS "heldReleased", h.created, h.decided
+  (SELECT t.fingerprint FROM transactions t WHERE h.capture_seq IS NOT NULL AND t.wallet_id = h.wallet_id
+     AND t.seq = h.capture_seq) AS "captureFingerprint",
+  h.release_fingerprint AS "releaseFingerprint", h.held_released AS "heldReleased", h.created, h.decided
 `;
 
 export interface NewHold {
@@ -93,8 +99,23 @@ export async function findWalletHolds(
 }
 
 /**
+ * The outbox row of holds flipped by one statement (kind holds_settled, migration 009): it names
+ * them by key, in order, with what the statement did to them, so their events (HoldCaptured,
+ * HoldReleased, HoldExpired) are built from that record, written once with the flip.
+ */
+function settledAnnouncement(flipped: string, outcome: 'captured' | 'released' | 'expired') {
+  return sql.fragment`
+    SELECT 'holds_settled' AS kind, array_agg(wallet_id ORDER BY wallet_id, seq) AS wallet_ids,
+           array_agg(seq ORDER BY wallet_id, seq) AS seqs, NULL::jsonb AS labels,
+           array_agg(${outcome}::text) AS outcomes
+    FROM ${sql.identifier([flipped])} HAVING count(*) > 0
+  `;
+}
+
+/**
  * Captures an active, unexpired hold: flips it to captured and reserves its debit (a pending
  * transaction of -amount that names the hold, with its marker and outbox row), in one statement.
+ * The flip's outbox row (HoldCaptured) comes before the debit's (TransactionCreated).
  * Null when the hold was not active (or had expired) at that moment. A taken debit fingerprint
  * raises the unique violation of transactions' fingerprint.
  */
@@ -120,22 +141,38 @@ export async function captureHold(
     ), marked AS (
       INSERT INTO pending_reservations (wallet_id, first_seq, last_seq) SELECT wallet_id, seq, seq FROM reserved
     ), announced AS (
-      INSERT INTO outbox (kind, wallet_ids, seqs, labels)
-      SELECT 'transactions_reserved', ARRAY[wallet_id], ARRAY[seq],
-             CASE WHEN labels <> '{}'::jsonb THEN jsonb_build_array(labels) END
-      FROM reserved
+      INSERT INTO outbox (kind, wallet_ids, seqs, labels, outcomes)
+      SELECT kind, wallet_ids, seqs, labels, outcomes FROM (
+        SELECT 1 AS place, * FROM (${settledAnnouncement('h', 'captured')}) settled
+        UNION ALL
+        SELECT 2, 'transactions_reserved', ARRAY[wallet_id], ARRAY[seq],
+               CASE WHEN labels <> '{}'::jsonb THEN jsonb_build_array(labels) END, NULL
+        FROM reserved
+      ) announcement ORDER BY place
     )
     SELECT ${holdColumns} FROM h
   `);
 }
 
-/** Releases an active hold (status `released`); the wallet's queue then takes it out of `held`. */
-export async function releaseHold(db: CommonQueryMethods, walletId: number, id: string): Promise<HoldRow | null> {
+/**
+ * Releases an active hold (status `released`, keeping the release's fingerprint if one was given)
+ * with its outbox row (HoldReleased); the wallet's queue then takes it out of `held`. Null when
+ * the hold was not active (or had expired). A fingerprint another release used raises the unique
+ * violation of holds_release_fingerprint.
+ */
+export async function releaseHold(
+  db: CommonQueryMethods,
+  walletId: number,
+  id: string,
+  release: { fingerprint: string | null },
+): Promise<HoldRow | null> {
   return db.maybeOne(sql.type(holdRowSchema)`
     WITH h AS (
-      UPDATE holds SET status = 'released'
+      UPDATE holds SET status = 'released', release_fingerprint = ${release.fingerprint}
       WHERE id = ${id} AND wallet_id = ${walletId} AND status = 'active' AND expires_at > now()
       RETURNING *
+    ), announced AS (
+      INSERT INTO outbox (kind, wallet_ids, seqs, labels, outcomes) ${settledAnnouncement('h', 'released')}
     )
     SELECT ${holdColumns} FROM h
   `);
@@ -143,7 +180,7 @@ export async function releaseHold(db: CommonQueryMethods, walletId: number, id: 
 
 /**
  * Expires active holds past their expiry (all of them, or the one named), at most `limit`: each
- * flips once. Answers the wallets to enqueue, whose queue takes them out of `held`.
+ * flips once, and one outbox row names them (HoldExpired). Answers the wallets to enqueue, whose queue takes them out of `held`.
  */
 export async function expireHolds(
   db: CommonQueryMethods,
@@ -153,12 +190,17 @@ export async function expireHolds(
     ? sql.fragment`AND id = ${options.hold.id} AND wallet_id = ${options.hold.walletId}`
     : sql.fragment``;
   const rows = await db.any(sql.type(z.object({ walletId: z.number() }))`
-    UPDATE holds SET status = 'expired'
-    WHERE id IN (
-      SELECT id FROM holds WHERE status = 'active' AND expires_at <= now() ${only}
-      ORDER BY expires_at LIMIT ${options.limit} FOR UPDATE SKIP LOCKED
-    ) AND status = 'active'
-    RETURNING wallet_id AS "walletId"
+    WITH flipped AS (
+      UPDATE holds SET status = 'expired'
+      WHERE id IN (
+        SELECT id FROM holds WHERE status = 'active' AND expires_at <= now() ${only}
+        ORDER BY expires_at LIMIT ${options.limit} FOR UPDATE SKIP LOCKED
+      ) AND status = 'active'
+      RETURNING wallet_id, seq
+    ), announced AS (
+      INSERT INTO outbox (kind, wallet_ids, seqs, labels, outcomes) ${settledAnnouncement('flipped', 'expired')}
+    )
+    SELECT wallet_id AS "walletId" FROM flipped
   `);
   return { walletIds: [...new Set(rows.map((row) => row.walletId))], expired: rows.length };
 }

@@ -5,6 +5,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.
 import { checkAmountPrecision } from '../domain/precision.js';
 import { enqueueApply, enqueueApplyMany, type ApplyQueue } from '../infra/queue.js';
 import { decimalToUnits, unitsToDecimal, type Units } from '../ledger/money.js';
+import { recordHold, recordHoldsExpired } from '../telemetry/metrics.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import type { WalletCurrencies } from '../wallets/wallets.js';
 import {
@@ -132,6 +133,7 @@ export async function requestHold(
       ? new DuplicateHoldFingerprintError(existing)
       : new HoldFingerprintReusedError();
   }
+  recordHold('requested');
   const enqueued = await enqueueApply(deps.queue, request.walletId).then(
     () => true,
     () => false,
@@ -147,7 +149,8 @@ export async function getHold(db: CommonQueryMethods, walletId: number, id: stri
 
 /** Expires the hold if it is active past its expiry (then enqueues its wallet); true if it did. */
 async function expireIfDue(deps: HoldDeps, walletId: number, id: string): Promise<void> {
-  const { walletIds } = await expireHolds(deps.db, { limit: 1, hold: { walletId, id } });
+  const { walletIds, expired } = await expireHolds(deps.db, { limit: 1, hold: { walletId, id } });
+  recordHoldsExpired(expired, 'request');
   if (walletIds.length > 0) await enqueueApply(deps.queue, walletId).catch(() => undefined);
 }
 
@@ -155,7 +158,8 @@ async function expireIfDue(deps: HoldDeps, walletId: number, id: string): Promis
  * Captures an active hold: at most its amount (all of it when left out), once; the rest is
  * released with it. The capture is an ordinary debit of the wallet (its own refno), reserved with
  * the flip and applied by the queue, which takes the hold out of `held` in the same statement.
- * A replay (the hold is captured, for the same amount) answers the hold as it is: `replayed`.
+ * A replay (the hold is captured by the same request: see isCaptureReplay) answers the hold as it
+ * is: `replayed`.
  */
 export async function requestCapture(
   deps: HoldDeps,
@@ -191,32 +195,59 @@ export async function requestCapture(
     throw error;
   });
   if (captured) {
+    recordHold('captured');
     await enqueueApply(deps.queue, walletId).catch(() => undefined);
     return { hold: captured, replayed: false };
   }
   const current = await getHold(deps.db, walletId, id);
-  const wanted = request.amount ?? held;
-  if (current.status === 'captured' && decimalToUnits(current.capturedAmount ?? '0') === wanted) {
-    return { hold: current, replayed: true };
-  }
+  if (isCaptureReplay(current, request)) return { hold: current, replayed: true };
   throw new HoldNotActiveError(current, 'capture');
 }
 
-/** Releases an active hold whole; a replay (it is released) answers the hold as it is. */
+/**
+ * Whether the hold's capture answers this request: with a fingerprint, the capture made with it
+ * (an amount, if given, must be the one captured: else the fingerprint was reused); without one,
+ * any capture of the same amount (as before fingerprints were compared).
+ */
+function isCaptureReplay(current: HoldRow, request: { amount: Units | null; fingerprint: string | null }): boolean {
+  if (current.status !== 'captured') return false;
+  const sameAmount =
+    decimalToUnits(current.capturedAmount ?? '0') === (request.amount ?? decimalToUnits(current.amount));
+  if (request.fingerprint === null) return sameAmount;
+  if (current.captureFingerprint !== request.fingerprint) return false;
+  if (request.amount !== null && !sameAmount) throw new FingerprintReusedError();
+  return true;
+}
+
+/**
+ * Releases an active hold whole. A replay answers the hold as it is: with a fingerprint, only the
+ * release made with it (any other release is a 409 that says so); without one, any release. A fingerprint another release
+ * used is refused (fingerprint-reused) and nothing is released.
+ */
 export async function requestRelease(
   deps: HoldDeps,
   walletId: number,
   id: string,
+  request: { fingerprint: string | null } = { fingerprint: null },
 ): Promise<{ hold: HoldRow; replayed: boolean }> {
   await getHold(deps.db, walletId, id);
   await expireIfDue(deps, walletId, id);
-  const released = await releaseHold(deps.db, walletId, id);
+  const released = await releaseHold(deps.db, walletId, id, request).catch((error: unknown) => {
+    if (error instanceof UniqueIntegrityConstraintViolationError) throw new FingerprintReusedError();
+    throw error;
+  });
   if (released) {
+    recordHold('released');
     await enqueueApply(deps.queue, walletId).catch(() => undefined);
     return { hold: released, replayed: false };
   }
   const current = await getHold(deps.db, walletId, id);
-  if (current.status === 'released') return { hold: current, replayed: true };
+  if (
+    current.status === 'released' &&
+    (request.fingerprint === null || current.releaseFingerprint === request.fingerprint)
+  ) {
+    return { hold: current, replayed: true };
+  }
   throw new HoldNotActiveError(current, 'release');
 }
 
@@ -226,6 +257,7 @@ export async function expireDueHolds(
   limit = 1000,
 ): Promise<number> {
   const { walletIds, expired } = await expireHolds(deps.db, { limit });
+  recordHoldsExpired(expired, 'worker');
   if (walletIds.length > 0) await enqueueApplyMany(deps.queue, walletIds);
   return expired;
 }

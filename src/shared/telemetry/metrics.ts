@@ -126,6 +126,44 @@ const transfers = new Counter({
   registers: [registry],
 });
 
+const holds = new Counter({
+  name: 'wallet_holds_total',
+  help: 'Holds by outcome: requested (the API accepted it), active (its queue decided it covered), rejected (not enough available funds), captured, released, expired (by a worker or a request).',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+const holdsExpired = new Counter({
+  name: 'wallet_holds_expired_total',
+  help: 'Holds expired, by who flipped them: worker (the sweeper) or request (a capture or release that found the hold past its expiry).',
+  labelNames: ['by'] as const,
+  registers: [registry],
+});
+
+const transferVoids = new Counter({
+  name: 'wallet_transfer_voids_total',
+  help: 'Transfer voids by outcome: requested (the API accepted it), voided (its debit reversal applied: both legs reversed), rejected (its credit reversal rejected: the transfer stays completed).',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+/** A hold the API accepted, or one a capture or release flipped (counted once the flip committed). */
+export function recordHold(outcome: 'requested' | 'captured' | 'released'): void {
+  holds.inc({ outcome });
+}
+
+/** Holds expired by one flip, and who made it. */
+export function recordHoldsExpired(count: number, by: 'worker' | 'request'): void {
+  if (count === 0) return;
+  holds.inc({ outcome: 'expired' }, count);
+  holdsExpired.inc({ by }, count);
+}
+
+/** One transfer void the API accepted. */
+export function recordTransferVoidRequested(): void {
+  transferVoids.inc({ outcome: 'requested' });
+}
+
 /** One transfer the API accepted (202). */
 export function recordTransferRequested(): void {
   transfers.inc({ outcome: 'requested' });
@@ -147,16 +185,23 @@ export interface FinalizedForMetrics {
   reason: string | null;
   /** Seconds from reservation (`transactions.created`) to the commit that finalized it. */
   latencySeconds: number;
-  /** Which leg of a transfer it is, if it is one. */
-  transferLeg?: 'debit' | 'credit' | null;
+  /** Which leg of a transfer it is (or which reversal of a leg, for a void), if it is one. */
+  transferLeg?: TransferLeg | null;
 }
+
+export type TransferLeg = 'debit' | 'credit' | 'credit-reversal' | 'debit-reversal';
 
 /** What one apply job committed; see `ApplySummary`. */
 export function recordApplied(result: {
   batchSizes: readonly number[];
   conflictRetries: number;
   finalized: readonly FinalizedForMetrics[];
+  /** Holds the committed batches decided, by outcome. */
+  holdsActivated?: number;
+  holdsRejected?: number;
 }): void {
+  if (result.holdsActivated) holds.inc({ outcome: 'active' }, result.holdsActivated);
+  if (result.holdsRejected) holds.inc({ outcome: 'rejected' }, result.holdsRejected);
   for (const size of result.batchSizes) batchSize.observe(size);
   if (result.conflictRetries > 0) conflictRetries.inc(result.conflictRetries);
   for (const transaction of result.finalized) {
@@ -167,6 +212,10 @@ export function recordApplied(result: {
       transfers.inc({ outcome: 'completed' });
     if (transaction.transferLeg === 'debit' && transaction.status === 'rejected')
       transfers.inc({ outcome: 'rejected' });
+    if (transaction.transferLeg === 'debit-reversal' && transaction.status === 'applied')
+      transferVoids.inc({ outcome: 'voided' });
+    if (transaction.transferLeg === 'credit-reversal' && transaction.status === 'rejected')
+      transferVoids.inc({ outcome: 'rejected' });
   }
 }
 

@@ -6,7 +6,7 @@ import { checkAmountPrecision } from '../domain/precision.js';
 import { insertPendingTransaction, type TransactionRow } from '../transactions/transaction-repository.js';
 import { enqueueApply, type ApplyQueue } from '../infra/queue.js';
 import { unitsToDecimal, decimalToUnits, type Units } from '../ledger/money.js';
-import { recordTransferRequested } from '../telemetry/metrics.js';
+import { recordTransferRequested, recordTransferVoidRequested } from '../telemetry/metrics.js';
 import { currentTraceparent, inSpan } from '../telemetry/tracing.js';
 import type { WalletCurrencies } from '../wallets/wallets.js';
 import { GroupCommitter, type ItemResult } from '../infra/group-commit.js';
@@ -269,6 +269,7 @@ export async function requestTransferVoid(
     throw error;
   });
   if (!reversal) throw new Error(`wallet ${transfer.to} of transfer ${transfer.id} is missing`);
+  recordTransferVoidRequested();
   const enqueued = await enqueueApply(deps.queue, transfer.to).then(
     () => true,
     () => false,
