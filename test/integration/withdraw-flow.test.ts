@@ -157,6 +157,8 @@ interface ClientOptions {
   crashAfter?: Step;
   /** This step's answer is lost on the way (the request went through): the client sends it again. */
   loseAnswerOf?: Step;
+  /** `Prefer: wait=N` for the hold (10 as in the doc when left out). */
+  preferWaitSeconds?: number;
   /** Called before each step is sent (the test's hook between the steps). */
   before?: (step: Step) => Promise<void>;
 }
@@ -226,7 +228,7 @@ async function withdraw(
         labels: { withdraw_jobid: jobId },
         ...(options.expiresInSeconds === undefined ? {} : { expiresInSeconds: options.expiresInSeconds }),
       },
-      headers: { prefer: 'wait=10' },
+      headers: { prefer: `wait=${options.preferWaitSeconds ?? 10}` },
     }),
   );
   let hold: Hold;
@@ -369,6 +371,7 @@ const nothingHeld = (walletId: number, holdId: string) =>
   waitUntil(
     `hold ${holdId} is out of held`,
     async () => (await request(api.url, 'GET', `/wallets/${walletId}/holds/${holdId}`)).body.held === false,
+    10_000,
   );
 
 /** Holds the wallet's advisory lock, as an applier does, so no worker can decide anything of it. */
@@ -394,7 +397,7 @@ async function lockWallet(walletId: number): Promise<{ unlock(): Promise<void> }
 }
 
 /** Once `step` is to be sent: lock the wallet, let the step through, SIGKILL the worker that took its job, start another. */
-function killWorkerWhile(walletId: number, step: Step, stuck: () => Promise<boolean>) {
+function killWorkerWhile(walletId: number, jobId: string, step: Step, stuck: () => Promise<boolean>) {
   const seen = { stuckBeforeKill: false, stuckAfterKill: false };
   let lock: { unlock(): Promise<void> } | null = null;
   const before = async (next: Step) => {
@@ -407,6 +410,10 @@ function killWorkerWhile(walletId: number, step: Step, stuck: () => Promise<bool
       seen.stuckBeforeKill = await stuck();
       await killWorkers();
       seen.stuckAfterKill = await stuck();
+      // No worker can decide it until the client has its answer (a hold: 202 pending, once its wait ran out).
+      await waitUntil(`the client has the answer to ${step}`, () =>
+        Promise.resolve(clientLog.some((entry) => entry.jobId === jobId && entry.step === step && !entry.lost)),
+      );
       await lock.unlock();
       await startNewWorker();
     })();
@@ -498,9 +505,13 @@ describe('withdrawing to an external payout: hold, pay out, capture or release',
       (await env.pool.maybeOneFirst(
         sql.type(z.object({ status: z.string() }))`SELECT status FROM holds WHERE fingerprint = 'job-kill-hold'`,
       )) === 'pending';
-    const killer = killWorkerWhile(walletId, 'hold', holdPending);
-    const result = await withdraw(walletId, 'job-kill-hold', '40.00', { before: killer.before });
+    const killer = killWorkerWhile(walletId, 'job-kill-hold', 'hold', holdPending);
+    const result = await withdraw(walletId, 'job-kill-hold', '40.00', { before: killer.before, preferWaitSeconds: 2 });
     expect(killer.seen).toEqual({ stuckBeforeKill: true, stuckAfterKill: true });
+    // The wait ran out while no worker could decide it: the client polled the pending hold.
+    expect(clientLog.filter((entry) => entry.jobId === 'job-kill-hold' && entry.step === 'hold')).toMatchObject([
+      { status: 202 },
+    ]);
     expect(result.outcome).toBe('paid');
     expect(payoutsFor('job-kill-hold')).toMatchObject({ holdStatusesSeen: ['active'], payments: 1 });
     expect(await ledgerOf(walletId)).toEqual({
@@ -520,7 +531,7 @@ describe('withdrawing to an external payout: hold, pay out, capture or release',
           z.object({ status: z.string() }),
         )`SELECT status FROM transactions WHERE fingerprint = 'job-kill-capture'`,
       )) === 'pending';
-    const killer = killWorkerWhile(walletId, 'capture', debitPending);
+    const killer = killWorkerWhile(walletId, 'job-kill-capture', 'capture', debitPending);
     const result = await withdraw(walletId, 'job-kill-capture', '40.00', { before: killer.before });
     expect(killer.seen).toEqual({ stuckBeforeKill: true, stuckAfterKill: true });
     expect(result.outcome).toBe('paid');
