@@ -552,8 +552,8 @@ describe('withdrawing to an external payout: hold, pay out, capture or release',
 
   it('When the payout settles after the hold expired, then capture says expired and the client posts the one debit under the same key', async () => {
     const walletId = await walletWith(100);
-    provider.slow.set('job-late', 3_000); // past the hold's 1 s expiry and the sweeper's next pass
-    const result = await withdraw(walletId, 'job-late', '15.00', { expiresInSeconds: 1 });
+    provider.slow.set('job-late', 4_000); // past the hold's 2 s expiry and the sweeper's next pass
+    const result = await withdraw(walletId, 'job-late', '15.00', { expiresInSeconds: 2 });
     expect(result).toMatchObject({ outcome: 'paid late', hold: { status: 'expired' } });
     await nothingHeld(walletId, result.hold.id);
     const steps = clientLog.filter((entry) => entry.jobId === 'job-late').map((entry) => [entry.step, entry.status]);
