@@ -111,9 +111,9 @@ function json(fields: Record<string, { number: string } | string | number | null
 
 const number = (text: string | number) => ({ number: String(text) });
 
-/** The events of the items, in position order (items come in row and ordinal order). */
+/** The events of the items, in position order. */
 export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
-  return items.flatMap((item): OutboxEvent[] => {
+  const events = items.flatMap((item): OutboxEvent[] => {
     const at = (ordinal: number) => ({
       position: positionOf(item.xid, item.row, ordinal),
       xid: item.xid,
@@ -329,6 +329,10 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
         : []),
     ];
   });
+  // Sorted, not only grouped by item: a row's trailing events (TRAILING_SLOTS) follow its other
+  // events, and the relay publishes in this order (a position at or below the last published one
+  // counts as published already).
+  return events.sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
 }
 
 /**

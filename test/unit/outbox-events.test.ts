@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { eventsOf, type OutboxItem } from '../../src/shared/events/outbox-events.js';
+
+const transfer = {
+  id: 'a7f1a1e2-0000-4000-8000-000000000001',
+  from: 19,
+  to: 40,
+  amount: '72.54',
+  currency: 'EUR',
+  fingerprint: 'prize-1',
+  created: '2026-12-02T06:19:00.000Z',
+};
+
+/** One decided transaction of a transactions_decided row. */
+function decided(
+  ordinal: number,
+  transaction: Partial<NonNullable<OutboxItem['transaction']>> & { id: string; walletId: number },
+): OutboxItem {
+  return {
+    kind: 'transactions_decided',
+    xid: '476958',
+    row: 1406,
+    ordinal,
+    rowCreated: '2026-12-02T06:19:39.747Z',
+    wallet: null,
+    hold: null,
+    legacy: null,
+    transaction: {
+      amount: '10.00',
+      fingerprint: `fp-${ordinal}`,
+      labels: {},
+      description: null,
+      status: 'applied',
+      voids: null,
+      created: '2026-12-02T06:19:39.000Z',
+      refno: ordinal,
+      oldbalance: '0',
+      newbalance: '10.00',
+      reason: null,
+      finalized: '2026-12-02T06:19:39.747Z',
+      transfer: null,
+      ...transaction,
+    },
+  };
+}
+
+describe('events of a decision row', () => {
+  it("When a transfer's debit reversal is decided before other transactions of its row, then its TransferVoid comes after all of them and every position grows", () => {
+    const events = eventsOf([
+      // The last step of a void: the reversal of the debit leg, back to `from`.
+      decided(1, {
+        id: '00000000-0779-8001-8000-000000000013',
+        walletId: transfer.from,
+        amount: '72.54',
+        voids: '00000000-0586-8001-8000-000000000013',
+        transfer,
+      }),
+      decided(2, { id: '00000000-077b-8001-8000-000000000013', walletId: 19 }),
+      decided(3, { id: '00000000-0765-8001-8000-000000000023', walletId: 35 }),
+    ]);
+    expect(events.map((event) => event.type)).toEqual([
+      'BalanceChanged',
+      'TransactionVoid',
+      'BalanceChanged',
+      'BalanceChanged',
+      'TransferVoid',
+    ]);
+    const positions = events.map((event) => event.position);
+    // The relay publishes in this order and skips any position at or below the last published one.
+    expect(positions).toEqual([...positions].sort());
+    expect(new Set(positions).size).toBe(positions.length);
+  });
+});
