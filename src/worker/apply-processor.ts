@@ -4,6 +4,7 @@ import {
   VersionConflictError,
   WalletApplyGroups,
   applyPendingTransactions,
+  type ApplySummary,
 } from '../shared/apply/apply-pending-transactions.js';
 import { announceFinalized } from '../shared/apply/finalization-notices.js';
 import type { Logger } from '../shared/infra/logger.js';
@@ -44,53 +45,67 @@ export function createApplyProcessor(deps: ApplyProcessorDeps) {
     });
   };
 
+  /** Metrics, traces and the notices to waiting clients of one wallet's apply run. */
+  const report = async (walletId: number, summary: ApplySummary, span: Span) => {
+    recordApplied(summary);
+    if (summary.voided > 0) recordVoided(summary.voided);
+    traceFinalized(span, walletId, summary.finalized);
+    if (summary.applied + summary.rejected + summary.holdsDecided > 0) {
+      // Best effort: a waiting client also rechecks the database every second.
+      await announceFinalized(deps.redis, deps.queuePrefix, walletId).catch((error: unknown) => {
+        deps.logger.warn({ err: error, walletId }, 'could not announce finalized transactions');
+      });
+    }
+  };
+
   /**
    * Applies the credit legs a job's debits reserved, each destination in this process' apply groups
    * (one shared database transaction for all of them) rather than through a job of its own: a job
    * per credit cost ~40 Redis commands and a BullMQ round per transfer. The queue stays the way a
-   * wallet is woken: a destination another applier holds (the lost race of its version guard), on
-   * a shard this worker does not serve, left with more to do, or debiting transfers of its own,
-   * gets its job as before.
+   * wallet is woken: a destination another applier holds (its version guard's lost race), on a
+   * shard this worker does not serve, left with more to do, and the destinations of its own
+   * transfer debits (applied with it) get their jobs as before; so do all of them while the worker
+   * shuts down. Never throws: whatever is not applied here is enqueued, and if even that fails,
+   * the committed markers leave it to the sweeper.
    */
   const applyCredits = async (credited: readonly number[], span: Span): Promise<void> => {
     const destinations = [...new Set(credited)];
     const here = deps.isClosing() ? [] : destinations.filter((walletId) => served.has(deps.queue.shardOf(walletId)));
     const later = destinations.filter((walletId) => !here.includes(walletId));
-    await Promise.all(
-      here.map((walletId) =>
-        // A child of the debit's apply span, one per destination.
-        inSpan(
-          'wallet.apply',
-          { attributes: { 'wallet.id': walletId, 'wallet.apply.transfer_credits': true } },
-          (child) =>
-            applyPendingTransactions(deps.pool, walletId, {
-              batchSize: deps.batchSize,
-              shouldStop: deps.isClosing,
-              applyBatch: groups.applyBatch,
-              maxConflictRetries: 0,
-            }).then(
-              async (summary) => {
+    let appliedHere = 0;
+    try {
+      await Promise.all(
+        here.map((walletId) =>
+          // A child of the debit's apply span, one per destination.
+          inSpan(
+            'wallet.apply',
+            { attributes: { 'wallet.id': walletId, 'wallet.apply.transfer_credits': true } },
+            async (child) => {
+              try {
+                const summary = await applyPendingTransactions(deps.pool, walletId, {
+                  batchSize: deps.batchSize,
+                  shouldStop: deps.isClosing,
+                  applyBatch: groups.applyBatch,
+                  maxConflictRetries: 0,
+                });
                 if (summary.interrupted) later.push(walletId);
                 later.push(...summary.credited);
-                recordApplied(summary);
-                if (summary.voided > 0) recordVoided(summary.voided);
-                traceFinalized(child, walletId, summary.finalized);
-                if (summary.applied + summary.rejected + summary.holdsDecided > 0) {
-                  await announceFinalized(deps.redis, deps.queuePrefix, walletId);
-                }
-              },
-              (error: unknown) => {
+                appliedHere += 1;
+                await report(walletId, summary, child);
+              } catch (error) {
                 if (!(error instanceof VersionConflictError)) {
                   deps.logger.warn({ err: error, walletId }, 'could not apply a transfer credit here; enqueued');
                 }
                 later.push(walletId);
-              },
-            ),
+              }
+            },
+          ),
         ),
-      ),
-    );
-    span.setAttribute('wallet.apply.credits_applied_here', here.length);
-    await enqueueLater(later);
+      );
+    } finally {
+      span.setAttribute('wallet.apply.credits_applied_here', appliedHere);
+      await enqueueLater(later);
+    }
   };
 
   return async (job: Job<ApplyJobData>): Promise<void> => {
@@ -107,22 +122,17 @@ export function createApplyProcessor(deps: ApplyProcessorDeps) {
             shouldStop: deps.isClosing,
             applyBatch: groups.applyBatch,
           });
-          // Still active, so the deduplicated add is kept and runs after this job, on any worker.
-          if (summary.interrupted) await enqueueApply(deps.queue, walletId);
-          // The credit legs of the transfers this job debited: applied here (their rows and markers are committed).
-          if (summary.credited.length > 0) await applyCredits(summary.credited, span);
-          recordApplied(summary);
-          if (summary.voided > 0) recordVoided(summary.voided);
-          traceFinalized(span, walletId, summary.finalized);
+          await report(walletId, summary, span);
           span.setAttributes({
             'wallet.transactions.applied': summary.applied,
             'wallet.transactions.rejected': summary.rejected,
             'wallet.apply.batches': summary.batches,
             'wallet.apply.conflict_retries': summary.conflictRetries,
           });
-          if (summary.applied + summary.rejected + summary.holdsDecided > 0) {
-            await announceFinalized(deps.redis, deps.queuePrefix, walletId);
-          }
+          // The credit legs of the transfers this job debited: applied here (their rows and markers are committed).
+          if (summary.credited.length > 0) await applyCredits(summary.credited, span);
+          // Still active, so the deduplicated add is kept and runs after this job, on any worker.
+          if (summary.interrupted) await enqueueApply(deps.queue, walletId);
           const { applied, rejected, batches, conflictRetries } = summary;
           deps.logger.debug(
             { walletId, jobId: job.id, applied, rejected, batches, conflictRetries },

@@ -22,7 +22,10 @@ export interface ApplyOptions {
 }
 
 export interface ApplySummary {
-  /** Stopped by `shouldStop` while the wallet may still have pending transactions. */
+  /**
+   * Stopped with work maybe left: by `shouldStop`, or by losing `maxConflictRetries` races after
+   * some batches committed. The wallet must be enqueued again.
+   */
   interrupted: boolean;
   applied: number;
   rejected: number;
@@ -128,6 +131,12 @@ export async function applyPendingTransactions(
     });
     if (!result.won) {
       if (summary.conflictRetries >= maxRetries) {
+        // What committed stays reported (its credits to enqueue, its notices): the rest is left
+        // for the wallet's next job, as when stopping early.
+        if (summary.batches > 0) {
+          summary.interrupted = true;
+          return summary;
+        }
         throw new VersionConflictError(`wallet ${walletId}: lost ${maxRetries} optimistic races in a row`);
       }
       summary.conflictRetries += 1;
@@ -172,7 +181,7 @@ export class WalletApplyGroups {
       const results = await applyWalletBatches(pool, walletIds, batchSize);
       return walletIds.map((walletId, index) => ({
         ok: true,
-        // A wallet twice in one group (never with the queue's per-wallet jobs) retries alone.
+        // A wallet twice in one group (its own job and a transfer credit applied here, say) retries alone.
         value: walletIds.indexOf(walletId) === index ? results.get(walletId)! : { won: false },
       }));
     }, options);
