@@ -968,6 +968,15 @@ async function main(): Promise<number> {
     const counted = (counts: Map<string, number>) => [...counts].map(([key, n]) => `${n} ${key}`).join(', ') || 'none';
     log(`transfer voids: ${counted(endings.voids)}`);
     log(`holds: ${counted(endings.holds)}`);
+    // A check over nothing proves nothing: every way a void and a hold can end must have happened.
+    for (const [kind, counts, wanted] of [
+      ['transfer voids', endings.voids, ['voided']],
+      ['holds', endings.holds, ['captured', 'released', 'expired']],
+    ] as const) {
+      for (const ending of wanted) {
+        if (!counts.get(ending)) violations.push(`${kind}: none ended ${ending}, so its checks checked nothing`);
+      }
+    }
     await Promise.all([services.api, ...services.workers].map(stopGracefully));
   } finally {
     for (const child of children) child.kill('SIGKILL');
