@@ -72,7 +72,21 @@ describe('hold events', () => {
     const rejected = await hold(id, { amount: 70 });
     expect(rejected.status).toBe(422);
     const released = await hold(id, { amount: 10 });
-    const expiring = await hold(id, { amount: 5, expiresInSeconds: 1 });
+    const expiring = await hold(id, { amount: 5, expiresInSeconds: 2 });
+    // The decision events as built right after the decisions, before any capture, release or expiry.
+    const decisionTypes = new Set(['HoldCreated', 'HoldRejected']);
+    const decisions = async () => (await holdEvents(id)).filter((event) => decisionTypes.has(event.type));
+    const decidedEvents = await decisions();
+    const statusesAtSnapshot = await env.pool.anyFirst(sql.type(z.object({ status: z.string() }))`
+      SELECT status FROM holds WHERE wallet_id = ${id} ORDER BY seq
+    `);
+    expect(statusesAtSnapshot).toEqual(['active', 'rejected', 'active', 'active']);
+    expect(decidedEvents.map((event) => `${event.type} ${event.subject}`)).toEqual([
+      `HoldCreated ${captured.body.id}`,
+      `HoldRejected ${rejected.body.id}`,
+      `HoldCreated ${released.body.id}`,
+      `HoldCreated ${expiring.body.id}`,
+    ]);
     const capture = await request(api.url, 'POST', `/wallets/${id}/holds/${captured.body.id}/capture`, {
       json: { amount: 25 },
     });
@@ -130,8 +144,14 @@ describe('hold events', () => {
     const debitEvents = all.filter((event) => event.subject === capture.body.captureTransactionId);
     expect(debitEvents.map((event) => event.type)).toEqual(['TransactionCreated', 'BalanceChanged']);
     expect(all.indexOf(debitEvents[0]!)).toBeGreaterThan(capturedAt);
-    // Built again later (the holds' statuses have changed since), the events are the same.
-    expect(await holdEvents(id)).toEqual(events);
+    // Built again now that every hold has been captured, released or expired, the decision events
+    // are the ones built before: same ids, data, times and positions.
+    const statusesNow = await env.pool.anyFirst(sql.type(z.object({ status: z.string() }))`
+      SELECT status FROM holds WHERE wallet_id = ${id} ORDER BY seq
+    `);
+    expect(statusesNow).toEqual(['captured', 'rejected', 'released', 'expired']);
+    expect(await decisions()).toEqual(decidedEvents);
+    expect(events.filter((event) => decisionTypes.has(event.type))).toEqual(decidedEvents);
   });
 
   it('When a wallet without holds takes transactions, then no hold outbox row is written', async () => {

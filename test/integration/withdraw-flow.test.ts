@@ -374,21 +374,29 @@ const nothingHeld = (walletId: number, holdId: string) =>
     10_000,
   );
 
-/** Holds the wallet's advisory lock, as an applier does, so no worker can decide anything of it. */
-async function lockWallet(walletId: number): Promise<{ unlock(): Promise<void> }> {
+/**
+ * Locks the wallet's row (FOR NO KEY UPDATE, the lock the apply statement's `UPDATE wallets` takes)
+ * in a transaction of the test's own until `unlock`: a worker's apply statement for the wallet then
+ * waits on it inside that statement (no advisory lock is taken: the apply's pg_try_advisory_xact_lock
+ * would just skip the wallet). The API's inserts still go through: their foreign key check takes
+ * FOR KEY SHARE, which this lock does not block (FOR UPDATE would).
+ */
+async function lockWalletRow(walletId: number): Promise<{ pid: number; unlock(): Promise<void> }> {
   let unlock!: () => void;
   const unlocked = new Promise<void>((resolve) => (unlock = resolve));
-  let locked!: () => void;
-  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  let locked!: (pid: number) => void;
+  const isLocked = new Promise<number>((resolve) => (locked = resolve));
   const done = env.pool.connect(async (connection) => {
     await connection.query(sql.unsafe`BEGIN`);
-    await connection.query(sql.unsafe`SELECT pg_advisory_xact_lock(${walletId})`);
-    locked();
+    const pid = await connection.oneFirst(sql.type(z.object({ pid: z.number() }))`SELECT pg_backend_pid() AS pid`);
+    await connection.query(sql.unsafe`SELECT id FROM wallets WHERE id = ${walletId} FOR NO KEY UPDATE`);
+    locked(pid);
     await unlocked;
     await connection.query(sql.unsafe`ROLLBACK`);
   });
-  await Promise.race([isLocked, done]);
+  const pid = await Promise.race([isLocked, done.then(() => Promise.reject(new Error('the row lock ended early')))]);
   return {
+    pid,
     async unlock() {
       unlock();
       await done;
@@ -396,29 +404,82 @@ async function lockWallet(walletId: number): Promise<{ unlock(): Promise<void> }
   };
 }
 
-/** Once `step` is to be sent: lock the wallet, let the step through, SIGKILL the worker that took its job, start another. */
+/** The backends of workers (`wallet-worker`) waiting, inside the apply statement, on a lock `holderPid` holds. */
+const applyWaitingOn = (holderPid: number) =>
+  env.pool.anyFirst(sql.type(z.object({ pid: z.number() }))`
+    SELECT pid FROM pg_stat_activity
+    WHERE datname = current_database() AND application_name = 'wallet-worker' AND wait_event_type = 'Lock'
+      AND ${holderPid} = ANY(pg_blocking_pids(pid)) AND query LIKE '%UPDATE wallets w SET balance%'
+  `);
+
+/**
+ * Once `step` is to be sent: lock the wallet's row, let the step through, wait until the worker's
+ * apply statement for it waits on that row, SIGKILL the worker there, then (once the client has its
+ * answer) unlock and start another.
+ */
 function killWorkerWhile(walletId: number, jobId: string, step: Step, stuck: () => Promise<boolean>) {
-  const seen = { stuckBeforeKill: false, stuckAfterKill: false };
-  let lock: { unlock(): Promise<void> } | null = null;
+  const seen = {
+    stuckBeforeKill: false,
+    /** The worker's backend waited in the apply statement on the test's lock right before the kill. */
+    applyWaitingAtKill: false,
+    stuckAfterKill: false,
+    /** That backend (its worker dead) still waited there after the kill. */
+    applyWaitingAfterKill: false,
+    /** Still not decided once that backend was ended: the dead worker's write is lost. */
+    stuckAfterBackendEnded: false,
+  };
+  let lock: { pid: number; unlock(): Promise<void> } | null = null;
+  let done: Promise<void> = Promise.resolve();
   const before = async (next: Step) => {
     if (next !== step || lock) return;
-    lock = await lockWallet(walletId);
-    // The step is sent once this returns; the rest runs beside the client.
-    void (async () => {
-      await waitUntil(`${step} is requested and stuck`, stuck, 20_000);
-      await sleep(1_500); // the worker has taken the wallet's job and lost to the lock
-      seen.stuckBeforeKill = await stuck();
-      await killWorkers();
-      seen.stuckAfterKill = await stuck();
-      // No worker can decide it until the client has its answer (a hold: 202 pending, once its wait ran out).
-      await waitUntil(`the client has the answer to ${step}`, () =>
-        Promise.resolve(clientLog.some((entry) => entry.jobId === jobId && entry.step === step && !entry.lost)),
-      );
-      await lock.unlock();
+    const held = await lockWalletRow(walletId);
+    lock = held;
+    // The step is sent once this returns; the rest runs beside the client (the test awaits `done`).
+    done = (async () => {
+      try {
+        await waitUntil(`${step} is requested and stuck`, stuck, 20_000);
+        let waiting: readonly number[] = [];
+        await waitUntil(
+          `the worker's apply statement for ${step} waits on the wallet's row`,
+          async () => (waiting = await applyWaitingOn(held.pid)).length > 0,
+          20_000,
+        );
+        seen.stuckBeforeKill = await stuck();
+        seen.applyWaitingAtKill = waiting.length === 1;
+        await killWorkers();
+        seen.stuckAfterKill = await stuck();
+        seen.applyWaitingAfterKill = (await applyWaitingOn(held.pid)).join() === waiting.join();
+        // Postgres does not see that the client is gone while its backend waits on a lock
+        // (client_connection_check_interval is off): once unlocked, the statement would run to its end
+        // and commit the dead worker's write (as seen here: decided before any new worker started),
+        // and this case would pass with no worker recovering anything. End the backend, as Postgres
+        // does once it notices the dead connection: the write in flight is lost, only a new worker
+        // can decide it.
+        await env.pool.query(
+          sql.unsafe`SELECT pg_terminate_backend(pid) FROM unnest(${sql.array(waiting, 'int4')}) AS pid`,
+        );
+        await waitUntil(
+          `the dead worker's backend has ended`,
+          async () =>
+            (
+              await env.pool.anyFirst(sql.type(z.object({ pid: z.number() }))`
+              SELECT pid FROM pg_stat_activity WHERE pid = ANY(${sql.array(waiting, 'int4')})
+            `)
+            ).length === 0,
+        );
+        seen.stuckAfterBackendEnded = await stuck();
+        // No worker can decide it until the client has its answer (a hold: 202 pending, once its wait ran out).
+        await waitUntil(`the client has the answer to ${step}`, () =>
+          Promise.resolve(clientLog.some((entry) => entry.jobId === jobId && entry.step === step && !entry.lost)),
+        );
+      } finally {
+        await held.unlock();
+      }
       await startNewWorker();
     })();
+    done.catch(() => {}); // reported where the test awaits it
   };
-  return { before, seen };
+  return { before, seen, done: () => done };
 }
 
 // --- the stories ----------------------------------------------------------------------------------
@@ -507,7 +568,14 @@ describe('withdrawing to an external payout: hold, pay out, capture or release',
       )) === 'pending';
     const killer = killWorkerWhile(walletId, 'job-kill-hold', 'hold', holdPending);
     const result = await withdraw(walletId, 'job-kill-hold', '40.00', { before: killer.before, preferWaitSeconds: 2 });
-    expect(killer.seen).toEqual({ stuckBeforeKill: true, stuckAfterKill: true });
+    await killer.done();
+    expect(killer.seen).toEqual({
+      stuckBeforeKill: true,
+      applyWaitingAtKill: true,
+      stuckAfterKill: true,
+      applyWaitingAfterKill: true,
+      stuckAfterBackendEnded: true,
+    });
     // The wait ran out while no worker could decide it: the client polled the pending hold.
     expect(clientLog.filter((entry) => entry.jobId === 'job-kill-hold' && entry.step === 'hold')).toMatchObject([
       { status: 202 },
@@ -533,7 +601,14 @@ describe('withdrawing to an external payout: hold, pay out, capture or release',
       )) === 'pending';
     const killer = killWorkerWhile(walletId, 'job-kill-capture', 'capture', debitPending);
     const result = await withdraw(walletId, 'job-kill-capture', '40.00', { before: killer.before });
-    expect(killer.seen).toEqual({ stuckBeforeKill: true, stuckAfterKill: true });
+    await killer.done();
+    expect(killer.seen).toEqual({
+      stuckBeforeKill: true,
+      applyWaitingAtKill: true,
+      stuckAfterKill: true,
+      applyWaitingAfterKill: true,
+      stuckAfterBackendEnded: true,
+    });
     expect(result.outcome).toBe('paid');
     expect(payoutsFor('job-kill-capture').payments).toBe(1);
     expect(await ledgerOf(walletId)).toEqual({
