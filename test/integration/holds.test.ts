@@ -288,6 +288,46 @@ describe('capture and release', () => {
   });
 });
 
+describe('concurrent replays by fingerprint', () => {
+  it('When one release or one capture is sent many times at once with its fingerprint, then exactly one answers 202 and the others 200 with the same hold (one capture debit); one fingerprint sent for two holds at once releases only one', async () => {
+    const id = await walletWith(100);
+    const released = await hold(id, { amount: 10 });
+    const releaseFingerprint = `rel-${randomUUID()}`;
+    const releases = await Promise.all(
+      Array.from({ length: 6 }, () => release(id, released.body.id, { fingerprint: releaseFingerprint })),
+    );
+    expect(releases.map((answer) => answer.status).sort()).toEqual([200, 200, 200, 200, 200, 202]);
+    for (const answer of releases) expect(answer.body).toMatchObject({ id: released.body.id, status: 'released' });
+
+    const captured = await hold(id, { amount: 30 });
+    const captureFingerprint = `cap-${randomUUID()}`;
+    const captures = await Promise.all(
+      Array.from({ length: 6 }, () => capture(id, captured.body.id, { amount: 20, fingerprint: captureFingerprint })),
+    );
+    expect(captures.map((answer) => answer.status).sort()).toEqual([200, 200, 200, 200, 200, 202]);
+    const debits = await env.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT count(*)::int AS n FROM transactions WHERE hold_id = ${captured.body.id as string}
+    `);
+    expect(debits).toBe(1);
+
+    // One fingerprint, two holds, at once: the unique release fingerprint lets one through.
+    const [a, b] = [await hold(id, { amount: 5 }), await hold(id, { amount: 5 })];
+    const shared = `rel-${randomUUID()}`;
+    const [first, second] = await Promise.all([
+      release(id, a.body.id, { fingerprint: shared }),
+      release(id, b.body.id, { fingerprint: shared }),
+    ]);
+    expect([first.status, second.status].sort()).toEqual([202, 409]);
+    const refused = first.status === 409 ? first : second;
+    expect(refused.body.type).toMatch(/fingerprint-reused$/);
+    const statuses = [(await getHold(id, a.body.id)).status, (await getHold(id, b.body.id)).status].sort();
+    expect(statuses).toEqual(['active', 'released']);
+
+    for (const made of [released, captured, first.status === 202 ? a : b]) await settled(id, made.body.id);
+    await expectAuditClean(id);
+  });
+});
+
 describe('expiry', () => {
   it('When a hold passes its expiry, then the sweeper expires it once, available comes back, and capture or release get 409 expired', async () => {
     const id = await walletWith(100);
