@@ -295,6 +295,8 @@ export async function applyWalletBatches(
       outcomes,
       seqs: pending.map((entry) => entry.seq),
       coveredMarkers: markers.filter((marker) => marker.lastSeq <= lastDecidedSeq).map((marker) => marker.firstSeq),
+      legsOrHolds:
+        holdOutcomes.length > 0 || pending.some((entry) => entry.transferId !== null || entry.holdAmount !== null),
     };
     return [{ decision, pending }];
   });

@@ -72,7 +72,9 @@ export async function readPendingWork(
   limitPerWallet: number,
 ): Promise<WalletPendingWork[]> {
   const ids = sql.array(walletIds, 'int8');
-  const work = await db.one(sql.prepared('wallet_apply_read', pendingWorkSchema)`
+  // Planned per run (unnamed): its plan cached while the tables were small took 26 ms a call on the
+  // hot-source bench (docs/design.md, "Plans").
+  const work = await db.one(sql.type(pendingWorkSchema)`
     WITH wallet AS (
       SELECT id, balance::text AS balance, last_refno AS "lastRefno", version, minor_units AS "minorUnits",
              held::text AS held
@@ -139,6 +141,11 @@ export interface WalletDecision {
   seqs: readonly number[];
   /** First seqs of the wallet's markers whose transactions this batch decides to the last. */
   coveredMarkers: readonly number[];
+  /**
+   * False when none of its transactions is a transfer leg or a hold's capture and it decides no
+   * hold: the group may then take the plain statement (left out: it may).
+   */
+  legsOrHolds?: boolean;
 }
 
 /**
@@ -217,36 +224,10 @@ export async function writeDecisions(
     decision.coveredMarkers.map((firstSeq) => [decision.walletId, firstSeq, false]),
   );
   const markerTuples = [...covered, ...staleMarkers.map((marker) => [marker.walletId, marker.firstSeq, true])];
-  const result = await db.one(sql.prepared(
-    'wallet_apply_write',
-    z.object({
-      won: z.array(z.number()),
-      credited: z.array(z.object({ from: z.number(), to: z.number() })),
-      consistent: z.boolean(),
-    }),
-  )`
-    WITH expected AS (
-      SELECT * FROM ${sql.unnest(expected, ['int8', 'int8', 'numeric', 'int8', 'numeric'])} AS e (id, version, balance, last_refno, held)
-    ), locked AS MATERIALIZED (
-      SELECT id FROM expected WHERE pg_try_advisory_xact_lock(id)
-    ), won AS (
-      UPDATE wallets w SET balance = e.balance, last_refno = e.last_refno, held = coalesce(e.held, w.held), version = w.version + 1
-      FROM expected e
-      WHERE w.id = e.id AND w.version = e.version AND w.id IN (SELECT id FROM locked)
-      RETURNING w.id
-    ), outcome AS (
-      SELECT * FROM ${sql.unnest(outcomeTuples, ['int8', 'int8', 'int4', 'text', 'text', 'int8', 'numeric', 'numeric', 'int8', 'numeric'])}
-        AS o (seq, wallet_id, ordinal, status, reason, refno, oldbalance, newbalance, after_refno, seen_held)
-      WHERE o.wallet_id IN (SELECT id FROM won)
-    ), recorded AS (
-      UPDATE transactions t
-      SET status = o.status, reason = o.reason, refno = o.refno, oldbalance = o.oldbalance,
-          newbalance = o.newbalance, after_refno = o.after_refno, seen_held = o.seen_held, finalized = now(),
-          void_key = CASE WHEN o.status = 'rejected' THEN NULL ELSE t.void_key END
-      FROM outcome o
-      WHERE t.wallet_id = o.wallet_id AND t.seq = o.seq AND t.status = 'pending'
-      RETURNING t.wallet_id, coalesce(t.id, transaction_id(t.wallet_id, t.seq)) AS id, t.voids, t.status,
-                t.transfer_id, t.hold_id, t.trace_context
+  const full = holdTuples.length > 0 || decisions.some((decision) => decision.legsOrHolds !== false);
+  // Transfer legs, their voids and holds: their part of the statement, and what it must add up to.
+  const legsAndHolds = full
+    ? sql.fragment`
     ), hold_outcome AS (
       SELECT * FROM ${sql.unnest(holdTuples, ['uuid', 'int8', 'text', 'text', 'numeric'])}
         AS o (id, wallet_id, status, reason, seen_available)
@@ -316,17 +297,10 @@ export async function writeDecisions(
     ), credit_linked AS (
       UPDATE transfers tr SET credit_seq = d.seq FROM debited d WHERE tr.id = d.id AND tr.credit_seq IS NULL
       RETURNING tr.id
-    ), voided AS (
-      UPDATE transactions t SET status = 'voided', voided_by = r.id
-      FROM recorded r
-      WHERE r.voids IS NOT NULL AND r.status = 'applied'
-        AND t.wallet_id = r.wallet_id AND t.seq = transaction_seq_of(r.voids) AND t.status = 'applied'
-      RETURNING t.seq
-    ), covered AS (
-      DELETE FROM pending_reservations m
-      USING ${sql.unnest(markerTuples, ['int8', 'int8', 'bool'])} AS k (wallet_id, first_seq, stale)
-      WHERE m.wallet_id = k.wallet_id AND m.first_seq = k.first_seq
-        AND (k.stale OR k.wallet_id IN (SELECT id FROM won))
+`
+    : sql.fragment``;
+  const announced = full
+    ? sql.fragment`
     ), announced AS (
       -- One row for the decided transactions, and, only when this batch decided holds, one before it
       -- naming them with what was decided (kind holds_decided, migration 009): their HoldCreated or
@@ -343,19 +317,80 @@ export async function writeDecisions(
         FROM outcome o HAVING count(*) > 0
       ) announcement ORDER BY place
     )
-    SELECT coalesce((SELECT array_agg(id) FROM won), '{}') AS won,
-      (SELECT coalesce(json_agg(moved), '[]') FROM (
+`
+    : sql.fragment`
+    ), announced AS (
+      INSERT INTO outbox (kind, wallet_ids, seqs)
+      SELECT 'transactions_decided', array_agg(o.wallet_id ORDER BY o.ordinal), array_agg(o.seq ORDER BY o.ordinal)
+      FROM outcome o HAVING count(*) > 0
+    )`;
+  const credited = full
+    ? sql.fragment`(SELECT coalesce(json_agg(moved), '[]') FROM (
         SELECT json_build_object('from', from_wallet, 'to', to_wallet) AS moved FROM debited
         UNION ALL SELECT json_build_object('from', to_wallet, 'to', from_wallet) FROM unwound
-      ) m) AS credited,
+      ) m)`
+    : sql.fragment`'[]'::json`;
+  const addsUp = full
+    ? sql.fragment`(SELECT count(*) FROM credit_linked) = (SELECT count(*) FROM debited)
+             AND (SELECT count(*) FROM hold_decided) = (SELECT count(*) FROM hold_outcome)
+             AND (SELECT count(*) FROM capture_settled) = (SELECT count(*) FROM recorded WHERE hold_id IS NOT NULL AND status = 'applied')`
+    : // A leg or a capture must never be decided without its part: refuse rather than lose a credit.
+      sql.fragment`NOT EXISTS (SELECT 1 FROM recorded WHERE transfer_id IS NOT NULL OR hold_id IS NOT NULL)`;
+  const schema = z.object({
+    won: z.array(z.number()),
+    credited: z.array(z.object({ from: z.number(), to: z.number() })),
+    consistent: z.boolean(),
+  });
+  const statement = sql.fragment`
+    WITH expected AS (
+      SELECT * FROM ${sql.unnest(expected, ['int8', 'int8', 'numeric', 'int8', 'numeric'])} AS e (id, version, balance, last_refno, held)
+    ), locked AS MATERIALIZED (
+      SELECT id FROM expected WHERE pg_try_advisory_xact_lock(id)
+    ), won AS (
+      UPDATE wallets w SET balance = e.balance, last_refno = e.last_refno, held = coalesce(e.held, w.held), version = w.version + 1
+      FROM expected e
+      WHERE w.id = e.id AND w.version = e.version AND w.id IN (SELECT id FROM locked)
+      RETURNING w.id
+    ), outcome AS (
+      SELECT * FROM ${sql.unnest(outcomeTuples, ['int8', 'int8', 'int4', 'text', 'text', 'int8', 'numeric', 'numeric', 'int8', 'numeric'])}
+        AS o (seq, wallet_id, ordinal, status, reason, refno, oldbalance, newbalance, after_refno, seen_held)
+      WHERE o.wallet_id IN (SELECT id FROM won)
+    ), recorded AS (
+      UPDATE transactions t
+      SET status = o.status, reason = o.reason, refno = o.refno, oldbalance = o.oldbalance,
+          newbalance = o.newbalance, after_refno = o.after_refno, seen_held = o.seen_held, finalized = now(),
+          void_key = CASE WHEN o.status = 'rejected' THEN NULL ELSE t.void_key END
+      FROM outcome o
+      WHERE t.wallet_id = o.wallet_id AND t.seq = o.seq AND t.status = 'pending'
+      RETURNING t.wallet_id, coalesce(t.id, transaction_id(t.wallet_id, t.seq)) AS id, t.voids, t.status,
+                t.transfer_id, t.hold_id, t.trace_context
+    ${legsAndHolds}
+    ), voided AS (
+      UPDATE transactions t SET status = 'voided', voided_by = r.id
+      FROM recorded r
+      WHERE r.voids IS NOT NULL AND r.status = 'applied'
+        AND t.wallet_id = r.wallet_id AND t.seq = transaction_seq_of(r.voids) AND t.status = 'applied'
+      RETURNING t.seq
+    ), covered AS (
+      DELETE FROM pending_reservations m
+      USING ${sql.unnest(markerTuples, ['int8', 'int8', 'bool'])} AS k (wallet_id, first_seq, stale)
+      WHERE m.wallet_id = k.wallet_id AND m.first_seq = k.first_seq
+        AND (k.stale OR k.wallet_id IN (SELECT id FROM won))
+    ${announced}
+    SELECT coalesce((SELECT array_agg(id) FROM won), '{}') AS won,
+      ${credited} AS credited,
       CASE WHEN (SELECT count(*) FROM recorded) = (SELECT count(*) FROM outcome)
              AND (SELECT count(*) FROM voided) = (SELECT count(*) FROM recorded WHERE voids IS NOT NULL AND status = 'applied')
-             AND (SELECT count(*) FROM credit_linked) = (SELECT count(*) FROM debited)
-             AND (SELECT count(*) FROM hold_decided) = (SELECT count(*) FROM hold_outcome)
-             AND (SELECT count(*) FROM capture_settled) = (SELECT count(*) FROM recorded WHERE hold_id IS NOT NULL AND status = 'applied')
+             AND ${addsUp}
         THEN true
         ELSE wallet_assertion_failed('a pending transaction, a voided original, a transfer or a hold was decided meanwhile')
       END AS consistent
-  `);
+  `;
+  // The plain statement (most groups) keeps its plan per connection: every table it reaches is
+  // reached by key, whatever the tables held when it was planned. The full one is planned per run
+  // (unnamed): a plan cached while `transfers` or `holds` were empty scans them per debit.
+  const result = await db.one(
+    full ? sql.type(schema)`${statement}` : sql.prepared('wallet_apply_write', schema)`${statement}`,
+  );
   return { won: new Set(result.won), credited: result.credited };
 }

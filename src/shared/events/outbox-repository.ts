@@ -235,7 +235,9 @@ export async function findEventsAfter(
   cursor: RelayCursor,
   limit: number,
 ): Promise<readonly OutboxEvent[]> {
-  const rows = await db.any(sql.prepared('wallet_relay_events', itemRowSchema)`
+  // Planned per run (unnamed): a plan cached while the tables were small joins `transactions` by a
+  // scan of the whole table (docs/design.md, "Plans").
+  const rows = await db.any(sql.type(itemRowSchema)`
     WITH candidate AS (
       SELECT o.*, coalesce(sum(coalesce(2 * cardinality(o.seqs), 1)) OVER (
         ORDER BY o.xid, o.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS events_before

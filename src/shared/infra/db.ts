@@ -42,7 +42,6 @@ function createPoolFor(databaseUrl: string, poolSize: number, applicationName?: 
   if (applicationName && !url.searchParams.has('application_name')) {
     url.searchParams.set('application_name', applicationName);
   }
-  url.searchParams.set('options', withCustomPlans(url.searchParams.get('options')));
   return createPool(url.toString(), {
     maxPoolSize: poolSize,
     typeParsers,
@@ -52,25 +51,11 @@ function createPoolFor(databaseUrl: string, poolSize: number, applicationName?: 
     connectionTimeout: 10_000,
     // slonik runs DISCARD ALL on every release by default: one more round trip per query, and it
     // would drop the named prepared statements (sql.prepared) of the hot paths, which keep their
-    // parsed and rewritten form per connection (each execution is still planned: withCustomPlans). The service leaves no other session state behind (no SET or temporary
-    // tables; the relay's session advisory lock is released in a finally, and dies with its connection).
+    // plan per connection (only those whose plan holds as the tables grow: docs/design.md,
+    // "Plans"). The service leaves no other session state behind (no SET or temporary tables; the
+    // relay's session advisory lock is released in a finally, and dies with its connection).
     resetConnection: () => Promise.resolve(),
   });
-}
-
-/**
- * Every statement is planned for the tables as they are when it runs (`plan_cache_mode =
- * force_custom_plan` in the session's startup options). Postgres would otherwise switch a named
- * statement to a generic plan after five runs and keep it until the tables are next analyzed: a
- * plan made while a new database's tables were empty (seq scans of "one page" inside a nested
- * loop) then scans whole tables once per row as they grow, and with autovacuum late or off nothing
- * replaces it. Measured on the hot-source bench: 1.24-2.07 ms of the worker's Postgres CPU per
- * transfer with generic plans, 0.41 ms planned per run (docs/benchmarks.md). Planning the group
- * statements costs far less: each serves a group of requests or wallets.
- */
-export function withCustomPlans(options: string | null): string {
-  if (options !== null && /plan_cache_mode/.test(options)) return options;
-  return [options, '-c plan_cache_mode=force_custom_plan'].filter((part) => part !== null && part !== '').join(' ');
 }
 
 /**

@@ -124,7 +124,9 @@ export async function insertPendingTransactions(
     row.description,
     row.traceContext,
   ]);
-  return db.any(sql.prepared('wallet_reserve_group', reservedRowSchema)`
+  // Planned per run (unnamed): a plan cached while `transactions` was small checks fingerprints by a
+  // scan of the whole table (docs/design.md, "Plans").
+  return db.any(sql.type(reservedRowSchema)`
     WITH input AS (
       SELECT * FROM ${sql.unnest(tuples, ['int4', 'int8', 'numeric', 'text', 'jsonb', 'text', 'text'])}
         AS i (ordinal, wallet_id, amount, fingerprint, labels, description, trace_context)
