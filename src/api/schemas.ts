@@ -381,16 +381,20 @@ export const transferFingerprintParams = z.object({
     example: 'TR123A001',
   }),
 });
+/** limit and cursor of the listings paged by seq (transfers, holds): newest first, 50 by default. */
+const seqPageQuery = {
+  limit: z
+    .string()
+    .regex(/^\d{1,3}$/, 'must be an integer from 1 to 500')
+    .transform(Number)
+    .pipe(z.number().min(1, 'must be an integer from 1 to 500').max(500))
+    .default(50)
+    .openapi({ type: 'integer', minimum: 1, maximum: 500, default: 50 }),
+  cursor: z.string().max(20).optional().openapi({ description: "The previous page's nextCursor." }),
+};
 export const transferListQuery = z
   .object({
-    limit: z
-      .string()
-      .regex(/^\d{1,3}$/, 'must be an integer from 1 to 500')
-      .transform(Number)
-      .pipe(z.number().min(1, 'must be an integer from 1 to 500').max(500))
-      .default(50)
-      .openapi({ type: 'integer', minimum: 1, maximum: 500, default: 50 }),
-    cursor: z.string().max(20).optional().openapi({ description: "The previous page's nextCursor." }),
+    ...seqPageQuery,
   })
   .strict();
 
@@ -525,14 +529,7 @@ const holdStatus = z.enum(['pending', 'active', 'rejected', 'captured', 'release
 export const holdListQuery = z
   .object({
     status: holdStatus.optional().openapi({ description: 'Only holds of this status.' }),
-    limit: z
-      .string()
-      .regex(/^\d{1,3}$/, 'must be an integer from 1 to 500')
-      .transform(Number)
-      .pipe(z.number().min(1, 'must be an integer from 1 to 500').max(500))
-      .default(50)
-      .openapi({ type: 'integer', minimum: 1, maximum: 500, default: 50 }),
-    cursor: z.string().max(20).optional().openapi({ description: "The previous page's nextCursor." }),
+    ...seqPageQuery,
   })
   .strict();
 
