@@ -2,6 +2,7 @@
 import { UniqueIntegrityConstraintViolationError, type CommonQueryMethods } from 'slonik';
 import { FingerprintReusedError } from '../transactions/conflicts.js';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.js';
+import { seqBeforeCursor, seqPage } from '../domain/seq-page.js';
 import { checkAmountPrecision } from '../domain/precision.js';
 import { enqueueApply, enqueueApplyMany, type ApplyQueue } from '../infra/queue.js';
 import { decimalToUnits, unitsToDecimal, type Units } from '../ledger/money.js';
@@ -270,16 +271,9 @@ export async function listWalletHolds(
 ): Promise<{ items: readonly HoldRow[]; nextCursor: string | null }> {
   if (!(await deps.currencies.of([walletId])).has(walletId))
     throw new NotFoundError(`wallet ${walletId} does not exist`);
-  let beforeSeq: number | null = null;
-  if (page.cursor !== null) {
-    if (!/^[1-9][0-9]{0,15}$/.test(page.cursor)) {
-      throw new ValidationError('the request query is invalid', [
-        { name: 'cursor', reason: 'is not a cursor of this listing' },
-      ]);
-    }
-    beforeSeq = Number(page.cursor);
-  }
-  const rows = await findWalletHolds(deps.db, walletId, { status: page.status, beforeSeq, limit: page.limit + 1 });
-  const items = rows.slice(0, page.limit);
-  return { items, nextCursor: rows.length > page.limit ? String(items.at(-1)!.seq) : null };
+  const beforeSeq = seqBeforeCursor(page.cursor);
+  return seqPage(
+    await findWalletHolds(deps.db, walletId, { status: page.status, beforeSeq, limit: page.limit + 1 }),
+    page.limit,
+  );
 }

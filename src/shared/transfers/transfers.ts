@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { UniqueIntegrityConstraintViolationError, type CommonQueryMethods } from 'slonik';
 import { ConflictError, NotFoundError, RuleViolationError, ValidationError } from '../domain/errors.js';
+import { seqBeforeCursor, seqPage } from '../domain/seq-page.js';
 import { checkAmountPrecision } from '../domain/precision.js';
 import { insertPendingTransaction, type TransactionRow } from '../transactions/transaction-repository.js';
 import { enqueueApply, type ApplyQueue } from '../infra/queue.js';
@@ -209,18 +210,8 @@ export async function listWalletTransfers(
   page: { cursor: string | null; limit: number },
 ): Promise<{ items: readonly TransferRow[]; nextCursor: string | null }> {
   if (!(await currencies.of([walletId])).has(walletId)) throw new NotFoundError(`wallet ${walletId} does not exist`);
-  let beforeSeq: number | null = null;
-  if (page.cursor !== null) {
-    if (!/^[1-9][0-9]{0,15}$/.test(page.cursor)) {
-      throw new ValidationError('the request query is invalid', [
-        { name: 'cursor', reason: 'is not a cursor of this listing' },
-      ]);
-    }
-    beforeSeq = Number(page.cursor);
-  }
-  const rows = await findWalletTransfers(db, walletId, { beforeSeq, limit: page.limit + 1 });
-  const items = rows.slice(0, page.limit);
-  return { items, nextCursor: rows.length > page.limit ? String(items.at(-1)!.seq) : null };
+  const beforeSeq = seqBeforeCursor(page.cursor);
+  return seqPage(await findWalletTransfers(db, walletId, { beforeSeq, limit: page.limit + 1 }), page.limit);
 }
 
 /** The transfer is not completed (pending, rejected, or voided or being voided already). */
