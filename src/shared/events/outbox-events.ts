@@ -216,26 +216,32 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
     // A leg is never a reversal: slot 2 * ordinal + 1 (a reversal's TransactionVoid) is free for
     // the transfer's outcome, right after its leg's own event.
     const outcomeSlot = 2 * item.ordinal + 1;
+    /** An event of this decision about its transaction's transfer: the transfer's fields and `extra`. */
+    const transferEvent = (
+      transfer: NonNullable<typeof tr>,
+      type: string,
+      slot: number,
+      extra: Record<string, string | null>,
+      idOf: string = transfer.id,
+    ): OutboxEvent => ({
+      ...at(slot),
+      ...decided,
+      eventId: eventIdOf(type, idOf),
+      type,
+      subject: transfer.id,
+      data: json({
+        transferId: transfer.id,
+        from: number(transfer.from),
+        to: number(transfer.to),
+        amount: number(transfer.amount),
+        currency: transfer.currency,
+        ...extra,
+      }),
+    });
     const transferOutcome = (type: 'TransferCompleted' | 'TransferRejected'): OutboxEvent[] =>
       tr === null
         ? []
-        : [
-            {
-              ...at(outcomeSlot),
-              ...decided,
-              eventId: eventIdOf(type, tr.id),
-              type,
-              subject: tr.id,
-              data: json({
-                transferId: tr.id,
-                from: number(tr.from),
-                to: number(tr.to),
-                amount: number(tr.amount),
-                currency: tr.currency,
-                ...(type === 'TransferRejected' ? { reason: t.reason } : { credit: t.id }),
-              }),
-            },
-          ];
+        : [transferEvent(tr, type, outcomeSlot, type === 'TransferRejected' ? { reason: t.reason } : { credit: t.id })];
     if (t.status === 'rejected') {
       // A rejected reversal of a credit leg is a transfer's void refused (the transfer stays
       // completed); a rejected reversal has no TransactionVoid, so its slot is free.
@@ -251,24 +257,7 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
         },
         ...(isDebit ? transferOutcome('TransferRejected') : []),
         ...(voidRejected
-          ? [
-              {
-                ...at(outcomeSlot),
-                ...decided,
-                eventId: eventIdOf('TransferVoidRejected', t.id),
-                type: 'TransferVoidRejected',
-                subject: tr.id,
-                data: json({
-                  transferId: tr.id,
-                  from: number(tr.from),
-                  to: number(tr.to),
-                  amount: number(tr.amount),
-                  currency: tr.currency,
-                  creditReversal: t.id,
-                  reason: t.reason,
-                }),
-              },
-            ]
+          ? [transferEvent(tr, 'TransferVoidRejected', outcomeSlot, { creditReversal: t.id, reason: t.reason }, t.id)]
           : []),
       ];
     }
@@ -309,23 +298,7 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
         }),
       },
       ...(transferVoided
-        ? [
-            {
-              ...at(TRAILING_SLOTS + item.ordinal),
-              ...decided,
-              eventId: eventIdOf('TransferVoid', tr.id),
-              type: 'TransferVoid',
-              subject: tr.id,
-              data: json({
-                transferId: tr.id,
-                from: number(tr.from),
-                to: number(tr.to),
-                amount: number(tr.amount),
-                currency: tr.currency,
-                debitReversal: t.id,
-              }),
-            },
-          ]
+        ? [transferEvent(tr, 'TransferVoid', TRAILING_SLOTS + item.ordinal, { debitReversal: t.id })]
         : []),
     ];
   });
