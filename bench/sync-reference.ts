@@ -40,28 +40,42 @@ async function createWallet(body: Record<string, unknown>): Promise<[number, unk
   return [201, { id: Number(result.rows[0]!.id) }];
 }
 
-async function postTransaction(walletId: number, body: Record<string, unknown>): Promise<[number, unknown]> {
-  const amount = decimalToUnits(String(body.amount));
-  if (amount === null) return [400, { detail: 'bad amount' }];
+/**
+ * One database transaction per request: committed when `work` answers 201, rolled back on any
+ * other answer; a taken fingerprint (unique violation) answers 409.
+ */
+async function inOneTransaction(
+  work: (client: pg.PoolClient) => Promise<[number, unknown]>,
+): Promise<[number, unknown]> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
+    const answer = await work(client);
+    await client.query(answer[0] === 201 ? 'COMMIT' : 'ROLLBACK');
+    return answer;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    if ((error as { code?: string }).code === '23505') return [409, { detail: 'fingerprint used' }];
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+async function postTransaction(walletId: number, body: Record<string, unknown>): Promise<[number, unknown]> {
+  const amount = decimalToUnits(String(body.amount));
+  if (amount === null) return [400, { detail: 'bad amount' }];
+  return inOneTransaction(async (client) => {
     const wallet = await client.query<{ balance: string; last_refno: string }>(
       'SELECT balance, last_refno FROM wallets WHERE id = $1 FOR UPDATE',
       [walletId],
     );
     const row = wallet.rows[0];
-    if (!row) {
-      await client.query('ROLLBACK');
-      return [404, { detail: 'no such wallet' }];
-    }
+    if (!row) return [404, { detail: 'no such wallet' }];
     const oldBalance = decimalToUnits(row.balance)!;
     const newBalance = oldBalance + amount;
     const common = [walletId, unitsToDecimal(amount), body.fingerprint, JSON.stringify(body.labels ?? {})];
-    if (newBalance < 0n) {
-      await client.query('ROLLBACK');
-      return [422, { status: 'rejected', reason: 'insufficient_funds' }];
-    }
+    if (newBalance < 0n) return [422, { status: 'rejected', reason: 'insufficient_funds' }];
     const refno = Number(row.last_refno) + 1;
     await client.query('UPDATE wallets SET balance = $2, last_refno = $3, version = version + 1 WHERE id = $1', [
       walletId,
@@ -73,39 +87,24 @@ async function postTransaction(walletId: number, body: Record<string, unknown>):
        VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
       [...common, refno, unitsToDecimal(oldBalance), unitsToDecimal(newBalance)],
     );
-    await client.query('COMMIT');
     return [201, { id: inserted.rows[0]!.id, refno, newbalance: unitsToDecimal(newBalance) }];
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    if ((error as { code?: string }).code === '23505') return [409, { detail: 'fingerprint used' }];
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 async function postTransfer(body: Record<string, unknown>): Promise<[number, unknown]> {
   const amount = decimalToUnits(String(body.amount));
   const [from, to] = [Number(body.from), Number(body.to)];
   if (amount === null || amount <= 0n || from === to) return [400, { detail: 'bad transfer' }];
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inOneTransaction(async (client) => {
     const locked = await client.query<{ id: string; balance: string; last_refno: string }>(
       'SELECT id, balance, last_refno FROM wallets WHERE id = ANY($1) ORDER BY id FOR UPDATE',
       [[from, to]],
     );
     const wallets = new Map(locked.rows.map((row) => [Number(row.id), row]));
     const [source, destination] = [wallets.get(from), wallets.get(to)];
-    if (!source || !destination) {
-      await client.query('ROLLBACK');
-      return [404, { detail: 'no such wallet' }];
-    }
+    if (!source || !destination) return [404, { detail: 'no such wallet' }];
     const sourceBalance = decimalToUnits(source.balance)!;
-    if (sourceBalance - amount < 0n) {
-      await client.query('ROLLBACK');
-      return [422, { status: 'rejected', reason: 'insufficient_funds' }];
-    }
+    if (sourceBalance - amount < 0n) return [422, { status: 'rejected', reason: 'insufficient_funds' }];
     const legs = [
       { walletId: from, row: source, amount: -amount, suffix: 'debit' },
       { walletId: to, row: destination, amount, suffix: 'credit' },
@@ -133,15 +132,8 @@ async function postTransfer(body: Record<string, unknown>): Promise<[number, unk
         ],
       );
     }
-    await client.query('COMMIT');
     return [201, { status: 'completed' }];
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    if ((error as { code?: string }).code === '23505') return [409, { detail: 'fingerprint used' }];
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 const server = createServer((req, res) => {
