@@ -288,6 +288,31 @@ describe('capture and release', () => {
   });
 });
 
+describe('a capture or release sent while the hold is being decided', () => {
+  it('When captures and releases poll holds the queue is deciding, then each answers 409 pending until it flips, then 202; never 409 while the hold is active', async () => {
+    const wallets = await Promise.all(Array.from({ length: 8 }, () => walletWith(1000)));
+    const wrongful: string[] = [];
+    const outcomes = await Promise.all(
+      Array.from({ length: 160 }, async (_, i) => {
+        const id = wallets[i % wallets.length]!;
+        // No Prefer: wait, so the hold is pending when the polling starts and the queue flips it meanwhile.
+        const made = await hold(id, { amount: 1 }, {});
+        expect(made.status).toBe(202);
+        for (;;) {
+          const answer = await (i % 2 === 0 ? capture(id, made.body.id) : release(id, made.body.id));
+          const status = answer.body?.hold?.status;
+          if (answer.status === 409 && status === 'pending') continue;
+          if (answer.status !== 202) wrongful.push(`${answer.status} ${answer.body?.detail ?? ''} (${status ?? '-'})`);
+          return { id, holdId: made.body.id as string };
+        }
+      }),
+    );
+    expect(wrongful).toEqual([]);
+    for (const { id, holdId } of outcomes) await settled(id, holdId);
+    for (const id of wallets) await expectAuditClean(id);
+  });
+});
+
 describe('concurrent replays by fingerprint', () => {
   it('When one release or one capture is sent many times at once with its fingerprint, then exactly one answers 202 and the others 200 with the same hold (one capture debit); one fingerprint sent for two holds at once releases only one', async () => {
     const id = await walletWith(100);

@@ -181,6 +181,8 @@ export async function releaseHold(
 /**
  * Expires active holds past their expiry (all of them, or the one named), at most `limit`: each
  * flips once, and one outbox row names them (HoldExpired). Answers the wallets to enqueue, whose queue takes them out of `held`.
+ * The sweep skips holds another expiry has locked; the one named waits for it, so its caller then
+ * reads the hold decided.
  */
 export async function expireHolds(
   db: CommonQueryMethods,
@@ -194,7 +196,7 @@ export async function expireHolds(
       UPDATE holds SET status = 'expired'
       WHERE id IN (
         SELECT id FROM holds WHERE status = 'active' AND expires_at <= now() ${only}
-        ORDER BY expires_at LIMIT ${options.limit} FOR UPDATE SKIP LOCKED
+        ORDER BY expires_at LIMIT ${options.limit} FOR UPDATE ${options.hold ? sql.fragment`` : sql.fragment`SKIP LOCKED`}
       ) AND status = 'active'
       RETURNING wallet_id, seq
     ), announced AS (

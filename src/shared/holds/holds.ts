@@ -183,26 +183,48 @@ export async function requestCapture(
     const currency = (await deps.currencies.of([walletId])).get(walletId);
     if (currency) checkAmountPrecision(request.amount, currency);
   }
-  await expireIfDue(deps, walletId, id);
-  const captured = await captureHold(deps.db, walletId, id, {
-    amount: request.amount === null ? null : unitsToDecimal(request.amount),
-    // The `hold:` namespace of validation.ts, which plain transactions may not use.
-    fingerprint: request.fingerprint ?? `hold:${id}:capture`,
-    traceContext: currentTraceparent(),
-  }).catch((error: unknown) => {
-    if (error instanceof UniqueIntegrityConstraintViolationError) {
-      throw new FingerprintReusedError();
-    }
-    throw error;
-  });
-  if (captured) {
+  const outcome = await flipUnlessDecided(deps, walletId, id, () =>
+    captureHold(deps.db, walletId, id, {
+      amount: request.amount === null ? null : unitsToDecimal(request.amount),
+      // The `hold:` namespace of validation.ts, which plain transactions may not use.
+      fingerprint: request.fingerprint ?? `hold:${id}:capture`,
+      traceContext: currentTraceparent(),
+    }),
+  );
+  if ('flipped' in outcome) {
     recordHold('captured');
     await enqueueApply(deps.queue, walletId).catch(() => undefined);
-    return { hold: captured, replayed: false };
+    return { hold: outcome.flipped, replayed: false };
   }
-  const current = await getHold(deps.db, walletId, id);
-  if (isCaptureReplay(current, request)) return { hold: current, replayed: true };
-  throw new HoldNotActiveError(current, 'capture');
+  if (isCaptureReplay(outcome.current, request)) return { hold: outcome.current, replayed: true };
+  throw new HoldNotActiveError(outcome.current, 'capture');
+}
+
+/** Enough for the one flip a hold can undergo meanwhile (pending to active) and a spare. */
+const FLIP_ATTEMPTS = 4;
+
+/**
+ * Runs a capture or release (expiring the hold first if it is due) until it flips the hold or the
+ * hold is no longer active. The flip sees the hold as of its statement's start: a hold the queue
+ * made active just after it is read back active, and the flip is tried again rather than answered
+ * with a 409 that says "active". A fingerprint in use elsewhere is fingerprint-reused.
+ */
+async function flipUnlessDecided(
+  deps: HoldDeps,
+  walletId: number,
+  id: string,
+  flip: () => Promise<HoldRow | null>,
+): Promise<{ flipped: HoldRow } | { current: HoldRow }> {
+  for (let attempt = 1; ; attempt += 1) {
+    await expireIfDue(deps, walletId, id);
+    const flipped = await flip().catch((error: unknown) => {
+      if (error instanceof UniqueIntegrityConstraintViolationError) throw new FingerprintReusedError();
+      throw error;
+    });
+    if (flipped) return { flipped };
+    const current = await getHold(deps.db, walletId, id);
+    if (current.status !== 'active' || attempt === FLIP_ATTEMPTS) return { current };
+  }
 }
 
 /**
@@ -232,17 +254,13 @@ export async function requestRelease(
   request: { fingerprint: string | null } = { fingerprint: null },
 ): Promise<{ hold: HoldRow; replayed: boolean }> {
   await getHold(deps.db, walletId, id);
-  await expireIfDue(deps, walletId, id);
-  const released = await releaseHold(deps.db, walletId, id, request).catch((error: unknown) => {
-    if (error instanceof UniqueIntegrityConstraintViolationError) throw new FingerprintReusedError();
-    throw error;
-  });
-  if (released) {
+  const outcome = await flipUnlessDecided(deps, walletId, id, () => releaseHold(deps.db, walletId, id, request));
+  if ('flipped' in outcome) {
     recordHold('released');
     await enqueueApply(deps.queue, walletId).catch(() => undefined);
-    return { hold: released, replayed: false };
+    return { hold: outcome.flipped, replayed: false };
   }
-  const current = await getHold(deps.db, walletId, id);
+  const current = outcome.current;
   if (
     current.status === 'released' &&
     (request.fingerprint === null || current.releaseFingerprint === request.fingerprint)
