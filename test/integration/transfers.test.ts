@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { auditLedger } from '../../src/shared/audit/ledger-audit.js';
 import type { OutboxEvent } from '../../src/shared/events/cloud-events.js';
 import { listOutboxEvents } from '../../src/shared/events/outbox-repository.js';
+import { eventStreamKey } from '../../src/shared/events/event-stream.js';
+import { insertTransfers } from '../../src/shared/transfers/transfer-repository.js';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { request } from '../support/http.js';
 import { parseMetrics, sampleValue } from '../support/prometheus-text.js';
@@ -350,6 +353,49 @@ describe('transfer events', () => {
     const all = await listOutboxEvents(env.pool);
     expect(new Set(all.map((event) => event.eventId)).size).toBe(all.length);
     expect(new Set(all.map((event) => event.position)).size).toBe(all.length);
+  });
+});
+
+describe('transfer events of a group', () => {
+  it('When transfers are reserved in one group (one outbox row), then each has one TransferCreated right before its debit leg, and every one reaches the stream', async () => {
+    const sources = await Promise.all([1, 2, 3].map(() => walletWith(50)));
+    const to = await walletWith(null);
+    const group = await insertTransfers(
+      env.pool,
+      sources.map((from) => ({
+        fingerprint: `group-${from}-${randomUUID()}`,
+        from,
+        to,
+        amount: '5.00',
+        currency: 'EUR',
+        labels: {},
+        description: null,
+        traceContext: null,
+      })),
+    );
+    expect(group).toHaveLength(3);
+    // Not enqueued: the sweeper finds the debits (SWEEP_STALE_AFTER_MS) and the queue completes them.
+    await waitUntil('the group completed', async () => (await balanceOf(to)) === 15);
+    const all = await listOutboxEvents(env.pool);
+    expect(new Set(all.map((event) => event.position)).size).toBe(all.length);
+    for (const made of group) {
+      const created = all.findIndex((event) => event.type === 'TransferCreated' && event.subject === made.id);
+      expect(all.filter((event) => event.type === 'TransferCreated' && event.subject === made.id)).toHaveLength(1);
+      expect(all[created + 1]).toMatchObject({ type: 'TransactionCreated', subject: made.debitId });
+    }
+    const redis = new Redis(env.config.REDIS_URL);
+    try {
+      const createdOnStream = async () =>
+        (await redis.xrange(eventStreamKey(env.config.QUEUE_PREFIX), '-', '+'))
+          .map(([, fields]) => JSON.parse(fields[fields.indexOf('event') + 1]!) as { type: string; subject: string })
+          .filter((event) => event.type === 'TransferCreated' && group.some((made) => made.id === event.subject));
+      await waitUntil('the relay published them', async () => (await createdOnStream()).length >= 3);
+      expect((await createdOnStream()).map((event) => event.subject).sort()).toEqual(
+        group.map((made) => made.id).sort(),
+      );
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 

@@ -71,3 +71,45 @@ describe('events of a decision row', () => {
     expect(new Set(positions).size).toBe(positions.length);
   });
 });
+
+/** One reserved transaction of a transactions_reserved row. */
+function reserved(ordinal: number, transaction: Parameters<typeof decided>[1]): OutboxItem {
+  const item = decided(ordinal, transaction);
+  return {
+    ...item,
+    kind: 'transactions_reserved',
+    transaction: { ...item.transaction!, status: 'pending', refno: null, finalized: null },
+  };
+}
+
+describe('events of a reservation row', () => {
+  it('When a group of transfers is reserved in one row, then each gets its TransferCreated right before its debit leg, every position once and growing', () => {
+    const transfers = [1, 2, 3].map((n) => ({ ...transfer, id: `a7f1a1e2-0000-4000-8000-00000000000${n}` }));
+    const events = eventsOf(
+      transfers.map((tr, index) =>
+        reserved(index + 1, {
+          id: `00000000-0779-8001-8000-00000000001${index}`,
+          walletId: tr.from,
+          amount: `-${tr.amount}`,
+          transfer: tr,
+        }),
+      ),
+    );
+    expect(events.map((event) => [event.type, event.subject])).toEqual(
+      transfers.flatMap((tr, index) => [
+        ['TransferCreated', tr.id],
+        ['TransactionCreated', `00000000-0779-8001-8000-00000000001${index}`],
+      ]),
+    );
+    const positions = events.map((event) => event.position);
+    expect(positions).toEqual([...positions].sort());
+    expect(new Set(positions).size).toBe(positions.length);
+  });
+
+  it('When plain transactions are reserved, then their TransactionCreated keep one slot each (positions as before)', () => {
+    const events = eventsOf(
+      [1, 2].map((n) => reserved(n, { id: `00000000-0779-8001-8000-00000000002${n}`, walletId: 7 })),
+    );
+    expect(events.map((event) => event.ordinal)).toEqual([1, 2]);
+  });
+});

@@ -1,6 +1,7 @@
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import type { RedisClient } from '../infra/redis.js';
+import { findTransferStatuses, type TransferStatus } from '../transfers/transfer-repository.js';
 
 /**
  * The event stream checked against the ledger, after the relay has caught up: every transaction
@@ -9,7 +10,8 @@ import type { RedisClient } from '../infra/redis.js';
  * wallet the BalanceChanged events follow refno order, each after its TransactionCreated.
  * Every decided hold has exactly one HoldCreated (HoldRejected if it was rejected), and at most one
  * settlement event (HoldCaptured, HoldReleased or HoldExpired), exactly the one of its status once
- * settled, after its HoldCreated (checkHoldEvents).
+ * settled, after its HoldCreated (checkHoldEvents). Every transfer has one TransferCreated and the
+ * outcome events of its state (checkTransferEvents).
  * Transactions reserved before migration 005 (stored ids) and holds made before migration 009 are
  * left out: their events may predate the stream or were never written. The stream must not have
  * been trimmed past them (EVENT_STREAM_MAX_LENGTH).
@@ -40,6 +42,7 @@ const streamEventSchema = z.object({
       reversalId: z.string().optional(),
       refno: z.number().optional(),
       holdId: z.string().optional(),
+      transferId: z.string().optional(),
     })
     .passthrough(),
 });
@@ -61,7 +64,11 @@ export async function readStream(redis: RedisClient, stream: string): Promise<St
               ? parsed.data.id
               : parsed.type.startsWith('Hold')
                 ? parsed.data.holdId
-                : parsed.data.transactionId;
+                : parsed.type === 'TransferCreated'
+                  ? parsed.data.id
+                  : parsed.type.startsWith('Transfer')
+                    ? parsed.data.transferId
+                    : parsed.data.transactionId;
       events.push({
         id: parsed.id,
         type: parsed.type,
@@ -158,6 +165,59 @@ export async function auditEventStream(
     WHERE created >= coalesce((SELECT applied_at FROM schema_migrations WHERE name LIKE '009%'), '-infinity')
   `);
   violations.push(...checkHoldEvents(events, holds));
+  violations.push(...checkTransferEvents(events, await findTransferStatuses(pool)));
+  return violations;
+}
+
+export type AuditedTransfer = { id: string; from: number; status: TransferStatus };
+
+/**
+ * The transfer rules over the stream (oldest first): one TransferCreated per transfer; once its
+ * debit is decided, one TransferRejected (rejected) or one TransferCompleted (completed, and any
+ * void's state after it), never both; one TransferVoid once voided, none before; none of them
+ * before its TransferCreated. (TransferVoidRejected may come once per refused void attempt.)
+ */
+export function checkTransferEvents(
+  events: readonly StreamEvent[],
+  transfers: readonly AuditedTransfer[],
+): EventViolation[] {
+  const byTransfer = new Map<string, { type: string; index: number }[]>();
+  events.forEach((event, index) => {
+    if (!event.type.startsWith('Transfer')) return;
+    byTransfer.set(event.subject, [...(byTransfer.get(event.subject) ?? []), { type: event.type, index }]);
+  });
+  const violations: EventViolation[] = [];
+  for (const transfer of transfers) {
+    const found = byTransfer.get(transfer.id) ?? [];
+    const count = (type: string) => found.filter((event) => event.type === type).length;
+    const completed = ['completed', 'voiding', 'voided'].includes(transfer.status);
+    const expected: Record<string, number> = {
+      TransferCreated: 1,
+      TransferCompleted: completed ? 1 : 0,
+      TransferRejected: transfer.status === 'rejected' ? 1 : 0,
+      TransferVoid: transfer.status === 'voided' ? 1 : 0,
+    };
+    const wrong = Object.entries(expected).filter(([type, n]) => count(type) !== n);
+    const violation = (rule: EventViolation['rule'], detail: string) =>
+      violations.push({
+        rule,
+        walletId: transfer.from,
+        transactionId: null,
+        detail: `transfer ${transfer.id}: ${detail}`,
+      });
+    if (wrong.length > 0) {
+      violation(
+        'event-once',
+        `${wrong.map(([type]) => `${count(type)} ${type}`).join(', ')} events (${transfer.status})`,
+      );
+    }
+    const created = found.find((event) => event.type === 'TransferCreated');
+    for (const event of found) {
+      if (event.type !== 'TransferCreated' && (created === undefined || event.index < created.index)) {
+        violation('event-order', `${event.type} before its TransferCreated`);
+      }
+    }
+  }
   return violations;
 }
 

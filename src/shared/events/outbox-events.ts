@@ -158,15 +158,17 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
     if (item.hold && item.ordinal !== null) return [holdEventOf(item, item.hold, at(2 * item.ordinal))];
     if (!t || item.ordinal === null) return [];
     const tr = t.transfer;
-    // A debit leg is reserved alone in its row (with its transfer), so ordinal 0 of that row is
-    // free for the TransferCreated before its TransactionCreated.
     const isDebit = tr !== null && t.walletId === tr.from && t.amount.startsWith('-');
     if (item.kind === 'transactions_reserved') {
+      // Debit legs are reserved in rows of their own, of debit legs only (insertTransfers), up to a
+      // group's worth: each takes two slots, its TransferCreated at 2k - 1 right before its
+      // TransactionCreated at 2k. Other rows keep one slot per transaction.
+      const createdSlot = isDebit ? 2 * item.ordinal : item.ordinal;
       const transferCreated: OutboxEvent[] =
         tr !== null && isDebit
           ? [
               {
-                ...at(item.ordinal - 1),
+                ...at(createdSlot - 1),
                 eventId: eventIdOf('TransferCreated', tr.id),
                 walletId: tr.from,
                 type: 'TransferCreated',
@@ -191,7 +193,7 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
       return [
         ...transferCreated,
         {
-          ...at(item.ordinal),
+          ...at(createdSlot),
           eventId: eventIdOf('TransactionCreated', t.id),
           walletId: t.walletId,
           type: 'TransactionCreated',

@@ -116,6 +116,15 @@ export async function insertTransfers(
   `);
 }
 
+/** Every transfer's id, source and state (the event audit's input). */
+export async function findTransferStatuses(
+  db: CommonQueryMethods,
+): Promise<readonly { id: string; from: number; status: TransferStatus }[]> {
+  return db.any(sql.type(z.object({ id: z.string(), from: z.number(), status: transferStatusSchema }))`
+    SELECT ${transferColumns} FROM transfers tr ${withLegs}
+  `);
+}
+
 /** The transfers holding any of `fingerprints`. */
 export async function findTransfersByFingerprints(
   db: CommonQueryMethods,
