@@ -89,7 +89,7 @@ export const voidTransactionBody = z
   .object({
     fingerprint: fingerprintSchema.optional().openapi({
       description:
-        'Defaults to `void:<txId>`. Any other `void:` fingerprint is refused. A second void of the same transaction answers 409 void-exists with its reversal, whatever the fingerprint.',
+        "Defaults to `void:<txId>`. Any other `void:` fingerprint is refused, and so are `transfer:` and `hold:` ones (the legs' and the captures'). A second void of the same transaction answers 409 void-exists with its reversal, whatever the fingerprint.",
     }),
     reason: descriptionSchema.optional(),
   })

@@ -219,6 +219,28 @@ describe('capture and release', () => {
     expect((await getHold(id, made.body.id)).status).toBe('active');
   });
 
+  it("When a void asks for a hold's capture fingerprint, then 400 and nothing is reserved; the hold's default capture still works", async () => {
+    const id = await walletWith(100);
+    const made = await hold(id, { amount: 10 });
+    const deposit = await request(api.url, 'POST', `/wallets/${id}/transactions`, {
+      json: { amount: 5, fingerprint: `d-${randomUUID()}` },
+      headers: wait,
+    });
+    const squat = await request(api.url, 'POST', `/wallets/${id}/transactions/${deposit.body.id}/void`, {
+      json: { fingerprint: `hold:${made.body.id}:capture` },
+    });
+    expect(squat.status).toBe(400);
+    expect(squat.body.invalidParams).toEqual([
+      { name: 'fingerprint', reason: expect.stringMatching(/^must not start with "hold:"/) },
+    ]);
+    expect((await request(api.url, 'GET', `/wallets/${id}/transactions/${deposit.body.id}`)).body.status).toBe(
+      'applied',
+    );
+    expect((await capture(id, made.body.id)).status).toBe(202);
+    await settled(id, made.body.id);
+    await expectAuditClean(id);
+  });
+
   it('When a release is repeated with its fingerprint, then 200 with the hold; another fingerprint gets 409 hold-not-active; one used by another release, 409 fingerprint-reused and that hold stays active', async () => {
     const id = await walletWith(100);
     const first = await hold(id, { amount: 10 });

@@ -5,6 +5,8 @@ import {
   defaultVoidFingerprint,
   RESERVED_FINGERPRINT_REASON,
   RESERVED_TRANSFER_FINGERPRINT_REASON,
+  HOLD_FINGERPRINT_PREFIX,
+  RESERVED_HOLD_FINGERPRINT_REASON,
   TRANSFER_FINGERPRINT_PREFIX,
   VOID_FINGERPRINT_PREFIX,
 } from '../domain/validation.js';
@@ -67,10 +69,15 @@ async function reserveReversal(
       },
     ]);
   }
-  if (fingerprint.startsWith(TRANSFER_FINGERPRINT_PREFIX)) {
-    throw new ValidationError('the request body is invalid', [
-      { name: 'fingerprint', reason: RESERVED_TRANSFER_FINGERPRINT_REASON },
-    ]);
+  // The legs' and the captures' namespaces: a void that took `hold:<id>:capture` would make that
+  // hold's default capture a 409 for ever.
+  for (const [prefix, reason] of [
+    [TRANSFER_FINGERPRINT_PREFIX, RESERVED_TRANSFER_FINGERPRINT_REASON],
+    [HOLD_FINGERPRINT_PREFIX, RESERVED_HOLD_FINGERPRINT_REASON],
+  ] as const) {
+    if (fingerprint.startsWith(prefix)) {
+      throw new ValidationError('the request body is invalid', [{ name: 'fingerprint', reason }]);
+    }
   }
   const original = await getTransaction(deps.db, walletId, originalId);
   if (original.voids) throw new NotVoidableError(original, 'it is itself a reversal');
