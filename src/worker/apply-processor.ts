@@ -88,6 +88,12 @@ export function createApplyProcessor(deps: ApplyProcessorDeps) {
                   applyBatch: groups.applyBatch,
                   maxConflictRetries: 0,
                 });
+                if (summary.failure !== undefined) {
+                  deps.logger.warn(
+                    { err: summary.failure, walletId },
+                    'could not apply all of a transfer credit here; enqueued',
+                  );
+                }
                 if (summary.interrupted) later.push(walletId);
                 later.push(...summary.credited);
                 appliedHere += 1;
@@ -131,6 +137,12 @@ export function createApplyProcessor(deps: ApplyProcessorDeps) {
           });
           // The credit legs of the transfers this job debited: applied here (their rows and markers are committed).
           if (summary.credited.length > 0) await applyCredits(summary.credited, span);
+          if (summary.failure !== undefined) {
+            deps.logger.warn(
+              { err: summary.failure, walletId },
+              'a batch failed after others committed; enqueued again',
+            );
+          }
           // Still active, so the deduplicated add is kept and runs after this job, on any worker.
           if (summary.interrupted) await enqueueApply(deps.queue, walletId);
           const { applied, rejected, batches, conflictRetries } = summary;

@@ -53,3 +53,25 @@ describe('applyPendingTransactions when it loses a race', () => {
     ).rejects.toBeInstanceOf(VersionConflictError);
   });
 });
+
+describe('applyPendingTransactions when a later batch fails', () => {
+  it('When a batch fails after one committed, then the committed batch stays reported (its credits) and the run ends interrupted with the failure, not thrown', async () => {
+    const failing = new Error('connection terminated');
+    const results: (() => Promise<WalletBatchResult>)[] = [
+      () => Promise.resolve(batchOf(2, [40])),
+      () => Promise.reject(failing),
+    ];
+    const summary = await applyPendingTransactions(pool, 7, {
+      batchSize: 2,
+      applyBatch: () => results.shift()!(),
+    });
+    expect(summary).toMatchObject({ interrupted: true, applied: 2, batches: 1, credited: [40], failure: failing });
+  });
+
+  it('When the first batch fails, then the error is thrown (nothing committed to report)', async () => {
+    const failing = new Error('connection terminated');
+    await expect(
+      applyPendingTransactions(pool, 7, { batchSize: 2, applyBatch: () => Promise.reject(failing) }),
+    ).rejects.toBe(failing);
+  });
+});

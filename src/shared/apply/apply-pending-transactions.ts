@@ -27,6 +27,12 @@ export interface ApplySummary {
    * some batches committed. The wallet must be enqueued again.
    */
   interrupted: boolean;
+  /**
+   * Why a run that had committed batches stopped with an error (a later batch failed): the run
+   * is `interrupted` rather than thrown, so what committed (its credits, its notices) is still
+   * reported. An error before any batch committed is thrown.
+   */
+  failure?: unknown;
   applied: number;
   rejected: number;
   /** Applied reversals: each voided its original. */
@@ -127,8 +133,14 @@ export async function applyPendingTransactions(
     const batchStartedAt = Date.now();
     const result = await applyBatch(walletId).catch((error: unknown) => {
       if (error instanceof VersionConflictError) return { won: false } as const;
+      if (summary.batches > 0) return { failure: error } as const;
       throw error;
     });
+    if ('failure' in result) {
+      summary.interrupted = true;
+      summary.failure = result.failure;
+      return summary;
+    }
     if (!result.won) {
       if (summary.conflictRetries >= maxRetries) {
         // What committed stays reported (its credits to enqueue, its notices): the rest is left
