@@ -459,6 +459,33 @@ describe('GET /wallets/:id/holds', () => {
     expect((await request(api.url, 'GET', `/wallets/${id}/holds?status=nope`)).status).toBe(400);
     expect((await request(api.url, 'GET', `/wallets/${id}/holds/${randomUUID()}`)).status).toBe(404);
   });
+
+  it('When a status is rare among many holds, then a page reads a bounded part (short page, a cursor) and following the cursors finds them', async () => {
+    const id = await walletWith(100);
+    const old = [await hold(id, { amount: 1 }), await hold(id, { amount: 2 })];
+    // 10,500 newer holds, released and settled, as a busy wallet's history would hold them.
+    await env.pool.query(sql.unsafe`
+      INSERT INTO holds (wallet_id, seq, fingerprint, amount, status, expires_at, held_released, decided, settled)
+      SELECT ${id}, nextval(pg_get_serial_sequence('transactions', 'seq')), 'many-' || ${id} || '-' || i, 1,
+             'released', now() + interval '1 day', true, now(), now()
+      FROM generate_series(1, 10500) AS i
+    `);
+    const found: string[] = [];
+    const pages: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor === null ? '' : `&cursor=${cursor}`;
+      const page = await request(api.url, 'GET', `/wallets/${id}/holds?status=active&limit=5${query}`);
+      expect(page.status).toBe(200);
+      pages.push(page.body.items.length);
+      found.push(...page.body.items.map((item: { id: string }) => item.id));
+      cursor = page.body.nextCursor;
+    } while (cursor !== null && pages.length < 10);
+    expect(found).toEqual([old[1]!.body.id, old[0]!.body.id]);
+    expect(pages[0]).toBe(0); // the newest 10,000 holds hold none: a short page with a cursor
+    expect(pages.length).toBe(2);
+    await expectAuditClean(id);
+  });
 });
 
 describe('concurrency', () => {

@@ -116,7 +116,11 @@ export const holdOperations = {
     summary: "A wallet's holds, newest first, optionally of one status",
     request: { params: walletParams, query: holdListQuery },
     responses: {
-      200: { description: 'A page of holds.', content: { 'application/json': { schema: holdPageResponse } } },
+      200: {
+        description:
+          "A page of holds. Filtered by status, a page reads at most 10,000 of the wallet's holds: it can hold fewer than `limit`, even none, and still carry a `nextCursor`.",
+        content: { 'application/json': { schema: holdPageResponse } },
+      },
       400: badRequest,
       404: { description: 'No such wallet.', content: problemContent() },
     },

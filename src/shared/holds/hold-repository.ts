@@ -1,5 +1,6 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
+import { LISTING_SCAN_BUDGET, type ScannedRows } from '../transactions/transaction-repository.js';
 
 /**
  * Data access for holds (migration 008). A hold is decided through its wallet's queue (the apply
@@ -83,19 +84,33 @@ export async function findHoldByFingerprint(db: CommonQueryMethods, fingerprint:
   return db.maybeOne(sql.type(holdRowSchema)`SELECT ${holdColumns} FROM holds h WHERE h.fingerprint = ${fingerprint}`);
 }
 
-/** A wallet's holds, newest first, optionally of one status, before `beforeSeq` when given. */
+/**
+ * A wallet's holds, newest first, optionally of one status, before `beforeSeq` when given: at most
+ * `limit`, from at most LISTING_SCAN_BUDGET of the wallet's holds when it filters by status (as
+ * the transaction listings), so a status few holds have costs a bounded amount; the page then
+ * comes back short, with where the scan stopped to go on from.
+ */
 export async function findWalletHolds(
   db: CommonQueryMethods,
   walletId: number,
   filter: { status: HoldStatus | null; beforeSeq: number | null; limit: number },
-): Promise<readonly HoldRow[]> {
+): Promise<ScannedRows<HoldRow, number>> {
+  const budget = filter.status === null ? filter.limit : LISTING_SCAN_BUDGET;
   const status = filter.status === null ? sql.fragment`true` : sql.fragment`h.status = ${filter.status}`;
-  const before = filter.beforeSeq === null ? sql.fragment`true` : sql.fragment`h.seq < ${filter.beforeSeq}`;
-  return db.any(sql.type(holdRowSchema)`
-    SELECT ${holdColumns} FROM holds h
-    WHERE h.wallet_id = ${walletId} AND ${status} AND ${before}
+  const before = filter.beforeSeq === null ? sql.fragment`true` : sql.fragment`seq < ${filter.beforeSeq}`;
+  const scanned = sql.fragment`
+    SELECT * FROM holds WHERE wallet_id = ${walletId} AND ${before} ORDER BY seq DESC LIMIT ${budget}
+  `;
+  const rows = await db.any(sql.type(holdRowSchema)`
+    SELECT ${holdColumns} FROM (${scanned}) h
+    WHERE ${status}
     ORDER BY h.seq DESC LIMIT ${filter.limit}
   `);
+  if (rows.length === filter.limit || budget === filter.limit) return { rows, resumeBefore: null };
+  const edge = await db.one(sql.type(z.object({ scanned: z.number(), oldest: z.number().nullable() }))`
+    SELECT count(*)::int AS scanned, min(seq) AS oldest FROM (${scanned}) h
+  `);
+  return { rows, resumeBefore: edge.scanned === budget ? edge.oldest : null };
 }
 
 /**

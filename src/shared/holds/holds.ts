@@ -290,8 +290,12 @@ export async function listWalletHolds(
   if (!(await deps.currencies.of([walletId])).has(walletId))
     throw new NotFoundError(`wallet ${walletId} does not exist`);
   const beforeSeq = seqBeforeCursor(page.cursor);
-  return seqPage(
-    await findWalletHolds(deps.db, walletId, { status: page.status, beforeSeq, limit: page.limit + 1 }),
-    page.limit,
-  );
+  const { rows, resumeBefore } = await findWalletHolds(deps.db, walletId, {
+    status: page.status,
+    beforeSeq,
+    limit: page.limit + 1,
+  });
+  const listed = seqPage(rows, page.limit);
+  // A short page whose scan stopped at its budget goes on below where it stopped.
+  return listed.nextCursor === null && resumeBefore !== null ? { ...listed, nextCursor: String(resumeBefore) } : listed;
 }
