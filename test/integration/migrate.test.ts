@@ -19,7 +19,9 @@ import { applyWalletBatches } from '../../src/shared/apply/apply-pending-transac
 import { ensurePendingMarkers } from '../../src/shared/apply/pending-markers.js';
 import { auditLedger } from '../../src/shared/audit/ledger-audit.js';
 import { findEventsAfter, listOutboxEvents, readRelayCursor } from '../../src/shared/events/outbox-repository.js';
+import type { OutboxEvent } from '../../src/shared/events/cloud-events.js';
 import { findHoldByFingerprint, releaseHold } from '../../src/shared/holds/hold-repository.js';
+import { insertTransfers } from '../../src/shared/transfers/transfer-repository.js';
 import { getTransactionByFingerprint, listWalletTransactions } from '../../src/shared/transactions/lookups.js';
 import { getLatestApplied, getTransaction } from '../../src/shared/transactions/transactions.js';
 import { getWallet } from '../../src/shared/wallets/wallets.js';
@@ -122,6 +124,7 @@ describe.concurrent('migrations', () => {
       'holds',
       'outbox',
       'outbox_relay_cursor',
+      'outbox_slot_layout',
       'pending_reservations',
       'pending_reservations_floor',
       'schema_migrations',
@@ -271,6 +274,65 @@ describe.concurrent('migrations', () => {
         `HoldReleased ${old!.id}`,
       ]);
       expect(JSON.parse(after[1]!.data)).toMatchObject({ holdId: old!.id, amount: 12, fingerprint: 'old-release' });
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('When a database with grouped transfers from before paired debit slots (010) is migrated, then their events keep their positions and a group reserved afterwards gets every TransferCreated in a slot of its own', async ({
+    expect,
+  }) => {
+    const url = newDatabaseUrl();
+    const files = await listMigrationFiles();
+    expect(files).toContain('010_paired_debit_slots.sql');
+    await createDatabaseIfMissing(url);
+    await migrate(url, await migrationsDir(files.filter((name) => name < '010')));
+    await withClient(url, (client) =>
+      client.query(`
+        INSERT INTO wallets (id, external_id, balance, last_refno, version)
+          OVERRIDING SYSTEM VALUE VALUES (61, 'paying', 100, 1, 1), (62, 'paid', 0, 0, 0);
+      `),
+    );
+    const group = (tag: string) =>
+      [1, 2, 3].map((n) => ({
+        fingerprint: `${tag}-${n}`,
+        from: 61,
+        to: 62,
+        amount: '1.00',
+        currency: 'EUR',
+        labels: {},
+        description: null,
+        traceContext: null,
+      }));
+    // The relay's cursor and the webhook deliveries recorded these rows' events by position.
+    const slots = (events: readonly OutboxEvent[]) => events.map((event) => `${event.type} ${event.ordinal}`);
+    let pool = await createDatabasePool(loadConfig({ DATABASE_URL: url, DB_POOL_SIZE: '1' }));
+    try {
+      await insertTransfers(pool, group('old'));
+    } finally {
+      await pool.end();
+    }
+    expect((await migrate(url)).applied).toEqual(['010_paired_debit_slots.sql']);
+    pool = await createDatabasePool(loadConfig({ DATABASE_URL: url, DB_POOL_SIZE: '1' }));
+    try {
+      const old = await listOutboxEvents(pool);
+      // As the code before 010 built them (TransferCreated at k - 1: colliding with the debit before).
+      expect(slots(old)).toEqual(
+        [1, 2, 3]
+          .flatMap((k) => [`TransferCreated ${k - 1}`, `TransactionCreated ${k}`])
+          .sort((a, b) => {
+            const ordinal = (text: string) => Number(text.split(' ')[1]);
+            return ordinal(a) - ordinal(b);
+          }),
+      );
+      const made = await insertTransfers(pool, group('new'));
+      const after = (await listOutboxEvents(pool)).slice(old.length);
+      expect(new Set(after.map((event) => event.position)).size).toBe(after.length);
+      expect(after.map((event) => `${event.type} ${event.subject}`)).toEqual(
+        [...made]
+          .sort((a, b) => a.ordinal - b.ordinal)
+          .flatMap((transfer) => [`TransferCreated ${transfer.id}`, `TransactionCreated ${transfer.debitId}`]),
+      );
     } finally {
       await pool.end();
     }

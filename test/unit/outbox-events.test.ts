@@ -22,6 +22,7 @@ function decided(
     row: 1406,
     ordinal,
     rowCreated: '2026-12-02T06:19:39.747Z',
+    debitSlotsPaired: true,
     wallet: null,
     hold: null,
     legacy: null,
@@ -104,6 +105,19 @@ describe('events of a reservation row', () => {
     const positions = events.map((event) => event.position);
     expect(positions).toEqual([...positions].sort());
     expect(new Set(positions).size).toBe(positions.length);
+  });
+
+  it('When a row of debit legs was written before migration 010, then its events keep the slots they were published under', () => {
+    const item = reserved(1, {
+      id: '00000000-0779-8001-8000-000000000031',
+      walletId: transfer.from,
+      amount: '-1',
+      transfer,
+    });
+    expect(eventsOf([{ ...item, debitSlotsPaired: false }]).map((event) => [event.type, event.ordinal])).toEqual([
+      ['TransferCreated', 0],
+      ['TransactionCreated', 1],
+    ]);
   });
 
   it('When plain transactions are reserved, then their TransactionCreated keep one slot each (positions as before)', () => {

@@ -11,7 +11,8 @@ import { findTransferStatuses, type TransferStatus } from '../transfers/transfer
  * Every decided hold has exactly one HoldCreated (HoldRejected if it was rejected), and at most one
  * settlement event (HoldCaptured, HoldReleased or HoldExpired), exactly the one of its status once
  * settled, after its HoldCreated (checkHoldEvents). Every transfer has one TransferCreated and the
- * outcome events of its state (checkTransferEvents).
+ * outcome events of its state (checkTransferEvents); transfers made before migration 010 are left
+ * out (findTransferStatuses).
  * Transactions reserved before migration 005 (stored ids) and holds made before migration 009 are
  * left out: their events may predate the stream or were never written. The stream must not have
  * been trimmed past them (EVENT_STREAM_MAX_LENGTH).

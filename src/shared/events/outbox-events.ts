@@ -27,6 +27,8 @@ export interface OutboxItem {
   /** The transaction's place in the row (1, 2, ...); null for rows that name no transactions. */
   ordinal: number | null;
   rowCreated: string;
+  /** Written after migration 010: a debit leg takes two slots (see eventsOf). */
+  debitSlotsPaired: boolean;
   wallet: { id: number; externalId: string; labels: Record<string, string>; created: string; currency: string } | null;
   transaction: {
     id: string;
@@ -162,8 +164,10 @@ export function eventsOf(items: readonly OutboxItem[]): OutboxEvent[] {
     if (item.kind === 'transactions_reserved') {
       // Debit legs are reserved in rows of their own, of debit legs only (insertTransfers), up to a
       // group's worth: each takes two slots, its TransferCreated at 2k - 1 right before its
-      // TransactionCreated at 2k. Other rows keep one slot per transaction.
-      const createdSlot = isDebit ? 2 * item.ordinal : item.ordinal;
+      // TransactionCreated at 2k. Other rows keep one slot per transaction, and so do rows written
+      // before migration 010 (their TransferCreated at k - 1: positions already published and
+      // delivered under; in a row of several debits all but the first were lost).
+      const createdSlot = isDebit && item.debitSlotsPaired ? 2 * item.ordinal : item.ordinal;
       const transferCreated: OutboxEvent[] =
         tr !== null && isDebit
           ? [

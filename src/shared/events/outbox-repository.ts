@@ -22,6 +22,7 @@ const itemRowSchema = z.object({
   row: z.number(),
   ordinal: z.number().nullable(),
   rowCreated: z.string(),
+  debitSlotsPaired: z.boolean(),
   walletId: z.number().nullable(),
   walletExternalId: z.string().nullable(),
   walletLabels: z.record(z.string(), z.string()).nullable(),
@@ -80,6 +81,7 @@ const itemRowSchema = z.object({
  */
 const itemsOfRows = sql.fragment`
   SELECT r.kind, r.xid::text AS xid, r.id AS row, x.ordinal::int AS ordinal, r.created AS "rowCreated",
+         coalesce(r.xid >= (SELECT paired_debits_from FROM outbox_slot_layout), false) AS "debitSlotsPaired",
          w.id AS "walletId", w.external_id AS "walletExternalId", w.labels AS "walletLabels", w.created AS "walletCreated",
          w.currency AS "walletCurrency",
          coalesce(t.id, transaction_id(t.wallet_id, t.seq)) AS "transactionId", t.wallet_id AS "transactionWalletId",
@@ -118,6 +120,7 @@ function toItems(rows: readonly z.infer<typeof itemRowSchema>[]): OutboxItem[] {
     row: row.row,
     ordinal: row.ordinal,
     rowCreated: row.rowCreated,
+    debitSlotsPaired: row.debitSlotsPaired,
     wallet:
       row.walletId === null
         ? null

@@ -116,12 +116,16 @@ export async function insertTransfers(
   `);
 }
 
-/** Every transfer's id, source and state (the event audit's input). */
+/**
+ * The id, source and state of every transfer made since migration 010 (the event audit's input):
+ * older ones may lack events for good (before transfer events; a group's TransferCreated lost).
+ */
 export async function findTransferStatuses(
   db: CommonQueryMethods,
 ): Promise<readonly { id: string; from: number; status: TransferStatus }[]> {
   return db.any(sql.type(z.object({ id: z.string(), from: z.number(), status: transferStatusSchema }))`
     SELECT ${transferColumns} FROM transfers tr ${withLegs}
+    WHERE tr.created >= coalesce((SELECT applied_at FROM schema_migrations WHERE name LIKE '010%'), '-infinity')
   `);
 }
 
