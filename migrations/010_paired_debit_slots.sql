@@ -3,7 +3,7 @@
 -- TransactionCreated, and the relay dropped it. Rows written from here on give each debit two
 -- slots (2k - 1, 2k). Rows written before keep the positions their events were published and their
 -- webhook deliveries recorded under: the relay's cursor and the delivery rows name events by
--- position. The boundary is the first xid no running transaction holds now (this snapshot's xmax).
+-- position. The boundary is the first xid not yet assigned when this ran (its snapshot's xmax).
 CREATE TABLE outbox_slot_layout (
   one_row            boolean PRIMARY KEY DEFAULT true CHECK (one_row),
   paired_debits_from xid8    NOT NULL

@@ -148,7 +148,7 @@ export async function getHold(db: CommonQueryMethods, walletId: number, id: stri
   return hold;
 }
 
-/** Expires the hold if it is active past its expiry (then enqueues its wallet); true if it did. */
+/** Expires the hold if it is active past its expiry (then enqueues its wallet). */
 async function expireIfDue(deps: HoldDeps, walletId: number, id: string): Promise<void> {
   const { walletIds, expired } = await expireHolds(deps.db, { limit: 1, hold: { walletId, id } });
   recordHoldsExpired(expired, 'request');
