@@ -50,6 +50,10 @@ export function createApplyProcessor(deps: ApplyProcessorDeps) {
     recordApplied(summary);
     if (summary.voided > 0) recordVoided(summary.voided);
     traceFinalized(span, walletId, summary.finalized);
+    if (summary.failure !== undefined) {
+      // The run stopped interrupted: its caller enqueues the wallet again.
+      deps.logger.warn({ err: summary.failure, walletId }, 'a batch failed after others committed; enqueued again');
+    }
     if (summary.applied + summary.rejected + summary.holdsDecided > 0) {
       // Best effort: a waiting client also rechecks the database every second.
       await announceFinalized(deps.redis, deps.queuePrefix, walletId).catch((error: unknown) => {
@@ -88,12 +92,6 @@ export function createApplyProcessor(deps: ApplyProcessorDeps) {
                   applyBatch: groups.applyBatch,
                   maxConflictRetries: 0,
                 });
-                if (summary.failure !== undefined) {
-                  deps.logger.warn(
-                    { err: summary.failure, walletId },
-                    'could not apply all of a transfer credit here; enqueued',
-                  );
-                }
                 if (summary.interrupted) later.push(walletId);
                 later.push(...summary.credited);
                 appliedHere += 1;
@@ -137,12 +135,6 @@ export function createApplyProcessor(deps: ApplyProcessorDeps) {
           });
           // The credit legs of the transfers this job debited: applied here (their rows and markers are committed).
           if (summary.credited.length > 0) await applyCredits(summary.credited, span);
-          if (summary.failure !== undefined) {
-            deps.logger.warn(
-              { err: summary.failure, walletId },
-              'a batch failed after others committed; enqueued again',
-            );
-          }
           // Still active, so the deduplicated add is kept and runs after this job, on any worker.
           if (summary.interrupted) await enqueueApply(deps.queue, walletId);
           const { applied, rejected, batches, conflictRetries } = summary;
