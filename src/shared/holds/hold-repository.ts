@@ -1,6 +1,6 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { LISTING_SCAN_BUDGET, type ScannedRows } from '../transactions/transaction-repository.js';
+import { LISTING_SCAN_BUDGET, resumeBeforeWindow, type ScannedRows } from '../transactions/transaction-repository.js';
 
 /**
  * Data access for holds (migration 008). A hold is decided through its wallet's queue (the apply
@@ -107,10 +107,7 @@ export async function findWalletHolds(
     ORDER BY h.seq DESC LIMIT ${filter.limit}
   `);
   if (rows.length === filter.limit || budget === filter.limit) return { rows, resumeBefore: null };
-  const edge = await db.one(sql.type(z.object({ scanned: z.number(), oldest: z.number().nullable() }))`
-    SELECT count(*)::int AS scanned, min(seq) AS oldest FROM (${scanned}) h
-  `);
-  return { rows, resumeBefore: edge.scanned === budget ? edge.oldest : null };
+  return { rows, resumeBefore: await resumeBeforeWindow(db, scanned, budget) };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { sql, type CommonQueryMethods } from 'slonik';
+import { sql, type CommonQueryMethods, type FragmentSqlToken } from 'slonik';
 import { z } from 'zod';
 import { hasAllLabels, whereAll } from '../infra/sql-conditions.js';
 import { transactionKeyOf } from './transaction-ids.js';
@@ -191,6 +191,21 @@ export interface ScannedRows<T, K> {
   resumeBefore: K | null;
 }
 
+/**
+ * Where a filtered listing goes on from: the oldest seq of its scanned window (`window`, at most
+ * `budget` rows with a `seq`, newest first) when the window was full, null when it reached the end.
+ */
+export async function resumeBeforeWindow(
+  db: CommonQueryMethods,
+  window: FragmentSqlToken,
+  budget: number,
+): Promise<number | null> {
+  const edge = await db.one(sql.type(z.object({ scanned: z.number(), oldest: z.number().nullable() }))`
+    SELECT count(*)::int AS scanned, min(seq) AS oldest FROM (${window}) AS scanned
+  `);
+  return edge.scanned === budget ? edge.oldest : null;
+}
+
 function isFiltered(filter: TransactionFilter): boolean {
   return filter.status !== undefined || Object.keys(filter.labels).length > 0;
 }
@@ -216,11 +231,8 @@ export async function findWalletTransactions(
     ORDER BY seq DESC LIMIT ${filter.limit}
   `);
   if (rows.length === filter.limit || budget === filter.limit) return { rows, resumeBefore: null };
-  const edge = await db.one(sql.type(z.object({ scanned: z.number(), oldest: z.number().nullable() }))`
-    SELECT count(*)::int AS scanned, min(seq) AS oldest
-    FROM (SELECT seq FROM transactions ${scan} ORDER BY seq DESC LIMIT ${budget}) AS scanned
-  `);
-  return { rows, resumeBefore: edge.scanned === budget ? edge.oldest : null };
+  const window = sql.fragment`SELECT seq FROM transactions ${scan} ORDER BY seq DESC LIMIT ${budget}`;
+  return { rows, resumeBefore: await resumeBeforeWindow(db, window, budget) };
 }
 
 /** A place in the journal's order: a reservation row (its xid and id) and a transaction's place in it. */
