@@ -48,6 +48,15 @@ const streamEventSchema = z.object({
     .passthrough(),
 });
 
+/** What an event is about, as the audit keys it: the id its data names for its type. */
+function subjectOf({ type, data }: z.infer<typeof streamEventSchema>): string | number | undefined {
+  if (type === 'TransactionCreated' || type === 'WalletCreated' || type === 'TransferCreated') return data.id;
+  if (type === 'TransactionVoid') return data.reversalId;
+  if (type.startsWith('Hold')) return data.holdId;
+  if (type.startsWith('Transfer')) return data.transferId;
+  return data.transactionId;
+}
+
 /** Every event in the stream, oldest first, read in pages. */
 export async function readStream(redis: RedisClient, stream: string): Promise<StreamEvent[]> {
   const events: StreamEvent[] = [];
@@ -56,25 +65,11 @@ export async function readStream(redis: RedisClient, stream: string): Promise<St
     const page = await redis.xrange(stream, from, '+', 'COUNT', 1000);
     for (const [, fields] of page) {
       const parsed = streamEventSchema.parse(JSON.parse(fields[fields.indexOf('event') + 1] ?? '{}'));
-      const subject =
-        parsed.type === 'TransactionCreated'
-          ? parsed.data.id
-          : parsed.type === 'TransactionVoid'
-            ? parsed.data.reversalId
-            : parsed.type === 'WalletCreated'
-              ? parsed.data.id
-              : parsed.type.startsWith('Hold')
-                ? parsed.data.holdId
-                : parsed.type === 'TransferCreated'
-                  ? parsed.data.id
-                  : parsed.type.startsWith('Transfer')
-                    ? parsed.data.transferId
-                    : parsed.data.transactionId;
       events.push({
         id: parsed.id,
         type: parsed.type,
         walletId: Number(parsed.walletid),
-        subject: String(subject),
+        subject: String(subjectOf(parsed)),
         refno: parsed.data.refno ?? null,
       });
     }
